@@ -1,0 +1,101 @@
+"""A training loop with a progress bar and a per-epoch history."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlcourse import nn
+from dlcourse.data import batches
+from dlcourse.optim import SGD, Optimizer
+from dlcourse.tensor import Tensor, no_grad
+
+LossFn = Callable[[Tensor, np.ndarray], Tensor]
+LOSSES: dict[str, LossFn] = {"cross_entropy": nn.cross_entropy, "mse": nn.mse_loss}
+
+
+@dataclass
+class History:
+    """Per-epoch metrics; accuracy lists stay empty for regression."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+    def last(self) -> dict[str, float]:
+        """The final value of every metric that was recorded."""
+        return {name: values[-1] for name, values in vars(self).items() if values}
+
+
+def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose largest logit is at the true label."""
+    scores = logits.data if isinstance(logits, Tensor) else np.asarray(logits)
+    return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)))
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, loss: str | LossFn) -> tuple[float, float | None]:
+    """(loss, accuracy) of ``model`` on a whole data set; accuracy is None for 'mse'."""
+    loss_fn = _loss_fn(loss)
+    with no_grad():
+        out = model(Tensor(X))
+        value = loss_fn(out, y).item()
+    return value, (accuracy(out, y) if loss_fn is nn.cross_entropy else None)
+
+
+def _loss_fn(loss: str | LossFn) -> LossFn:
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"fit: unknown loss {loss!r}; use one of {sorted(LOSSES)} or a function.")
+    return LOSSES[loss]
+
+
+def fit(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    epochs: int = 100,
+    batch_size: int = 32,
+    loss: str | LossFn = "cross_entropy",
+    optimizer: Optimizer | None = None,
+    lr: float = 0.1,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` on (X, y) with minibatches and return the history.
+
+    ``optimizer`` defaults to ``SGD(model.parameters(), lr)``.  The metrics
+    of every epoch are measured on the whole training set (and on
+    ``validation``, a pair (X_val, y_val), if given) after the epoch.  The
+    progress bar is tqdm's: a widget in JupyterLab, text on stdout elsewhere.
+    """
+    from tqdm.auto import tqdm
+
+    if epochs < 1:
+        raise ValueError(f"fit: epochs must be at least 1, got {epochs}.")
+    loss_fn = _loss_fn(loss)
+    optimizer = optimizer or SGD(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    history = History()
+    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, file=sys.stdout)
+    for _ in bar:
+        for xb, yb in batches(X, y, batch_size=batch_size, shuffle=True, seed=rng):
+            optimizer.zero_grad()
+            loss_fn(model(Tensor(xb)), yb).backward()
+            optimizer.step()
+        train_loss, train_acc = evaluate(model, X, y, loss_fn)
+        history.loss.append(train_loss)
+        if train_acc is not None:
+            history.accuracy.append(train_acc)
+        if validation is not None:
+            val_loss, val_acc = evaluate(model, *validation, loss_fn)
+            history.val_loss.append(val_loss)
+            if val_acc is not None:
+                history.val_accuracy.append(val_acc)
+        bar.set_postfix(history.last(), refresh=False)
+    return history
