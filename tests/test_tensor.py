@@ -1,0 +1,298 @@
+"""The engine: every operation's gradient against central differences, and the
+behaviour of backward() itself."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import dlcourse as dl
+from dlcourse import ShapeError, Tensor
+from dlcourse.gradcheck import gradcheck
+
+
+def leaf(shape: tuple[int, ...], seed: int = 0, positive: bool = False) -> Tensor:
+    x = np.random.default_rng(seed).standard_normal(shape)
+    if positive:
+        x = np.abs(x) + 0.5
+    return Tensor(x, requires_grad=True)
+
+
+# Each case: a function of tensors and the shapes (and positivity) of its inputs.
+UNARY = {
+    "neg": (lambda a: -a, False),
+    "pow2": (lambda a: a**2, False),
+    "pow_half": (lambda a: a**0.5, True),
+    "pow_neg": (lambda a: a**-1.5, True),
+    "exp": (lambda a: a.exp(), False),
+    "log": (lambda a: a.log(), True),
+    "tanh": (lambda a: a.tanh(), False),
+    "sigmoid": (lambda a: a.sigmoid(), False),
+    "relu": (lambda a: a.relu(), False),
+    "sum": (lambda a: a.sum(), False),
+    "sum0": (lambda a: a.sum(axis=0), False),
+    "sum_keep": (lambda a: a.sum(axis=-1, keepdims=True), False),
+    "sum_tuple": (lambda a: a.sum(axis=(0, 2)), False),
+    "mean": (lambda a: a.mean(), False),
+    "mean1": (lambda a: a.mean(axis=1), False),
+    "max": (lambda a: a.max(), False),
+    "max1": (lambda a: a.max(axis=1), False),
+    "max_keep": (lambda a: a.max(axis=0, keepdims=True), False),
+    "reshape": (lambda a: a.reshape(-1, 2), False),
+    "reshape_tuple": (lambda a: a.reshape((4, 6)), False),
+    "T": (lambda a: a.T, False),
+    "transpose": (lambda a: a.transpose(1, 0, 2), False),
+    "slice": (lambda a: a[1:, ::2], False),
+    "int_index": (lambda a: a[np.array([0, 1, 0])], False),
+    "mixed_index": (lambda a: a[np.array([1, 0, 1]), :, np.array([3, 3, 0])], False),
+    "scalar_ops": (lambda a: 2.0 - a * 3 / 4 + 1, False),
+    "rdiv": (lambda a: 1.0 / a, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_gradients(name: str) -> None:
+    fn, positive = UNARY[name]
+    assert gradcheck(fn, [leaf((2, 3, 4), positive=positive)])
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+BROADCAST_SHAPES = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (3, 1)),
+    ((), (2, 3)),
+    ((5,), (2, 1, 5)),
+]
+
+
+@pytest.mark.parametrize("shapes", BROADCAST_SHAPES, ids=str)
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_gradients_with_broadcasting(name: str, shapes: tuple) -> None:
+    a, b = leaf(shapes[0], 1), leaf(shapes[1], 2, positive=True)
+    assert gradcheck(BINARY[name], [a, b])
+    out = BINARY[name](a, b)
+    out.sum().backward()
+    assert a.grad.shape == a.shape and b.grad.shape == b.shape
+
+
+MATMUL_SHAPES = [
+    ((3, 4), (4, 5)),
+    ((4,), (4,)),
+    ((4,), (4, 5)),
+    ((3, 4), (4,)),
+    ((2, 3, 4), (4, 5)),
+    ((2, 3, 4), (2, 4, 5)),
+    ((3, 4), (2, 4, 5)),
+    ((4,), (2, 4, 5)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+]
+
+
+@pytest.mark.parametrize("shapes", MATMUL_SHAPES, ids=str)
+def test_matmul_gradients(shapes: tuple) -> None:
+    assert gradcheck(lambda a, b: a @ b, [leaf(shapes[0], 3), leaf(shapes[1], 4)])
+
+
+def test_module_functions_gradients() -> None:
+    a, b, c = leaf((2, 3), 1), leaf((4, 3), 2), leaf((2, 3), 3)
+    assert gradcheck(lambda a, b: dl.concatenate([a, b, a], axis=0), [a, b])
+    assert gradcheck(lambda a, c: dl.stack([a, c, a], axis=1), [a, c])
+    cond = np.array([[True, False, True], [False, False, True]])
+    assert gradcheck(lambda a, c: dl.where(cond, a, c), [a, c])
+    assert gradcheck(lambda a: dl.where(cond, a, 0.0), [a])
+    assert gradcheck(lambda a: dl.where(cond, a, leaf((3,), 9)), [a])
+
+
+@st.composite
+def broadcast_pair(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+    elements = st.floats(-3, 3, allow_nan=False, allow_infinity=False)
+    a = draw(hnp.arrays(np.float64, shapes.input_shapes[0], elements=elements))
+    b = draw(hnp.arrays(np.float64, shapes.input_shapes[1], elements=elements))
+    return a, b
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=broadcast_pair(), op=st.sampled_from(["add", "sub", "mul"]))
+def test_broadcasting_property(pair: tuple, op: str) -> None:
+    a, b = (Tensor(x, requires_grad=True) for x in pair)
+    assert gradcheck(lambda a, b: BINARY[op](a, b).tanh(), [a, b])
+    BINARY[op](a, b).sum().backward()
+    assert a.grad.shape == a.shape and b.grad.shape == b.shape
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+        elements=st.floats(-2, 2, allow_nan=False),
+    ),
+    data=st.data(),
+)
+def test_reductions_property(x: np.ndarray, data: st.DataObject) -> None:
+    axis = data.draw(st.none() | st.integers(-x.ndim, x.ndim - 1))
+    keepdims = data.draw(st.booleans())
+    t = Tensor(x, requires_grad=True)
+    assert gradcheck(lambda t: t.sum(axis=axis, keepdims=keepdims) * 2, [t])
+    assert gradcheck(lambda t: t.mean(axis=axis, keepdims=keepdims).exp(), [t])
+    assert np.allclose(t.mean(axis=axis, keepdims=keepdims).data, x.mean(axis=axis, keepdims=keepdims))
+
+
+def test_max_ties_share_the_gradient() -> None:
+    a = Tensor([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]], requires_grad=True)
+    a.max(axis=1).sum().backward()
+    assert np.array_equal(a.grad, [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0]])
+
+
+def test_repeated_integer_indices_add_up() -> None:
+    a = Tensor(np.arange(4.0), requires_grad=True)
+    a[np.array([0, 0, 3, 0])].sum().backward()
+    assert np.array_equal(a.grad, [3.0, 0.0, 0.0, 1.0])
+
+
+# ------------------------------------------------------------------- backward
+def test_node_used_twice_accumulates() -> None:
+    a = Tensor(2.0, requires_grad=True)
+    b = a + a
+    c = b + b
+    c.backward()
+    assert a.grad == 4.0
+    d = Tensor(3.0, requires_grad=True)
+    (d * d * d).backward()
+    assert d.grad == pytest.approx(27.0)
+
+
+def test_gradients_accumulate_across_backward_calls() -> None:
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    y = (a * a).sum()
+    y.backward()
+    y.backward()  # the documented behaviour: the same gradient is added again
+    assert np.array_equal(a.grad, [4.0, 8.0])
+
+
+def test_leaves_own_their_gradients() -> None:
+    a, b = Tensor([1.0, 2.0], requires_grad=True), Tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad *= 10  # must not change b's gradient
+    assert np.array_equal(b.grad, [1.0, 1.0])
+
+
+def test_long_chain_does_not_recurse() -> None:
+    x = Tensor(0.5, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0 + 0.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+def test_intermediate_gradients_are_released_unless_retained() -> None:
+    x = leaf((3,))
+    h = (x * 2).retain_grad()
+    z = x * 3
+    (h * z).sum().backward()
+    assert np.allclose(h.grad, z.data)
+    assert z.grad is None
+
+
+def test_graph_is_freed_by_reference_counting() -> None:
+    gc.disable()
+    try:
+        x = leaf((4, 3))
+        h = (x @ leaf((3, 5), 1)).tanh()
+        probe = weakref.ref(h.data)  # freed with the graph that holds it
+        loss = (h * h).sum()
+        del h
+        loss.backward()
+        assert probe() is not None
+        del loss
+        assert probe() is None, "the graph survived its loss: a reference cycle?"
+    finally:
+        gc.enable()
+
+
+def test_no_grad_records_nothing() -> None:
+    x = leaf((2,))
+    with dl.no_grad():
+        assert not dl.is_grad_enabled()
+        y = x * 2
+    assert dl.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    with pytest.raises(RuntimeError, match="does not depend on any tensor"):
+        y.sum().backward()
+
+
+def test_backward_with_explicit_gradient() -> None:
+    x = leaf((2, 3))
+    y = x * 3
+    y.backward(np.ones((2, 3)) * 2)
+    assert np.allclose(x.grad, 6.0)
+
+
+def test_float32_stays_float32() -> None:
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    y = ((x * 2.0 + 1) @ Tensor(np.ones((3, 2), dtype=np.float32))).tanh().mean()
+    assert y.dtype == np.float32
+    y.backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_basic_attributes() -> None:
+    x = Tensor([[1, 2, 3]])
+    assert x.dtype == np.float64 and x.shape == (1, 3) and x.ndim == 2
+    assert Tensor(2.5).item() == 2.5
+    assert x.numpy() is x.data
+    d = leaf((2,)).detach()
+    assert not d.requires_grad
+    assert repr(Tensor([1.0, 2.0], requires_grad=True)) == "Tensor([1., 2.], requires_grad=True)"
+    assert "op='mul'" in repr(leaf((2,)) * 2)
+    assert repr(np.ones(2) + Tensor([1.0, 2.0])).startswith("Tensor(")
+
+
+# ----------------------------------------------------------------- bad input
+def test_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ShapeError, match=r"matmul: shapes \(3, 4\) and \(5, 2\).*transpose"):
+        leaf((3, 4)) @ leaf((5, 2))
+    with pytest.raises(ShapeError, match=r"add: shapes \(3, 4\) and \(3,\)"):
+        leaf((3, 4)) + leaf((3,))
+    with pytest.raises(ShapeError, match=r"mul: shapes \(2,\) and \(3,\)"):
+        leaf((2,)) * np.ones(3)
+    with pytest.raises(TypeError, match="integer data.*cannot require gradients"):
+        Tensor(np.arange(3), requires_grad=True)
+    with pytest.raises(TypeError, match="dtype <U1 is not supported"):
+        Tensor(["a"])
+    with pytest.raises(RuntimeError, match=r"shape \(2, 3\), not a single number"):
+        (leaf((2, 3)) * 2).backward()
+    with pytest.raises(ShapeError, match=r"grad has shape \(3,\) but the tensor has shape \(2,\)"):
+        (leaf((2,)) * 2).backward(np.ones(3))
+    with pytest.raises(ShapeError, match="cannot reshape 6 elements"):
+        leaf((2, 3)).reshape(4, 2)
+    with pytest.raises(TypeError, match="exponent must be a Python number"):
+        leaf((2,)) ** leaf((2,))
+    with pytest.raises(ValueError, match="item"):
+        leaf((2,)).item()
+
+
+def test_a_custom_operation_with_a_wrong_gradient_shape_is_caught() -> None:
+    x = leaf((2, 3))
+
+    def backward(g: np.ndarray) -> None:
+        x.accumulate(g.sum(axis=0))
+
+    y = Tensor.from_op(x.data * 2, (x,), backward, "double")
+    with pytest.raises(ShapeError, match=r"gradient of shape \(3,\) for a tensor of shape \(2, 3\)"):
+        y.sum().backward()
