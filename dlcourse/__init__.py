@@ -8,7 +8,16 @@ used).
 """
 
 from dlcourse import gradcheck, nn, optim
-from dlcourse.tensor import ShapeError, Tensor, concatenate, is_grad_enabled, no_grad, stack, tensor, where
+from dlcourse.tensor import (
+    ShapeError,
+    Tensor,
+    concatenate,
+    is_grad_enabled,
+    no_grad,
+    stack,
+    tensor,
+    where,
+)
 
 __version__ = "0.1.0"
 

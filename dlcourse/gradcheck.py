@@ -334,8 +334,12 @@ def gradcheck(
         if t.requires_grad
     ]
     if not checked:
-        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check.")
-    _compare(checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed))
+        raise ValueError(
+            "gradcheck: no input has requires_grad=True, so there is nothing to check."
+        )
+    _compare(
+        checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed)
+    )
     return True
 
 
@@ -370,7 +374,9 @@ def check_module(
 
     checked = [_Input(name, p.data, p.grad) for name, p in model.named_parameters()]
     model.zero_grad()
-    _compare(checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed))
+    _compare(
+        checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed)
+    )
     return True
 
 
@@ -387,8 +393,17 @@ def check_grad(
     """Check a hand-written gradient ``grad_f(x)`` of a scalar function ``f(x)``."""
     x = _checked_float_array("check_grad", np.array(x, dtype=float))
     analytical = _as_gradient(grad_f(x.copy()), x, name, "grad_f(x)")
-    _compare([_Input(name, x, analytical)], lambda: float(f(x)), eps, atol, rtol,
-             "full", 0, 0, np.random.default_rng(0))
+    _compare(
+        [_Input(name, x, analytical)],
+        lambda: float(f(x)),
+        eps,
+        atol,
+        rtol,
+        "full",
+        0,
+        0,
+        np.random.default_rng(0),
+    )
     return True
 
 
@@ -446,8 +461,17 @@ def check_backward(
         _Input(name, x, _as_gradient(g, x, name, "backward(dout)"))
         for name, x, g in zip(names, arrays, grads)
     ]
-    _compare(checked, lambda: float(np.sum(call() * dout)), eps, atol, rtol,
-             "full", 0, 0, np.random.default_rng(seed))
+    _compare(
+        checked,
+        lambda: float(np.sum(call() * dout)),
+        eps,
+        atol,
+        rtol,
+        "full",
+        0,
+        0,
+        np.random.default_rng(seed),
+    )
     return True
 
 

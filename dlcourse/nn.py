@@ -13,6 +13,7 @@ of small ones: fewer nodes, fewer temporary arrays, the same gradients.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,9 @@ def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
         grad[rows, y] -= 1.0
         logits.accumulate(grad * (g / n))
 
-    return Tensor.from_op(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy")
+    return Tensor.from_op(
+        np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy"
+    )
 
 
 def mse_loss(prediction: Tensor, target: ArrayLike) -> Tensor:
@@ -208,7 +211,9 @@ def init_std(init: Init, fan_in: int, fan_out: int) -> float:
         return float(np.sqrt(2.0 / fan_in))
     if init == "xavier":
         return float(np.sqrt(2.0 / (fan_in + fan_out)))
-    raise ValueError(f"init must be 'he', 'xavier' or a standard deviation (a number), got {init!r}.")
+    raise ValueError(
+        f"init must be 'he', 'xavier' or a standard deviation (a number), got {init!r}."
+    )
 
 
 class Linear(Module):
@@ -237,7 +242,9 @@ class Linear(Module):
         std = init_std(init, in_features, out_features)
         w = _generator(rng).standard_normal((in_features, out_features)) * std
         self.weight = Tensor(w.astype(dtype), requires_grad=True)
-        self.bias = Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True) if bias else None
+        self.bias = (
+            Tensor(np.zeros(out_features, dtype=dtype), requires_grad=True) if bias else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return linear(x, self.weight, self.bias)
@@ -334,7 +341,7 @@ class MLP(Sequential):
             init = "he" if activation is ReLU else "xavier"
         generator = _generator(rng)
         layers: list[Module] = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
             layers.append(Linear(fan_in, fan_out, init=init, rng=generator, dtype=dtype))
             if i < len(sizes) - 2:
                 layers.append(activation())

@@ -19,9 +19,7 @@ class Optimizer:
     def __init__(self, params: Iterable[Tensor], lr: float):
         self.params = list(params)
         if not self.params:
-            raise ValueError(
-                f"{type(self).__name__}: got no parameters; pass model.parameters()."
-            )
+            raise ValueError(f"{type(self).__name__}: got no parameters; pass model.parameters().")
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(
@@ -29,7 +27,9 @@ class Optimizer:
                     "requires_grad=True; pass model.parameters()."
                 )
         if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: the learning rate must be positive, got {lr}.")
+            raise ValueError(
+                f"{type(self).__name__}: the learning rate must be positive, got {lr}."
+            )
         self.lr = lr
 
     def zero_grad(self) -> None:

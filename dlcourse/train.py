@@ -37,7 +37,9 @@ def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(scores.argmax(axis=1) == np.asarray(labels)))
 
 
-def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, loss: str | LossFn) -> tuple[float, float | None]:
+def evaluate(
+    model: nn.Module, X: np.ndarray, y: np.ndarray, loss: str | LossFn
+) -> tuple[float, float | None]:
     """(loss, accuracy) of ``model`` on a whole data set; accuracy is None for 'mse'."""
     loss_fn = _loss_fn(loss)
     with no_grad():

@@ -99,9 +99,13 @@ def test_sparse_mode_finds_a_widespread_error() -> None:
 def test_named_inputs_by_mapping() -> None:
     x, w = inputs()
     with pytest.raises(GradcheckError, match="input 'weights'"):
-        gradcheck(lambda data, weights: planted((0, 0))(weights, data),
-                  {"data": Tensor(x.data, requires_grad=True),
-                   "weights": Tensor(w.data, requires_grad=True)})
+        gradcheck(
+            lambda data, weights: planted((0, 0))(weights, data),
+            {
+                "data": Tensor(x.data, requires_grad=True),
+                "weights": Tensor(w.data, requires_grad=True),
+            },
+        )
 
 
 def test_hints() -> None:
@@ -154,7 +158,7 @@ def test_check_backward_layer_style() -> None:
     args = {"x": x, "W": W, "b": b}
     assert check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x, W), args)
     missing_transpose = lambda d: (d @ W.T, x.T @ d, d.mean(axis=0))  # noqa: E731
-    with pytest.raises(GradcheckError, match="input 'b'.*\n(.*\n)*.*times too small"):
+    with pytest.raises(GradcheckError, match=r"(?s)input 'b'.*times too small"):
         check_backward(lambda x, W, b: x @ W + b, missing_transpose, args)
     with pytest.raises(GradcheckError, match="must return 3 gradient"):
         check_backward(lambda x, W, b: x @ W + b, lambda d: (d, d), args)

@@ -1,0 +1,146 @@
+"""Networks, losses and optimisers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlcourse import ShapeError, Tensor, nn, optim
+from dlcourse.gradcheck import check_module, gradcheck
+
+
+def test_module_api() -> None:
+    model = nn.MLP([2, 5, 3], rng=0)
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert model.num_parameters() == 2 * 5 + 5 + 5 * 3 + 3
+    assert repr(model) == (
+        "MLP(\n  (0): Linear(2, 5, bias=True)\n  (1): ReLU()\n  (2): Linear(5, 3, bias=True)\n)"
+    )
+    nn.cross_entropy(model(np.ones((4, 2))), np.array([0, 1, 2, 0])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    assert nn.Linear(3, 2, bias=False).parameters()[0].shape == (3, 2)
+    assert len(nn.Linear(3, 2, bias=False).parameters()) == 1
+
+
+def test_sequential_and_trace() -> None:
+    model = nn.Sequential(nn.Linear(2, 4, rng=1), nn.Tanh(), nn.Linear(4, 1, rng=2), nn.Sigmoid())
+    outputs = model.trace(np.ones((3, 2)))
+    assert [o.shape for o in outputs] == [(3, 4), (3, 4), (3, 1), (3, 1)]
+    assert np.array_equal(outputs[-1].data, model(np.ones((3, 2))).data)
+    assert len(model) == 4 and isinstance(model[1], nn.Tanh)
+    with pytest.raises(TypeError, match=r"instead of ReLU\(\)"):
+        nn.Sequential(nn.Linear(2, 2), nn.ReLU)
+
+
+def test_seeded_initialisation_is_reproducible() -> None:
+    a, b = nn.MLP([4, 8, 2], rng=7), nn.MLP([4, 8, 2], rng=7)
+    assert all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
+    c = nn.MLP([4, 8, 2], rng=np.random.default_rng(8))
+    assert not np.array_equal(a[0].weight.data, c[0].weight.data)
+
+
+@pytest.mark.parametrize(("activation", "init"), [("relu", "he"), ("tanh", "xavier")])
+def test_initialisation_keeps_signals_alive_through_depth(activation: str, init: str) -> None:
+    model = nn.MLP([256] * 51, activation=activation, init=init, rng=0)
+    x = np.random.default_rng(1).standard_normal((128, 256))
+    outputs = model.trace(x)
+    spread = np.std(outputs[-1].data)
+    assert 0.05 < spread < 20, f"activations vanished or exploded: std {spread:.3g}"
+    naive = nn.MLP([256] * 51, activation=activation, init=0.01, rng=0)
+    assert np.std(naive.trace(x)[-1].data) < 1e-10
+
+
+def test_deep_mlp_gradients() -> None:
+    model = nn.MLP([3] + [6] * 100 + [2], activation="tanh", rng=0)
+    X = np.random.default_rng(2).standard_normal((5, 3))
+    assert check_module(model, lambda m: nn.cross_entropy(m(X), np.array([0, 1, 1, 0, 1])))
+
+
+def test_linear_and_losses_gradients() -> None:
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    y = np.array([0, 3, 1, 1, 2])
+    assert gradcheck(nn.linear, [x, W, b])
+    assert gradcheck(lambda x, W: nn.linear(x, W), [x, W])
+    assert gradcheck(
+        lambda z: nn.cross_entropy(z, y), [Tensor(x.data @ W.data, requires_grad=True)]
+    )
+    assert gradcheck(nn.log_softmax, [x])
+    assert gradcheck(lambda z: nn.softmax(z, axis=0), [x])
+    assert gradcheck(lambda z: nn.mse_loss(z, np.ones((5, 3))), [x])
+
+
+def test_losses_values() -> None:
+    logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+    y = np.array([0, 2])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(p[[0, 1], y]))
+    assert nn.cross_entropy(Tensor(logits), y).item() == pytest.approx(expected)
+    assert np.allclose(nn.softmax(Tensor(logits)).data, p)
+    assert nn.mse_loss(Tensor([1.0, 2.0]), [0.0, 0.0]).item() == pytest.approx(2.5)
+
+
+def test_softmax_is_stable_for_large_logits() -> None:
+    z = Tensor([[1000.0, -1000.0, 999.0]], requires_grad=True)
+    loss = nn.cross_entropy(z, np.array([2]))
+    loss.backward()
+    assert np.isfinite(loss.item()) and loss.item() == pytest.approx(1 + np.log1p(np.exp(-1)))
+    assert np.all(np.isfinite(z.grad))
+    assert np.all(np.isfinite(nn.log_softmax(Tensor([[1e4, -1e4]])).data))
+
+
+def test_loss_errors() -> None:
+    logits = Tensor(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="integer class indices"):
+        nn.cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ShapeError, match=r"labels have shape \(3, 1\)"):
+        nn.cross_entropy(logits, np.array([[0], [1], [2]]))
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.3"):
+        nn.cross_entropy(logits, np.array([0, 1, 4]))
+    with pytest.raises(ShapeError, match=r"\(N,\) against \(N, 1\)"):
+        nn.mse_loss(Tensor(np.zeros((3, 1))), np.zeros(3))
+    with pytest.raises(ShapeError, match=r"expected \(N, 2\)"):
+        nn.Linear(2, 3)(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="unknown activation"):
+        nn.MLP([2, 2], activation="swish")
+    with pytest.raises(ValueError, match="at least an input and an output"):
+        nn.MLP([2])
+
+
+def quadratic_param(value: list[float]) -> Tensor:
+    p = Tensor(np.array(value), requires_grad=True)
+    (p * p).sum().backward()  # gradient 2p
+    return p
+
+
+def test_sgd_matches_the_formulas() -> None:
+    p = quadratic_param([1.0, -2.0])
+    optim.SGD([p], lr=0.1).step()
+    assert np.allclose(p.data, [0.8, -1.6])
+    p = quadratic_param([1.0, -2.0])
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.5)
+    opt.step()  # g = 2p + 0.5p = 2.5p; v = g
+    assert np.allclose(p.data, [0.75, -1.5])
+    p.grad = np.array([1.0, 1.0])
+    opt.step()  # g = 1 + 0.5p; v = 0.9 * 2.5 * [1, -2] + g
+    assert np.allclose(p.data, [0.75 - 0.1 * (2.25 + 1.375), -1.5 - 0.1 * (-4.5 + 0.25)])
+
+
+def test_adam_first_step_moves_by_lr() -> None:
+    p = quadratic_param([1.0, -2.0])
+    optim.Adam([p], lr=0.01).step()
+    assert np.allclose(p.data, [0.99, -1.99])
+
+
+def test_optimiser_errors() -> None:
+    with pytest.raises(ValueError, match="got no parameters"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="requires_grad=True"):
+        optim.SGD([Tensor([1.0])], lr=0.1)
+    with pytest.raises(ValueError, match="learning rate must be positive"):
+        optim.Adam(nn.Linear(2, 2).parameters(), lr=0)
