@@ -535,7 +535,7 @@ class Tensor:
         perm = perm or tuple(reversed(range(a.ndim)))
         if sorted(perm) != list(range(a.ndim)):
             raise ShapeError(
-                f"transpose: axes {perm} are not a permutation of the {a.ndim} axes of shape {a.shape}."
+                f"transpose: axes {perm} are not a permutation of the axes of shape {a.shape}."
             )
         inverse = tuple(np.argsort(perm))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,10 +21,14 @@ def test_environment_yml_lists_what_pyproject_lists() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     wanted = {
-        r for r in project["dependencies"] + extras["course"] + extras["test"] if _name(r) != "dlcourse"
+        r
+        for r in project["dependencies"] + extras["course"] + extras["test"]
+        if _name(r) != "dlcourse"
     }
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda = {d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")}
+    conda = {
+        d for d in env["dependencies"] if isinstance(d, str) and _name(d) not in ("python", "pip")
+    }
     assert conda == wanted, (
         f"only in environment.yml: {sorted(conda - wanted)}; only in pyproject.toml: "
         f"{sorted(wanted - conda)}"
@@ -69,7 +73,8 @@ def test_normal_use_writes_nothing_to_stderr() -> None:
         "for f in (x.sigmoid, x.exp, x.log, x.tanh, x.relu, (1 / x).exp):\n"
         "    f().sum().backward()\n"
         "(x ** 0.5).sum().backward()\n"
-        "dl.gradcheck.gradcheck(lambda a: (a * a).tanh(), [dl.Tensor([0.5, 1.0], requires_grad=True)])\n"
+        "a = dl.Tensor([0.5, 1.0], requires_grad=True)\n"
+        "dl.gradcheck.gradcheck(lambda a: (a * a).tanh(), [a])\n"
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
