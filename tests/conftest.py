@@ -9,6 +9,7 @@ kernel, so kernels and subprocesses inherit them.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,3 +24,7 @@ for _var, _sub in {
     (_STATE / _sub).mkdir()
     os.environ[_var] = str(_STATE / _sub)
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+
+
+def pytest_unconfigure(config: object) -> None:
+    shutil.rmtree(_STATE, ignore_errors=True)
