@@ -1,0 +1,95 @@
+"""Plots: each returns a figure with what it promises, and rejects bad input clearly."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.text import Annotation
+
+from dlcourse import Tensor, data, nn, plot
+from dlcourse.train import History
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_curves() -> None:
+    history = History(loss=[1.0, 0.5, 0.2], accuracy=[0.5, 0.8, 0.9], val_loss=[1.1, 0.6, 0.4])
+    fig = plot.curves(history)
+    loss_axis, accuracy_axis = fig.axes
+    assert len(loss_axis.lines) == 2 and len(accuracy_axis.lines) == 1
+    assert len(plot.curves({"loss": [3.0, 2.0]}).axes) == 1
+    with pytest.raises(ValueError, match="no 'loss' values"):
+        plot.curves(History())
+
+
+def test_decision_boundary_and_scatter() -> None:
+    X, y = data.xor(n=40, seed=0)
+    model = nn.MLP([2, 8, 2], rng=0)
+    fig = plot.decision_boundary(model, X, y, resolution=30)
+    (ax,) = fig.axes
+    assert len(ax.collections) == 1 + 2  # the coloured regions, then one scatter per class
+    fig = plot.decision_boundary(lambda P: P @ np.array([[1.0, -1.0], [0.0, 0.0]]), X, y)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 2\)"):
+        plot.decision_boundary(model, np.zeros((5, 3)), np.zeros(5))
+    with pytest.raises(ValueError, match="one label per point"):
+        plot.scatter(X, y[:-1])
+
+
+def test_graph_draws_one_box_per_node_and_one_arrow_per_edge() -> None:
+    a = Tensor(2.0, requires_grad=True, name="a")
+    b = Tensor(-3.0, requires_grad=True, name="b")
+    c = a * b
+    d = (c + a).tanh()
+    d.backward()
+    fig = plot.graph(d)
+    (ax,) = fig.axes
+    boxes = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
+    arrows = [t for t in ax.texts if isinstance(t, Annotation)]
+    assert sorted(b.split("\n")[0] for b in boxes) == ["a", "add", "b", "mul", "tanh"]
+    assert len(arrows) == 5  # a->mul, b->mul, mul->add, a->add, add->tanh
+    assert any(b.startswith("a\n2\ngrad ") for b in boxes)
+    with pytest.raises(TypeError, match="expected a dlcourse Tensor"):
+        plot.graph(np.ones(2))
+
+
+def test_graph_layout_handles_long_chains() -> None:
+    x = Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    nodes, position = plot.graph_layout(y)
+    assert len(nodes) == 5001 and position[id(y)][0] == 5000 and position[id(x)][0] == 0
+
+
+def test_layer_statistics_and_histograms() -> None:
+    naive = nn.MLP([16] * 11, init=0.01, rng=0).trace(np.ones((4, 16)))
+    he = nn.MLP([16] * 11, rng=0).trace(np.ones((4, 16)))
+    fig = plot.layer_statistics({"naive": naive, "He": he})
+    lines = fig.axes[0].lines
+    assert len(lines) == 2 and all(len(line.get_xdata()) == 19 for line in lines)
+    assert len(plot.layer_statistics([np.ones(3), np.arange(3.0)]).axes[0].lines) == 1
+    with pytest.raises(ValueError, match="has no layers"):
+        plot.layer_statistics({"empty": []})
+    assert len(plot.histograms(he).axes) == 3
+    with pytest.raises(ValueError, match="layer 40 does not exist"):
+        plot.histograms(he, layers=[40])
+
+
+def test_representations() -> None:
+    X, y = data.spirals(n_per_class=20, seed=0)
+    fig = plot.representations(nn.MLP([2, 8, 8, 3], rng=0), X, y)
+    assert [ax.get_title() for ax in fig.axes] == [
+        "input",
+        "after layer 2",
+        "after layer 4",
+        "output (logits)",
+    ]
