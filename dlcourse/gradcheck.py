@@ -380,6 +380,65 @@ def check_module(
     return True
 
 
+# ------------------------------------------------------ values, not gradients
+def assert_close(
+    actual: Any,
+    expected: Any,
+    name: str = "output",
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    mistakes: Mapping[str, Any] | None = None,
+) -> None:
+    """Raise :class:`GradcheckError` unless ``actual`` matches ``expected``
+    elementwise (``|a - e| <= atol + rtol * |e|``).
+
+    The message names ``name``, the worst element, both values and the
+    relative error.  ``mistakes`` maps a hint to the value a typical mistake
+    would produce; when ``actual`` matches one of those, the hint is shown.
+    """
+    if actual is None:
+        raise GradcheckError(f"{name} is None: did you forget to return the result?")
+    if isinstance(actual, Tensor):
+        actual = actual.data
+    try:
+        a = np.asarray(actual, dtype=float)
+    except (TypeError, ValueError):
+        raise GradcheckError(
+            f"{name} should be numbers (an array of shape {np.shape(expected)}), "
+            f"got {type(actual).__name__}."
+        ) from None
+    e = np.asarray(expected, dtype=float)
+    if a.shape != e.shape:
+        raise GradcheckError(
+            f"{name} has shape {a.shape} but should have shape {e.shape}."
+            + _mistake_hint(a, mistakes, atol, rtol)
+        )
+    with np.errstate(invalid="ignore"):
+        excess = np.abs(a - e) - (atol + rtol * np.abs(e))
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    if a.size == 0 or excess.max() <= 0:
+        return
+    worst = np.unravel_index(int(np.argmax(excess)), a.shape)
+    index = tuple(int(i) for i in worst)
+    where = f" at index {index}" if a.ndim else ""
+    raise GradcheckError(
+        f"{name} is wrong{where}: got {a[worst]:.8g}, expected {e[worst]:.8g} "
+        f"(relative error {rel_error(a[worst], e[worst]):.2e}; "
+        f"{int(np.sum(excess > 0))} of {a.size} elements differ)."
+        + _mistake_hint(a, mistakes, atol, rtol)
+    )
+
+
+def _mistake_hint(
+    a: np.ndarray, mistakes: Mapping[str, Any] | None, atol: float, rtol: float
+) -> str:
+    for hint, wrong in (mistakes or {}).items():
+        w = np.asarray(wrong, dtype=float)
+        if w.shape == a.shape and np.allclose(a, w, atol=atol, rtol=rtol):
+            return f"\n  hint: {hint}"
+    return ""
+
+
 # ------------------------------------------------ numpy functions, by hand
 def check_grad(
     f: Callable[[np.ndarray], Any],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlcourse.nn import Module, Sequential, model_function
+from dlcourse.nn import Linear, Module, Sequential, model_function
 from dlcourse.tensor import Tensor, no_grad
 
 if TYPE_CHECKING:
@@ -292,11 +292,8 @@ def representations(model: Sequential, X: np.ndarray, y: np.ndarray) -> Figure:
         raise TypeError("representations: the model must be a Sequential (an MLP, say).")
     with no_grad():
         outputs = model.trace(X)
-    hidden = [
-        (f"after layer {i + 1}", o.data)
-        for i, o in enumerate(outputs[:-1])
-        if type(model[i]).__name__ != "Linear"
-    ]
+    hidden = [o.data for i, o in enumerate(outputs[:-1]) if not isinstance(model[i], Linear)]
+    hidden = [(f"hidden layer {k + 1}", h) for k, h in enumerate(hidden)]
     panels = [("input", X), *hidden, ("output (logits)", outputs[-1].data)]
     fig, axes = _axes(None, ncols=len(panels), width=2.8, height=2.8)
     for axis, (title, h) in zip(np.atleast_1d(axes), panels):

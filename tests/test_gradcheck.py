@@ -186,3 +186,22 @@ def test_check_module_names_the_parameter() -> None:
 
     with pytest.raises(GradcheckError, match=r"input '2\.bias'"):
         check_module(model, loss, mode="fast")
+
+
+def test_assert_close_names_the_worst_element_and_the_mistake() -> None:
+    from dlcourse.gradcheck import assert_close
+
+    x, W, b = np.ones((2, 3)), np.arange(12.0).reshape(3, 4), np.array([1.0, 2, 3, 4])
+    assert_close(x @ W + b, x @ W + b, name="dense(x, W, b)")
+    with pytest.raises(GradcheckError) as info:
+        assert_close(x @ W, x @ W + b, name="dense(x, W, b)", mistakes={"add the bias b": x @ W})
+    assert str(info.value) == (
+        "dense(x, W, b) is wrong at index (0, 3): got 21, expected 25 (relative error 8.70e-02; "
+        "8 of 8 elements differ).\n  hint: add the bias b"
+    )
+    with pytest.raises(GradcheckError, match=r"has shape \(4,\) but should have shape \(2, 4\)"):
+        assert_close(b, x @ W)
+    with pytest.raises(GradcheckError, match="forget to return"):
+        assert_close(None, b)
+    with pytest.raises(GradcheckError, match="got nan"):
+        assert_close(np.array([np.nan]), np.array([1.0]))

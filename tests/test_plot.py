@@ -89,7 +89,7 @@ def test_representations() -> None:
     fig = plot.representations(nn.MLP([2, 8, 8, 3], rng=0), X, y)
     assert [ax.get_title() for ax in fig.axes] == [
         "input",
-        "after layer 2",
-        "after layer 4",
+        "hidden layer 1",
+        "hidden layer 2",
         "output (logits)",
     ]

@@ -1,0 +1,157 @@
+"""Writing the course's notebooks from reviewable Python sources.
+
+Each chapter notebook is described in ``solutions/src/<name>.py`` as a list
+``CELLS`` of cells made with :func:`md`, :func:`code`, :func:`answer` and
+:func:`tests`, and a dict ``EXPLANATIONS`` (grade id -> why the answer is
+right) for Appendix A.  :func:`build` turns a source into an nbgrader
+instructor notebook (cell metadata, stable cell ids), :func:`execute` runs
+it so that its outputs are stored for nbval, and :func:`normalise` strips
+what changes from run to run, so a change to a notebook reads as a small diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat import NotebookNode
+
+ASSIGNMENT = "ch01"
+KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def _nbgrader(
+    grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float = 0
+) -> dict:
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
+    if grade:
+        meta["points"] = points
+    return {"nbgrader": meta}
+
+
+def md(text: str) -> NotebookNode:
+    """A markdown cell (leading and trailing blank lines removed)."""
+    return nbformat.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(source: str, locked: str | None = None) -> NotebookNode:
+    """A code cell; ``locked`` gives it a grade id and makes nbgrader restore it
+    at grading time (for setup that tests rely on)."""
+    cell = nbformat.v4.new_code_cell(source.strip("\n"))
+    if locked:
+        cell.metadata.update(_nbgrader(locked, grade=False, solution=False, locked=True))
+    return cell
+
+
+def answer(grade_id: str, source: str) -> NotebookNode:
+    """An exercise's answer cell: the solution sits between
+    ``### BEGIN SOLUTION`` and ``### END SOLUTION``."""
+    if "### BEGIN SOLUTION" not in source or "### END SOLUTION" not in source:
+        raise ValueError(f"answer {grade_id!r}: the source needs BEGIN/END SOLUTION markers.")
+    cell = nbformat.v4.new_code_cell(source.strip("\n"))
+    cell.metadata.update(_nbgrader(grade_id, grade=False, solution=True, locked=False))
+    return cell
+
+
+def tests(grade_id: str, points: float, source: str) -> NotebookNode:
+    """A locked, graded test cell worth ``points``; hidden tests sit between
+    ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``."""
+    cell = nbformat.v4.new_code_cell(source.strip("\n"))
+    cell.metadata.update(
+        _nbgrader(grade_id, grade=True, solution=False, locked=True, points=points)
+    )
+    return cell
+
+
+@dataclass
+class Source:
+    """One chapter notebook's source file, loaded."""
+
+    name: str
+    cells: list[NotebookNode]
+    explanations: dict[str, str]
+    module: ModuleType
+
+
+def load_source(path: Path) -> Source:
+    spec = importlib.util.spec_from_file_location(f"dlcourse_notebook_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the notebook source {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Source(path.stem, list(module.CELLS), dict(module.EXPLANATIONS), module)
+
+
+def sources(root: Path) -> list[Source]:
+    """Every chapter notebook source under ``root/solutions/src``, in order."""
+    return [load_source(p) for p in sorted((root / "solutions" / "src").glob("[0-9]*.py"))]
+
+
+def build(source: Source) -> NotebookNode:
+    """The instructor notebook for ``source``, without outputs."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"}}
+    seen: set[str] = set()
+    for cell in source.cells:
+        cell = nbformat.from_dict(cell)
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        base = grade_id or "c" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
+        cell_id, n = base, 1
+        while cell_id in seen:
+            n += 1
+            cell_id = f"{base}-{n}"
+        seen.add(cell_id)
+        cell["id"] = cell_id
+        nb.cells.append(cell)
+    nbformat.validate(nb)
+    return nb
+
+
+def execute(nb: NotebookNode, cwd: Path, timeout: int = 120) -> NotebookNode:
+    """Run every cell in a fresh kernel (in ``cwd``), storing the outputs."""
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd)}},
+        record_timing=False,
+    ).execute()
+    return normalise(nb)
+
+
+def normalise(nb: NotebookNode) -> NotebookNode:
+    """Drop execution counts and volatile metadata, in place."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output.execution_count = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("collapsed", None)
+        cell.metadata.pop("scrolled", None)
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def write(nb: NotebookNode, path: Path) -> bool:
+    """Write ``nb`` to ``path``; True if the file changed."""
+    text = nbformat.writes(nb) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return True

@@ -1,0 +1,361 @@
+"""Source of solutions/ch01/01_deep_learning.ipynb (section 1.1)."""
+
+from dlcourse.course.authoring import answer, code, md, tests
+
+SETUP = """
+import numpy as np
+import matplotlib.pyplot as plt
+
+import dlcourse as dl
+from dlcourse import data, nn, optim, plot
+from dlcourse.gradcheck import assert_close
+"""
+
+CELLS = [
+    md(r"""
+# 1.1 Deep Learning
+
+A neural network is a chain of simple functions called **layers**. Each layer
+takes a vector of numbers, mixes it linearly, and bends the result with a
+fixed nonlinear function. One or two such layers make a *shallow* network;
+**deep learning** stacks tens or hundreds of them, so that each layer can build
+on what the previous one extracted: edges, then shapes, then objects, in the
+classic picture.
+
+In this notebook you will see what a single layer computes, why the bending
+(the nonlinearity) is essential, train a deep network on data no straight line
+can separate, watch its layers pull the classes apart, and find out why deep
+networks need careful initialisation. The exercises at the end ask you to
+write the forward pass of a deep network yourself, in plain numpy.
+"""),
+    code(SETUP, locked="setup"),
+    md(r"""
+## What a layer computes
+
+A **dense layer** (also *fully connected* or *linear* layer) maps a batch of
+inputs $x$, one example per row, to
+
+$$h = \phi(x W + b)$$
+
+where $W$ holds one column of weights per output unit, $b$ is a bias per
+unit, and $\phi$ is the **activation function**, applied elementwise. With
+$N$ examples of $D_{in}$ features, $x$ has shape $(N, D_{in})$, $W$ has shape
+$(D_{in}, D_{out})$, $b$ has shape $(D_{out},)$ and $h$ has shape
+$(N, D_{out})$. The most common activation today is the **ReLU**,
+$\phi(z) = \max(z, 0)$.
+"""),
+    code(r"""
+layer = nn.Linear(2, 3, rng=0)
+x = np.array([[1.0, 2.0], [-1.0, 0.5]])  # two examples, two features each
+z = layer(x)                            # x @ W + b
+h = z.relu()
+print("W =\n", layer.weight.data.round(3))
+print("z =\n", z.data.round(3))
+print("h = relu(z) =\n", h.data.round(3))
+"""),
+    md(r"""
+## Why nonlinearity matters
+
+Without $\phi$, two layers collapse into one: $(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$,
+which is again a single linear map. However many linear layers you stack, the
+network can only draw straight decision boundaries. The **XOR** problem below
+(label 1 where the two coordinates have different signs) has no straight
+boundary, so a linear model is stuck near chance, while one hidden ReLU layer
+solves it.
+"""),
+    code(r"""
+W1, W2 = np.random.default_rng(1).standard_normal((2, 2, 2))
+print("two linear layers == one linear layer:", np.allclose((x @ W1) @ W2, x @ (W1 @ W2)))
+
+X, y = data.xor(n=200, seed=0)
+linear = nn.MLP([2, 2], rng=0)            # no hidden layer: a linear classifier
+hidden = nn.MLP([2, 8, 2], rng=0)         # one hidden ReLU layer
+for model in (linear, hidden):
+    dl.train.fit(model, X, y, epochs=100, optimizer=optim.Adam(model.parameters(), lr=0.05),
+                 progress=False)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
+for ax, model, name in [(axes[0], linear, "linear"), (axes[1], hidden, "one hidden ReLU layer")]:
+    _, acc = dl.train.evaluate(model, X, y, "cross_entropy")
+    plot.decision_boundary(model, X, y, ax=ax, title=f"{name}: accuracy {acc:.2f}")
+"""),
+    md(r"""
+## A deep network on the spirals
+
+Three interleaved spirals are a harder problem. Here is a network with three
+hidden layers of 64 ReLU units, trained with the Adam optimiser on minibatches.
+`dl.train.fit` shows a progress bar and returns the loss and accuracy of every
+epoch.
+"""),
+    code(r"""
+X, y = data.spirals(n_per_class=100, n_classes=3, seed=0)
+deep = nn.MLP([2, 64, 64, 64, 3], rng=0)
+print(deep)
+history = dl.train.fit(deep, X, y, epochs=150, batch_size=32,
+                       optimizer=optim.Adam(deep.parameters(), lr=0.01))
+"""),
+    code(r"""
+print(f"final training accuracy: {history.accuracy[-1]:.2f}")
+plot.curves(history);
+"""),
+    code(r"""
+plot.decision_boundary(deep, X, y, title="what the deep network learned");
+"""),
+    md(r"""
+## Representations, layer by layer
+
+Each hidden layer re-describes the data. Below, the output of each hidden
+layer of the trained network is projected onto its two main directions
+(principal components). The spirals start tangled; with each layer the
+classes move further apart, until the last layer's output (the logits)
+separates them with straight lines. This is the sense in which deep networks
+*learn representations*.
+"""),
+    code(r"""
+plot.representations(deep, X, y);
+"""),
+    md(r"""
+## Depth and initialisation
+
+Depth has a price. A signal passing through 50 layers is multiplied by 50
+weight matrices: if each shrinks it a little, it **vanishes**; if each
+enlarges it a little, it **explodes**. For ReLU layers, **He initialisation**
+draws weights with standard deviation $\sqrt{2 / D_{in}}$, which keeps the
+size of the activations steady: the factor 2 makes up for the ReLU zeroing
+half of its inputs. The plot shows the spread of each layer's activations
+for a 50-layer ReLU network with three choices of the weights' standard
+deviation.
+"""),
+    code(r"""
+x_batch = np.random.default_rng(0).standard_normal((256, 64))
+stats = {}
+for name, init in [("std 0.05 (too small)", 0.05), ("He: sqrt(2/64) = 0.18", "he"),
+                   ("std 0.3 (too large)", 0.3)]:
+    net = nn.MLP([64] * 51, init=init, rng=0)
+    with dl.no_grad():
+        stats[name] = net.trace(x_batch)[1::2]  # the output of every ReLU
+    print(f"{name:22s} std after the last hidden layer: {np.std(stats[name][-1].data):.3g}")
+plot.layer_statistics(stats);
+"""),
+    md(r"""
+## Exercises
+
+Write each function in the cell marked `YOUR CODE HERE` (delete the
+`raise NotImplementedError()` line), then run the test cell below it. The
+visible tests are quick checks; the grader also runs hidden tests on random
+inputs of several shapes. All arrays are numpy arrays and batches are rows.
+
+### Exercise 1: a dense layer (1 point)
+
+Write `dense(x, W, b)` returning `x @ W + b` for `x` of shape $(N, D_{in})$,
+`W` of shape $(D_{in}, D_{out})$ and `b` of shape $(D_{out},)$.
+"""),
+    answer("dense", r'''
+def dense(x, W, b):
+    """x (N, D_in), W (D_in, D_out), b (D_out,) -> (N, D_out)."""
+    ### BEGIN SOLUTION
+    return x @ W + b
+    ### END SOLUTION
+'''),
+    tests("test_dense", 1, r'''
+x = np.array([[1.0, 2.0]])
+W = np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]])
+b = np.array([0.1, 0.2, 0.3])
+assert_close(dense(x, W, b), [[2.1, 2.2, 3.3]], name="dense(x, W, b)",
+             mistakes={"add the bias b": x @ W})
+print("dense: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1101)
+for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
+    x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
+    assert_close(dense(x, W, b), x @ W + b, name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
+                 mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 2: activation functions (2 points)
+
+Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
+elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
+`sigmoid` must work without overflow or warnings for $|z|$ up to 1000:
+$e^{-z}$ overflows for $z < -709$, so find a formula that never exponentiates
+a large positive number (for example, treat $z \ge 0$ and $z < 0$ separately,
+or use $\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$).
+"""),
+    answer("activations", r'''
+def relu(z):
+    """Elementwise max(z, 0); any shape."""
+    ### BEGIN SOLUTION
+    return np.maximum(z, 0.0)
+    ### END SOLUTION
+
+
+def sigmoid(z):
+    """Elementwise 1 / (1 + exp(-z)); any shape; no overflow."""
+    ### BEGIN SOLUTION
+    e = np.exp(-np.abs(z))  # never more than 1
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    ### END SOLUTION
+'''),
+    tests("test_activations", 2, r'''
+z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+assert_close(relu(z), [0.0, 0.0, 0.0, 0.5, 2.0], name="relu(z)",
+             mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
+assert_close(sigmoid(z), 1 / (1 + np.exp(-z)), name="sigmoid(z)",
+             mistakes={"sigma(z) = 1 / (1 + exp(-z)): check the sign": 1 / (1 + np.exp(z))})
+with np.errstate(over="raise", invalid="raise"):
+    big = sigmoid(np.array([-1000.0, 1000.0]))
+assert_close(big, [0.0, 1.0], name="sigmoid([-1000, 1000])")
+print("relu and sigmoid: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1102)
+for shape in [(3,), (4, 5), (2, 3, 4)]:
+    z = rng.standard_normal(shape) * 5
+    before = z.copy()
+    assert_close(relu(z), np.where(z > 0, z, 0.0), name=f"relu(z) for z of shape {shape}",
+                 mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
+    assert_close(z, before, name="z after relu(z) (relu must not change its input)")
+    with np.errstate(over="raise", invalid="raise"):
+        s = sigmoid(z * 300)
+    assert_close(s, 0.5 * (1 + np.tanh(z * 150)), name=f"sigmoid(z) for z of shape {shape}", atol=1e-12)
+    assert_close(z, before, name="z after sigmoid(z) (sigmoid must not change its input)")
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 3: the forward pass of a deep network (2 points)
+
+Write `mlp_forward(x, params, activation=relu)`. `params` is a list of
+`(W, b)` pairs, one per layer; apply `dense` layer after layer, with the
+activation after every layer **except the last** (the last layer's outputs are
+the scores, or *logits*). It must work for any number of layers, including one.
+"""),
+    answer("mlp_forward", r'''
+def mlp_forward(x, params, activation=relu):
+    """x (N, D_0); params [(W1, b1), ..., (WL, bL)] with Wl (D_{l-1}, D_l) -> (N, D_L)."""
+    ### BEGIN SOLUTION
+    h = x
+    for i, (W, b) in enumerate(params):
+        h = dense(h, W, b)
+        if i < len(params) - 1:
+            h = activation(h)
+    return h
+    ### END SOLUTION
+'''),
+    tests("test_mlp_forward", 2, r'''
+x = np.array([[1.0, -1.0]])
+params = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
+          (np.array([[1.0], [-1.0]]), np.array([0.5]))]
+assert_close(mlp_forward(x, params), [[-6.5]], name="mlp_forward(x, params)",
+             mistakes={"no activation after the last layer": [[0.5]]})
+print("mlp_forward: visible tests passed")
+### BEGIN HIDDEN TESTS
+def _reference_mlp(x, params, act):
+    h = x
+    for i, (W, b) in enumerate(params):
+        h = h @ W + b
+        h = act(h) if i < len(params) - 1 else h
+    return h
+
+def _all_activated(x, params, act):
+    h = x
+    for W, b in params:
+        h = act(h @ W + b)
+    return h
+
+rng = np.random.default_rng(1103)
+for sizes, act in [([3, 2], relu), ([4, 8, 3], relu), ([2, 5, 5, 5, 5, 2], relu), ([3, 6, 6, 1], np.tanh)]:
+    params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
+    x = rng.standard_normal((6, sizes[0]))
+    assert_close(mlp_forward(x, params, act) if act is not relu else mlp_forward(x, params),
+                 _reference_mlp(x, params, act), name=f"mlp_forward for layer sizes {sizes}",
+                 mistakes={"no activation after the last layer": _all_activated(x, params, act)})
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 4: He initialisation (2 points)
+
+Write `he_init(fan_in, fan_out, rng)` returning `(W, b)`: `W` of shape
+`(fan_in, fan_out)` drawn at random from the generator `rng` (a
+`np.random.Generator`) with mean 0 and standard deviation
+$\sqrt{2 / \text{fan\_in}}$, and `b` zeros of shape `(fan_out,)`. The test
+pushes data through 50 ReLU layers initialised with your function and checks
+that the activations neither vanish nor explode.
+"""),
+    answer("he_init", r'''
+def he_init(fan_in, fan_out, rng):
+    """-> W (fan_in, fan_out) with std sqrt(2 / fan_in), b zeros (fan_out,)."""
+    ### BEGIN SOLUTION
+    W = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
+    b = np.zeros(fan_out)
+    return W, b
+    ### END SOLUTION
+'''),
+    tests("test_he_init", 2, r'''
+W, b = he_init(400, 300, np.random.default_rng(0))
+assert_close(np.shape(W), (400, 300), name="the shape of W")
+assert_close(np.shape(b), (300,), name="the shape of b")
+assert_close(np.std(W), np.sqrt(2 / 400), name="the standard deviation of W", rtol=0.03,
+             mistakes={"use sqrt(2 / fan_in), not sqrt(1 / fan_in) (Xavier)": np.sqrt(1 / 400)})
+print("he_init: visible tests passed")
+### BEGIN HIDDEN TESTS
+W1, _ = he_init(50, 60, np.random.default_rng(7))
+W2, _ = he_init(50, 60, np.random.default_rng(7))
+W3, _ = he_init(50, 60, np.random.default_rng(8))
+assert np.array_equal(W1, W2) and not np.array_equal(W1, W3), (
+    "he_init must draw from the generator rng it is given (same rng seed -> same W)")
+assert_close(np.mean(W1), 0.0, name="the mean of W", atol=0.03)
+h = np.random.default_rng(1).standard_normal((256, 256))
+start = np.mean(h ** 2)
+rng = np.random.default_rng(1104)
+for _ in range(50):
+    W, b = he_init(256, 256, rng)
+    h = np.maximum(h @ W + b, 0.0)
+ratio = np.mean(h ** 2) / start
+assert 0.1 < ratio < 10, (
+    f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
+    "they vanish (factor < 0.1) or explode (factor > 10); check the standard deviation of W")
+### END HIDDEN TESTS
+'''),
+]
+
+EXPLANATIONS = {
+    "dense": r"""
+`x @ W` multiplies each row of `x` (one example) by `W`, giving one value per
+output unit; adding `b` (shape $(D_{out},)$) broadcasts it over the rows, so
+every example gets the same bias.
+""",
+    "activations": r"""
+`np.maximum(z, 0.0)` compares elementwise and returns a new array. For the
+sigmoid, `e = exp(-|z|)` never exceeds 1, so nothing overflows; for $z \ge 0$,
+$\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
+denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
+computed from the same safe `e`, so `np.where` never meets an overflow.
+""",
+    "mlp_forward": r"""
+Each layer feeds the next: the activation bends the output of every hidden
+layer, while the last layer's output is left linear so it can take any value
+(the logits). The loop runs once per `(W, b)` pair, so any depth works.
+""",
+    "he_init": r"""
+For a ReLU layer with weights of variance $\sigma^2$, the mean square of the
+outputs is $D_{in}\,\sigma^2 / 2$ times that of the inputs: each of the
+$D_{in}$ products adds variance, and the ReLU zeroes half of them. Choosing
+$\sigma^2 = 2 / D_{in}$ makes that factor 1, so 50 layers change nothing on
+average. Biases start at zero.
+""",
+}
+
+INDEX = {
+    "deep learning": "1.1 Deep Learning",
+    "layer": "What a layer computes",
+    "dense layer": "What a layer computes",
+    "activation function": "What a layer computes",
+    "ReLU": "What a layer computes",
+    "nonlinearity": "Why nonlinearity matters",
+    "XOR": "Why nonlinearity matters",
+    "deep network": "A deep network on the spirals",
+    "decision boundary": "A deep network on the spirals",
+    "representation": "Representations, layer by layer",
+    "initialisation": "Depth and initialisation",
+    "He initialisation": "Depth and initialisation",
+    "exploding activations": "Depth and initialisation",
+}
