@@ -249,18 +249,27 @@ def _hint(
         )
     if np.isclose(a, -numerical, rtol=1e-3, atol=1e-12):
         return "the two values have opposite signs: a sign error in backward?"
-    if numerical != 0 and a != 0:
-        ratio = a / numerical
-        if np.isclose(ratio, round(ratio), rtol=1e-3) and abs(round(ratio)) > 1:
-            return (
-                f"backward is {round(ratio)} times too large: a sum where a mean was meant, "
-                "or a gradient added twice?"
-            )
-        if np.isclose(1 / ratio, round(1 / ratio), rtol=1e-3) and abs(round(1 / ratio)) > 1:
-            return (
-                f"backward is {round(1 / ratio)} times too small: a mean where a sum was "
-                "meant, or a factor missing?"
-            )
+    return _ratio_hint(np.asarray(a), np.asarray(numerical), "backward")
+
+
+def _ratio_hint(a: np.ndarray, expected: np.ndarray, what: str) -> str:
+    """A hint when ``a`` is ``expected`` times a constant: a whole number
+    (a sum where a mean was meant), its inverse (the reverse) or -1 (a sign)."""
+    both = (a != 0) & (expected != 0)
+    if not np.any(both):
+        return ""
+    ratios = a[both] / expected[both]
+    if not np.allclose(ratios, ratios[0], rtol=1e-3):
+        return ""
+    if np.isclose(ratios[0], -1, rtol=1e-3):
+        return f"{what} has the right size but the opposite sign: a sign error?"
+    for factor, size, cause in (
+        (ratios[0], "large", "a sum where a mean was meant, or something added twice?"),
+        (1 / ratios[0], "small", "a mean where a sum was meant, or a factor missing?"),
+    ):
+        k = round(float(factor))
+        if k > 1 and np.isclose(factor, k, rtol=1e-3):
+            return f"{what} is {k} times too {size}: {cause}"
     return ""
 
 
@@ -425,8 +434,12 @@ def assert_close(
         f"{name} is wrong{where}: got {a[worst]:.8g}, expected {e[worst]:.8g} "
         f"(relative error {rel_error(a[worst], e[worst]):.2e}; "
         f"{int(np.sum(excess > 0))} of {a.size} elements differ)."
-        + _mistake_hint(a, mistakes, atol, rtol)
+        + (_mistake_hint(a, mistakes, atol, rtol) or _as_hint(_ratio_hint(a, e, name)))
     )
+
+
+def _as_hint(text: str) -> str:
+    return f"\n  hint: {text}" if text else ""
 
 
 def _mistake_hint(

@@ -3,7 +3,7 @@
 Each chapter notebook is described in ``solutions/src/<name>.py`` as a list
 ``CELLS`` of cells made with :func:`md`, :func:`code`, :func:`answer` and
 :func:`tests`, and a dict ``EXPLANATIONS`` (grade id -> why the answer is
-right) for Appendix A.  :func:`build` turns a source into an nbgrader
+right) for Appendix A.  :func:`build` turns a source's cells into an nbgrader
 instructor notebook (cell metadata, stable cell ids), :func:`execute` runs
 it so that its outputs are stored for nbval, and :func:`normalise` strips
 what changes from run to run, so a change to a notebook reads as a small diff.
@@ -99,12 +99,13 @@ def sources(root: Path) -> list[Source]:
     return [load_source(p) for p in sorted((root / "solutions" / "src").glob("[0-9]*.py"))]
 
 
-def build(source: Source) -> NotebookNode:
-    """The instructor notebook for ``source``, without outputs."""
+def build(cells: list[NotebookNode]) -> NotebookNode:
+    """A notebook of ``cells`` (an instructor notebook, for a source's cells),
+    without outputs, with stable cell ids."""
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": dict(KERNEL), "language_info": {"name": "python"}}
     seen: set[str] = set()
-    for cell in source.cells:
+    for cell in cells:
         cell = nbformat.from_dict(cell)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         base = grade_id or "c" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
@@ -132,13 +133,15 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 120) -> NotebookNode:
 
 
 def normalise(nb: NotebookNode) -> NotebookNode:
-    """Drop execution counts and volatile metadata, in place."""
+    """Drop execution counts, widget ids and volatile metadata, in place."""
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.execution_count = None
             for output in cell.outputs:
                 if "execution_count" in output:
                     output.execution_count = None
+                # a widget's random model id; its text/plain fallback stays
+                output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
         cell.metadata.pop("scrolled", None)

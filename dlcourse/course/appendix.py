@@ -1,0 +1,163 @@
+"""Appendix A (answers to the exercises) and the index, generated from the
+notebook sources so that they can never disagree with them.
+
+The answers are the solution cells themselves with nbgrader's markers
+removed: exactly the code the autograder is tested to accept.  The index
+maps each term to the section headings that treat it, as links that
+JupyterLab resolves (a heading's anchor is its text with spaces as dashes).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from dlcourse.course import authoring
+from dlcourse.course.authoring import ASSIGNMENT
+
+APPENDIX = Path("solutions") / "appendix_a.ipynb"
+INDEX = Path("notebooks") / "index.ipynb"
+MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+# The book's own index entry, kept as it stands: "deep learning, 1" (page 1 is section 1.1).
+BOOK_INDEX = {"deep learning": "1.1 Deep Learning"}
+
+
+@dataclass
+class Answer:
+    grade_id: str
+    notebook: str  # file name of the chapter notebook
+    title: str  # the exercise's heading, e.g. "Exercise 1: a dense layer (1 point)"
+    code: str  # the solution cell without nbgrader's markers
+    explanation: str
+
+
+def solution_code(source: str) -> str:
+    """An answer cell's source without the BEGIN/END SOLUTION marker lines."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in MARKERS)
+
+
+def headings(cells: list[nbformat.NotebookNode]) -> list[str]:
+    """Markdown heading texts, in order."""
+    found = []
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            found += re.findall(r"^#{1,6} +(.+?) *$", cell.source, flags=re.MULTILINE)
+    return found
+
+
+def anchor(heading: str) -> str:
+    """The fragment JupyterLab gives a heading: its text with spaces as dashes."""
+    return heading.replace(" ", "-")
+
+
+def answers(root: Path) -> list[Answer]:
+    """Every exercise's answer, in the order of the chapter."""
+    found = []
+    for source in authoring.sources(root):
+        title = ""
+        for cell in source.cells:
+            if cell.cell_type == "markdown":
+                title = next((h for h in headings([cell]) if h.startswith("Exercise")), title)
+            grading = cell.metadata.get("nbgrader", {})
+            if grading.get("solution"):
+                grade_id = grading["grade_id"]
+                if grade_id not in source.explanations:
+                    raise KeyError(f"{source.name}: answer {grade_id!r} has no explanation")
+                found.append(
+                    Answer(
+                        grade_id,
+                        f"{source.name}.ipynb",
+                        title,
+                        solution_code(cell.source),
+                        source.explanations[grade_id].strip(),
+                    )
+                )
+    return found
+
+
+def _section(notebook: str, root: Path) -> str:
+    source = next(s for s in authoring.sources(root) if f"{s.name}.ipynb" == notebook)
+    return headings(source.cells)[0]
+
+
+def appendix_notebook(root: Path) -> nbformat.NotebookNode:
+    cells = [
+        authoring.md(r"""
+# Appendix A: Answers to Exercises
+
+One answer per exercise of Chapter 1, with a short explanation of why it is
+right. Each answer is taken from the solution cells of the instructor
+notebooks, and the test suite checks that the autograder gives every one of
+them full marks. Other correct answers exist: the tests accept any
+implementation whose results match within floating-point tolerance.
+""")
+    ]
+    section = ""
+    for number, item in enumerate(answers(root), start=1):
+        if item.notebook != section:
+            section = item.notebook
+            title = _section(section, root)
+            link = f"../notebooks/{ASSIGNMENT}/{section}#{anchor(title)}"
+            cells.append(authoring.md(f"## Section {title}\n\nExercises of [{title}]({link})."))
+        cells.append(authoring.md(f"### A.{number} {item.title}\n\n{item.explanation}"))
+        cells.append(authoring.code(item.code))
+    return authoring.build(cells)
+
+
+def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
+    """term -> [(notebook file, heading)], for every term the sources index."""
+    terms: dict[str, list[tuple[str, str]]] = {}
+    for source in authoring.sources(root):
+        entries = dict(source.module.INDEX)
+        if source.name.startswith("01"):
+            entries.update(BOOK_INDEX)
+        for term, heading in entries.items():
+            terms.setdefault(term, []).append((f"{source.name}.ipynb", heading))
+    return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
+
+
+def index_notebook(root: Path) -> nbformat.NotebookNode:
+    contents = []
+    for source in authoring.sources(root):
+        title = headings(source.cells)[0]
+        contents.append(f"- [{title}]({ASSIGNMENT}/{source.name}.ipynb#{anchor(title)})")
+    contents.append(
+        "- [Appendix A: Answers to Exercises](../solutions/appendix_a.ipynb) "
+        "(your instructor may release it after the deadline)"
+    )
+    lines = []
+    for term, places in index_terms(root).items():
+        links = ", ".join(
+            f"[{heading}]({ASSIGNMENT}/{notebook}#{anchor(heading)})"
+            for notebook, heading in places
+        )
+        lines.append(f"- **{term}**: {links}")
+    cells = [
+        authoring.md("# Chapter 1: contents\n\n" + "\n".join(contents)),
+        authoring.md(
+            "# Index\n\nEach term links to the sections that treat it.\n\n" + "\n".join(lines)
+        ),
+    ]
+    return authoring.build(cells)
+
+
+def build(root: Path) -> list[str]:
+    """Write Appendix A and the index; the paths that changed."""
+    changed = []
+    for relative, nb in ((APPENDIX, appendix_notebook(root)), (INDEX, index_notebook(root))):
+        if authoring.write(nb, root / relative):
+            changed.append(str(relative))
+    return changed
+
+
+def stale(root: Path) -> list[str]:
+    """Which of Appendix A and the index differ from what the sources give."""
+    out = []
+    for relative, nb in ((APPENDIX, appendix_notebook(root)), (INDEX, index_notebook(root))):
+        path = root / relative
+        if not path.exists() or path.read_text() != nbformat.writes(nb) + "\n":
+            out.append(str(relative))
+    return out

@@ -1,0 +1,595 @@
+"""Source of solutions/ch01/03_backpropagation.ipynb (section 1.3)."""
+
+from dlcourse.course.authoring import answer, code, md, tests
+
+SETUP = """
+import math
+import sys
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+import dlcourse as dl
+from dlcourse import data, nn, plot
+from dlcourse.gradcheck import assert_close, check_backward, check_grad
+"""
+
+CELLS = [
+    md(r"""
+# 1.3 Backpropagation
+
+**Backpropagation** computes the gradient of the loss with respect to every
+weight of a network in one sweep that runs *backwards*, from the loss to the
+first layer. It is the chain rule (1.1) applied systematically: the forward
+pass stores each intermediate result, and the backward pass multiplies
+derivatives from the last layer to the first, reusing each product instead of
+recomputing it. Its cost is about that of one more forward pass, whatever the
+number of weights. Then a **gradient descent** step moves every weight a
+little against its gradient.
+"""),
+    code(SETUP, locked="setup"),
+    md(r"""
+## A computational graph
+
+Any formula can be drawn as a graph of elementary operations. Here is one
+neuron, $y = \tanh(w x + b)$. Forward, values flow left to right. Backward,
+each operation receives the gradient of $y$ with respect to its output and
+passes on, to each input, that gradient times its **local derivative**: for
+$\tanh$, $1 - y^2$; for a sum, 1; for $w \cdot x$, $x$ towards $w$ and $w$
+towards $x$. `dlcourse` records the graph as you compute and draws it.
+"""),
+    code(r"""
+x = dl.Tensor(0.5, name="x")
+w = dl.Tensor(-1.5, requires_grad=True, name="w")
+b = dl.Tensor(0.8, requires_grad=True, name="b")
+z = w * x + b
+y = z.tanh()
+y.name = "y"
+y.backward()
+print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5:.4f}")
+plot.graph(y);
+"""),
+    md(r"""
+## The forward pass stores intermediates
+
+For a network with one hidden ReLU layer and a softmax cross-entropy loss,
+the forward pass computes, for a batch $x$ of $N$ examples with labels $y$:
+
+$$z_1 = x W_1 + b_1,\quad h_1 = \max(z_1, 0),\quad s = h_1 W_2 + b_2,\quad
+L = -\frac{1}{N}\sum_{n} \log \operatorname{softmax}(s_n)_{y_n}.$$
+
+The backward pass will need $x$, $z_1$, $h_1$ and the softmax probabilities,
+so the forward pass keeps them.
+"""),
+    code(r"""
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4, 3))          # N = 4 examples, 3 features
+y = np.array([0, 2, 1, 2])               # their classes
+W1, b1 = rng.standard_normal((3, 5)), np.zeros(5)
+W2, b2 = rng.standard_normal((5, 3)), np.zeros(3)
+
+z1 = x @ W1 + b1
+h1 = np.maximum(z1, 0)
+scores = h1 @ W2 + b2
+shifted = scores - scores.max(axis=1, keepdims=True)   # subtracting the max keeps exp finite
+probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+loss = -np.mean(np.log(probs[np.arange(4), y]))
+print(f"loss = {loss:.4f}")
+print("shapes:", {name: v.shape for name, v in [("z1", z1), ("h1", h1), ("scores", scores)]})
+"""),
+    md(r"""
+## The backward pass, from the last layer to the first
+
+Now the chain rule, one layer at a time, last layer first. Each gradient has
+the shape of the thing it is the gradient of:
+
+| step | gradient | shape |
+|---|---|---|
+| loss | $\partial L/\partial s = (\text{probs} - \text{onehot}(y)) / N$ | $(N, 3)$ |
+| layer 2 | $\partial L/\partial W_2 = h_1^\top\, \partial L/\partial s$, $\partial L/\partial b_2 = \sum_n \partial L/\partial s_n$ | $(5, 3)$, $(3,)$ |
+| into layer 2 | $\partial L/\partial h_1 = \partial L/\partial s\, W_2^\top$ | $(N, 5)$ |
+| ReLU | $\partial L/\partial z_1 = \partial L/\partial h_1 \odot [z_1 > 0]$ | $(N, 5)$ |
+| layer 1 | $\partial L/\partial W_1 = x^\top\, \partial L/\partial z_1$, $\partial L/\partial b_1 = \sum_n \partial L/\partial z_{1,n}$ | $(3, 5)$, $(5,)$ |
+
+The gradient of the last layer's weights comes first and the first layer's
+last — hence the name.
+"""),
+    code(r"""
+dscores = probs.copy()
+dscores[np.arange(4), y] -= 1
+dscores /= 4
+dW2, db2 = h1.T @ dscores, dscores.sum(axis=0)
+dh1 = dscores @ W2.T
+dz1 = dh1 * (z1 > 0)
+dW1, db1 = x.T @ dz1, dz1.sum(axis=0)
+
+# the same gradients from dlcourse's engine...
+params = [dl.Tensor(p, requires_grad=True) for p in (W1, b1, W2, b2)]
+logits = nn.linear(nn.linear(dl.Tensor(x), params[0], params[1]).relu(), params[2], params[3])
+nn.cross_entropy(logits, y).backward()
+for name, ours, engine in zip(["W1", "b1", "W2", "b2"], [dW1, db1, dW2, db2], params):
+    print(f"d loss / d {name}: by hand == engine: {np.allclose(ours, engine.grad)}")
+
+# ...and from central differences
+def loss_of_W1(W):
+    s = np.maximum(x @ W + b1, 0) @ W2 + b2
+    s = s - s.max(axis=1, keepdims=True)
+    return -np.mean(s[np.arange(4), y] - np.log(np.exp(s).sum(axis=1)))
+
+print("numerical check of dW1:", check_grad(loss_of_W1, lambda W: dW1, W1))
+"""),
+    md(r"""
+## Exercises
+
+You will now write backpropagation yourself: the backward pass of each layer
+(exercises 1 to 3), a whole network (4), the gradient descent step (5), and
+finally a tiny autodiff engine of your own (6). Each backward function
+receives `dout`, the gradient of the loss with respect to the layer's output,
+and returns the gradients with respect to its inputs, each of the same shape
+as that input. The tests compare your gradients with numerical ones.
+
+### Exercise 1: the dense layer (3 points)
+
+For `out = x @ W + b`, write `linear_backward(dout, x, W)` returning
+`(dx, dW, db)` for `x` $(N, D_{in})$, `W` $(D_{in}, D_{out})$ and `dout`
+$(N, D_{out})$.
+"""),
+    answer("linear_backward", r'''
+def linear_backward(dout, x, W):
+    """dout (N, D_out), x (N, D_in), W (D_in, D_out) -> dx (N, D_in), dW (D_in, D_out), db (D_out,)."""
+    ### BEGIN SOLUTION
+    dx = dout @ W.T
+    dW = x.T @ dout
+    db = dout.sum(axis=0)
+    return dx, dW, db
+    ### END SOLUTION
+'''),
+    tests("test_linear_backward", 3, r'''
+rng = np.random.default_rng(0)
+x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+dout = rng.standard_normal((4, 2))
+check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x, W),
+               {"x": x, "W": W, "b": b}, dout)
+print("linear_backward: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1301)
+for n, d_in, d_out in [(1, 1, 1), (7, 5, 3), (16, 2, 9)]:
+    x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
+    dout = rng.standard_normal((n, d_out))
+    check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x, W),
+                   {"x": x, "W": W, "b": b}, dout)
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 2: backward through activations (2 points)
+
+Write `relu_backward(dout, z)` and `sigmoid_backward(dout, z)`: given the
+gradient `dout` with respect to the activation's output and the
+pre-activation `z` (same shape), return the gradient with respect to `z`.
+"""),
+    answer("activation_backward", r'''
+def relu_backward(dout, z):
+    """Gradient through out = max(z, 0): same shape as z."""
+    ### BEGIN SOLUTION
+    return dout * (z > 0)
+    ### END SOLUTION
+
+
+def sigmoid_backward(dout, z):
+    """Gradient through out = sigmoid(z): same shape as z."""
+    ### BEGIN SOLUTION
+    s = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return dout * s * (1.0 - s)
+    ### END SOLUTION
+'''),
+    tests("test_activation_backward", 2, r'''
+z = np.array([[-1.0, 0.5], [2.0, -0.3]])
+dout = np.array([[1.0, 2.0], [3.0, 4.0]])
+assert_close(relu_backward(dout, z), [[0.0, 2.0], [3.0, 0.0]], name="relu_backward(dout, z)",
+             mistakes={"multiply dout by the mask z > 0: no gradient flows where the ReLU is off": dout})
+s = 1 / (1 + np.exp(-z))
+assert_close(sigmoid_backward(dout, z), dout * s * (1 - s), name="sigmoid_backward(dout, z)",
+             mistakes={"sigmoid'(z) = s (1 - s) with s = sigmoid(z), evaluated at z": dout * z * (1 - z)})
+print("relu_backward and sigmoid_backward: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1302)
+for shape in [(5,), (4, 3), (2, 3, 4)]:
+    z = rng.standard_normal(shape)
+    z[np.abs(z) < 1e-3] = 0.5  # stay away from the kink of the ReLU
+    dout = rng.standard_normal(shape)
+    check_backward(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z), {"z": z}, dout)
+    check_backward(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z), {"z": z}, dout)
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 3: softmax cross-entropy (3 points)
+
+Write `softmax_cross_entropy(logits, y)` returning `(loss, dlogits)` for
+`logits` $(N, C)$ and integer labels `y` $(N,)$: the **mean** over the batch
+of $-\log \operatorname{softmax}(\text{logits}_n)_{y_n}$, and its gradient
+with respect to the logits, $(\operatorname{softmax}(\text{logits}) -
+\text{onehot}(y)) / N$. It must stay finite and silent for logits in the
+thousands: subtract each row's maximum before exponentiating.
+"""),
+    answer("softmax_cross_entropy", r'''
+def softmax_cross_entropy(logits, y):
+    """logits (N, C), y (N,) ints -> loss (a float), dlogits (N, C)."""
+    ### BEGIN SOLUTION
+    n = len(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(n), y].mean()
+    dlogits = np.exp(log_probs)
+    dlogits[np.arange(n), y] -= 1
+    return loss, dlogits / n
+    ### END SOLUTION
+'''),
+    tests("test_softmax_cross_entropy", 3, r'''
+logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+y = np.array([0, 2])
+loss, dlogits = softmax_cross_entropy(logits, y)
+p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+assert_close(loss, -np.mean(np.log(p[[0, 1], y])), name="the loss",
+             mistakes={"average over the batch (mean), do not sum": -np.sum(np.log(p[[0, 1], y]))})
+check_grad(lambda L: softmax_cross_entropy(L, y)[0], lambda L: softmax_cross_entropy(L, y)[1],
+           logits, name="logits")
+print("softmax_cross_entropy: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1303)
+for n, c in [(1, 2), (8, 5), (32, 10)]:
+    logits, y = rng.standard_normal((n, c)) * 3, rng.integers(0, c, n)
+    expected = nn.cross_entropy(dl.Tensor(logits), y).item()
+    loss, _ = softmax_cross_entropy(logits, y)
+    assert_close(loss, expected, name=f"the loss for logits of shape {(n, c)}",
+                 mistakes={"average over the batch (mean), do not sum": expected * n})
+    check_grad(lambda L: softmax_cross_entropy(L, y)[0], lambda L: softmax_cross_entropy(L, y)[1],
+               logits, name=f"logits of shape {(n, c)}")
+with np.errstate(over="raise", invalid="raise", divide="raise"):
+    big = np.array([[1000.0, -1000.0, 999.0], [-5000.0, 5000.0, 0.0]])
+    loss, dlogits = softmax_cross_entropy(big, np.array([2, 1]))
+assert_close(loss, (1 + np.log1p(np.exp(-1))) / 2, name="the loss for logits in the thousands")
+assert np.all(np.isfinite(dlogits)), "dlogits must stay finite for large logits"
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 4: backpropagation through a deep network (4 points)
+
+Write `mlp_loss_and_grads(x, y, params)` for a network of any depth: `params`
+is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
+the loss is the softmax cross-entropy of the last layer's output against the
+integer labels `y`. Return `(loss, grads)` where `grads` is a list of
+`(dW, db)` pairs matching `params`. Store what the backward pass needs during
+the forward pass, then walk the layers in reverse, using your functions from
+exercises 1 to 3.
+"""),
+    answer("mlp_loss_and_grads", r'''
+def mlp_loss_and_grads(x, y, params):
+    """x (N, D_0), y (N,) ints, params [(W, b), ...] -> loss, [(dW, db), ...]."""
+    ### BEGIN SOLUTION
+    inputs, pre_activations = [], []
+    h = x
+    for i, (W, b) in enumerate(params):
+        inputs.append(h)
+        z = h @ W + b
+        if i < len(params) - 1:
+            pre_activations.append(z)
+            h = np.maximum(z, 0.0)
+        else:
+            h = z
+    loss, dout = softmax_cross_entropy(h, y)
+    grads = [None] * len(params)
+    for i in reversed(range(len(params))):
+        if i < len(params) - 1:
+            dout = relu_backward(dout, pre_activations[i])
+        dout, dW, db = linear_backward(dout, inputs[i], params[i][0])
+        grads[i] = (dW, db)
+    return loss, grads
+    ### END SOLUTION
+'''),
+    tests("test_mlp_loss_and_grads", 4, r'''
+def engine_loss_and_grads(x, y, params):
+    """The same network in dlcourse's engine, for comparison."""
+    tensors = [(dl.Tensor(W, requires_grad=True), dl.Tensor(b, requires_grad=True)) for W, b in params]
+    h = dl.Tensor(x)
+    for i, (W, b) in enumerate(tensors):
+        h = nn.linear(h, W, b)
+        h = h.relu() if i < len(tensors) - 1 else h
+    loss = nn.cross_entropy(h, y)
+    loss.backward()
+    return loss.item(), [(W.grad, b.grad) for W, b in tensors]
+
+def compare_with_engine(x, y, params):
+    loss, grads = mlp_loss_and_grads(x, y, params)
+    expected_loss, expected = engine_loss_and_grads(x, y, params)
+    assert_close(loss, expected_loss, name="the loss")
+    assert len(grads) == len(params), f"grads has {len(grads)} entries for {len(params)} layers"
+    for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
+        assert_close(dW, eW, name=f"dW of layer {i + 1} of {len(params)}", atol=1e-8)
+        assert_close(db, eb, name=f"db of layer {i + 1} of {len(params)}", atol=1e-8)
+
+rng = np.random.default_rng(0)
+sizes = [3, 5, 4]
+params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
+compare_with_engine(rng.standard_normal((6, 3)), rng.integers(0, 4, 6), params)
+print("mlp_loss_and_grads: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1304)
+for sizes, n in [([4, 3], 5), ([2, 8, 8, 3], 10), ([5, 6, 6, 6, 6, 6, 6, 2], 7)]:
+    params = [(rng.standard_normal((m, k)) * np.sqrt(2 / m), rng.standard_normal(k) * 0.1)
+              for m, k in zip(sizes, sizes[1:])]
+    x, y = rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n)
+    compare_with_engine(x, y, params)
+    W1 = params[0][0].copy()
+    def loss_of_first_weights(W):
+        return mlp_loss_and_grads(x, y, [(W, params[0][1])] + params[1:])[0]
+    check_grad(loss_of_first_weights, lambda W: mlp_loss_and_grads(x, y, [(W, params[0][1])] + params[1:])[1][0][0],
+               W1, name=f"W of layer 1 in a network of sizes {sizes}")
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 5: a gradient descent step (1 point)
+
+Write `sgd_step(params, grads, lr)` returning the list of updated pairs
+$(W - \eta\, \partial L/\partial W,\ b - \eta\, \partial L/\partial b)$ with
+learning rate $\eta$ = `lr`.
+"""),
+    answer("sgd_step", r'''
+def sgd_step(params, grads, lr):
+    """params [(W, b), ...], grads [(dW, db), ...] -> [(W - lr dW, b - lr db), ...]."""
+    ### BEGIN SOLUTION
+    return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
+    ### END SOLUTION
+'''),
+    tests("test_sgd_step", 1, r'''
+params = [(np.array([[1.0, 2.0]]), np.array([0.5, 0.0]))]
+grads = [(np.array([[0.5, -1.0]]), np.array([1.0, 2.0]))]
+(W, b), = sgd_step(params, grads, lr=0.1)
+assert_close(W, [[0.95, 2.1]], name="the updated W",
+             mistakes={"step against the gradient: W - lr * dW": [[1.05, 1.9]]})
+assert_close(b, [0.4, -0.2], name="the updated b")
+print("sgd_step: visible tests passed")
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(1305)
+shapes = [(3, 4), (4, 2), (2, 2)]
+params = [(rng.standard_normal(s), rng.standard_normal(s[1])) for s in shapes]
+grads = [(rng.standard_normal(s), rng.standard_normal(s[1])) for s in shapes]
+expected = [(W - 0.03 * dW, b - 0.03 * db) for (W, b), (dW, db) in zip(params, grads)]
+updated = sgd_step([(W.copy(), b.copy()) for W, b in params], grads, 0.03)
+assert len(updated) == 3, f"sgd_step returned {len(updated)} pairs for 3 layers"
+for i, ((W, b), (eW, eb)) in enumerate(zip(updated, expected)):
+    assert_close(W, eW, name=f"the updated W of layer {i + 1}")
+    assert_close(b, eb, name=f"the updated b of layer {i + 1}")
+### END HIDDEN TESTS
+'''),
+    md(r"""
+### Exercise 6: an autodiff engine of your own (4 points)
+
+`Value` below is a miniature of `dlcourse.Tensor` for single numbers: each
+operation creates a new `Value` that remembers its inputs (`_children`) and a
+function `_backward` that adds, to each input's `.grad`, the output's `.grad`
+times the local derivative. Addition is written for you. Complete:
+
+1. the local backward of `*` (for $c = a b$: $\partial c/\partial a = b$ and $\partial c/\partial b = a$);
+2. the local backward of `tanh` (for $t = \tanh a$: $\partial t/\partial a = 1 - t^2$);
+3. `backward()`: put every `Value` this one depends on in **topological
+   order** (each after all of its inputs), set this one's `.grad` to 1, and call
+   `_backward` on each in reverse order.
+
+Use `+=` so that a value used twice receives both contributions. Build the
+order **without recursion**, with an explicit stack: the tests backpropagate
+through a chain of several thousand operations, deeper than Python's
+recursion limit (about 1,000).
+"""),
+    answer("value", r'''
+class Value:
+    """A number that remembers how it was computed."""
+
+    def __init__(self, data, _children=()):
+        self.data = float(data)
+        self.grad = 0.0
+        self._backward = lambda: None
+        self._children = _children
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data + other.data, (self, other))
+
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+    __radd__ = __add__
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data * other.data, (self, other))
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    __rmul__ = __mul__
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        out = Value(t, (self,))
+
+        def _backward():
+            ### BEGIN SOLUTION
+            self.grad += (1 - t * t) * out.grad
+            ### END SOLUTION
+
+        out._backward = _backward
+        return out
+
+    def backward(self):
+        """Fill in .grad = d self / d v for every Value v that self depends on."""
+        ### BEGIN SOLUTION
+        order, visited, stack = [], set(), [(self, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                order.append(node)
+            elif id(node) not in visited:
+                visited.add(id(node))
+                stack.append((node, True))
+                stack.extend((child, False) for child in node._children)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+        ### END SOLUTION
+
+    def __repr__(self):
+        return f"Value(data={self.data:.4g}, grad={self.grad:.4g})"
+'''),
+    tests("test_value", 4, r'''
+a, b = Value(2.0), Value(-3.0)
+c = a * b + a          # a is used twice
+d = c.tanh()
+d.backward()
+t = math.tanh(2.0 * -3.0 + 2.0)
+assert_close(a.grad, (1 - t * t) * (-3.0 + 1.0), name="a.grad for tanh(a*b + a)",
+             mistakes={"accumulate with +=: a is used twice": (1 - t * t) * -3.0})
+assert_close(b.grad, (1 - t * t) * 2.0, name="b.grad for tanh(a*b + a)")
+print("Value: visible tests passed")
+### BEGIN HIDDEN TESTS
+def numerical(f, xs, i, h=1e-6):
+    up, down = list(xs), list(xs)
+    up[i] += h
+    down[i] -= h
+    return (f(*up) - f(*down)) / (2 * h)
+
+def expression(p, q, r, lib):
+    tanh = (lambda v: v.tanh()) if lib == "value" else math.tanh
+    s = p * q + r * p
+    u = tanh(s) * (q + tanh(r)) + s * s
+    return u * p + 1.5
+
+rng = np.random.default_rng(1306)
+for _ in range(3):
+    xs = [float(v) for v in rng.uniform(-1.2, 1.2, 3)]
+    vs = [Value(v) for v in xs]
+    expression(*vs, "value").backward()
+    for i, name in enumerate("pqr"):
+        assert_close(vs[i].grad, numerical(lambda *u: expression(*u, "math"), xs, i), atol=1e-6,
+                     name=f"{name}.grad in a graph where values are reused")
+
+x = Value(0.3)
+y = x
+for _ in range(5000):
+    y = y * 1.0 + 0.0
+try:
+    y.backward()
+except RecursionError:
+    raise AssertionError(
+        "backward() hit Python's recursion limit on a chain of 10,000 operations: build the "
+        "topological order with an explicit stack (a list you push to and pop from), not recursion"
+    ) from None
+assert_close(x.grad, 1.0, name="x.grad at the start of a chain of 10,000 operations")
+### END HIDDEN TESTS
+'''),
+    md(r"""
+## Training with your own gradients
+
+With your backpropagation and gradient descent step, a network learns. The
+cell below trains a two-hidden-layer network on the spirals with full-batch
+gradient descent, using only your functions, and plots the loss.
+"""),
+    code(r"""
+X, labels = data.spirals(n_per_class=80, n_classes=3, seed=1)
+rng = np.random.default_rng(0)
+sizes = [2, 48, 48, 3]
+weights = [(rng.standard_normal((m, n)) * np.sqrt(2 / m), np.zeros(n)) for m, n in zip(sizes, sizes[1:])]
+try:
+    losses = []
+    for step in range(1500):
+        loss, grads = mlp_loss_and_grads(X, labels, weights)
+        weights = sgd_step(weights, grads, lr=0.5)
+        losses.append(loss)
+except NotImplementedError:
+    print("Complete exercises 1 to 5 first: this cell trains with your functions.")
+else:
+    scores = X
+    for i, (W, b) in enumerate(weights):
+        scores = scores @ W + b
+        scores = np.maximum(scores, 0) if i < len(weights) - 1 else scores
+    print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
+          f"training accuracy {np.mean(scores.argmax(axis=1) == labels):.2f}")
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.semilogy(losses)
+    ax.set(xlabel="gradient descent step", ylabel="loss", title="training with your backprop")
+    ax.grid(alpha=0.3, which="both");
+"""),
+]
+
+EXPLANATIONS = {
+    "linear_backward": r"""
+Each output $o_{nj} = \sum_i x_{ni} W_{ij} + b_j$. Its derivative with
+respect to $x_{ni}$ is $W_{ij}$, so $dx_{ni} = \sum_j dout_{nj} W_{ij}$,
+that is `dout @ W.T`; with respect to $W_{ij}$ it is $x_{ni}$ for every
+example, so the contributions add up over the batch: `x.T @ dout`; and the
+bias touches every example with derivative 1: `dout.sum(axis=0)`. Each
+result has the shape of its variable, which is a quick check on the
+transposes.
+""",
+    "activation_backward": r"""
+Both activations act elementwise, so the chain rule is an elementwise
+product: `dout` times the local derivative at `z`. ReLU's slope is 1 where
+$z > 0$ and 0 elsewhere (the mask); the sigmoid's is $\sigma(z)(1 - \sigma(z))$,
+computed here without overflow.
+""",
+    "softmax_cross_entropy": r"""
+Subtracting each row's maximum does not change the softmax but keeps every
+exponent at most 0. Computing log-probabilities as `shifted - log(sum(exp(shifted)))`
+avoids taking the log of a probability that underflowed to 0. The gradient of
+$-\log \operatorname{softmax}(s)_y$ with respect to $s$ is
+$\operatorname{softmax}(s) - \text{onehot}(y)$; averaging over $N$ examples
+divides it by $N$.
+""",
+    "mlp_loss_and_grads": r"""
+The forward loop stores each layer's input (needed for `dW`) and each hidden
+pre-activation (needed for the ReLU mask). The backward loop starts from the
+loss's gradient and walks the layers in reverse: through the ReLU (except
+after the last layer), then through the dense layer, whose `dx` becomes the
+`dout` of the layer below. Every step is one application of the chain rule.
+""",
+    "sgd_step": r"""
+The gradient points in the direction in which the loss grows fastest, so a
+small step against it, scaled by the learning rate, lowers the loss. A new
+list is returned and the arrays passed in are left unchanged.
+""",
+    "value": r"""
+The local derivatives follow from $\partial(ab)/\partial a = b$ and
+$\frac{d}{da}\tanh a = 1 - \tanh^2 a$, each multiplied by `out.grad` (the
+chain rule) and added with `+=` so that a value used several times collects
+every contribution. `backward` builds a topological order with an explicit
+stack: an entry `(node, False)` means "visit node", `(node, True)` means
+"all of node's children are in the order, so append it". Walking that order
+in reverse guarantees that a node's `.grad` is complete before its
+`_backward` passes it on, and no Python recursion is used, so chains of any
+length work.
+""",
+}
+
+INDEX = {
+    "backpropagation": "1.3 Backpropagation",
+    "computational graph": "A computational graph",
+    "local derivative": "A computational graph",
+    "forward pass": "The forward pass stores intermediates",
+    "softmax": "The forward pass stores intermediates",
+    "cross-entropy loss": "The forward pass stores intermediates",
+    "backward pass": "The backward pass, from the last layer to the first",
+    "gradient": "The backward pass, from the last layer to the first",
+    "topological order": "Exercise 6: an autodiff engine of your own (4 points)",
+    "automatic differentiation": "Exercise 6: an autodiff engine of your own (4 points)",
+    "gradient descent": "Training with your own gradients",
+    "learning rate": "Exercise 5: a gradient descent step (1 point)",
+}
