@@ -3,8 +3,10 @@ graphs and per-layer statistics of deep networks.
 
 matplotlib is imported when a function is first called, not when dlcourse
 is imported.  Every function draws on a new figure (or on ``ax``) and
-returns the Figure; none calls ``plt.show()``.  In a notebook, end the line
-with ``;`` (``plot.curves(history);``) so the figure is shown once.
+returns the Figure; none calls ``plt.show()``.  The new figures are not
+pyplot's: in a notebook, a call on the last line of a cell shows its figure
+once (``plot.curves(history)``), and a figure kept in a variable is shown
+with ``display(fig)``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 
 
 def _axes(ax: Axes | None, ncols: int = 1, width: float = 5.0, height: float = 4.0) -> Any:
-    import matplotlib.pyplot as plt
-
     if ax is not None:
         return ax.figure, ax
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), layout="constrained")
-    return fig, axes
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    return fig, fig.subplots(1, ncols)
 
 
 def _as_2d_points(name: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

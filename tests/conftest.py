@@ -25,6 +25,10 @@ for _var, _sub in {
     os.environ[_var] = str(_STATE / _sub)
 os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
 
+# Build matplotlib's font cache now: the first import in a fresh MPLCONFIGDIR
+# says so on stderr, which would fail the first notebook that plots.
+import matplotlib.font_manager  # noqa: E402, F401
+
 
 def pytest_unconfigure(config: object) -> None:
     shutil.rmtree(_STATE, ignore_errors=True)

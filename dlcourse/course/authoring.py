@@ -133,13 +133,12 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 120) -> NotebookNode:
 
 
 def normalise(nb: NotebookNode) -> NotebookNode:
-    """Drop execution counts, widget ids and volatile metadata, in place."""
+    """Drop widget ids and volatile metadata, in place.  Execution counts stay:
+    a run from the top numbers the cells the same way every time, and nbval
+    needs them to tell an executed cell from one never run."""
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.execution_count = None
             for output in cell.outputs:
-                if "execution_count" in output:
-                    output.execution_count = None
                 # a widget's random model id; its text/plain fallback stays
                 output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
         cell.metadata.pop("execution", None)

@@ -47,7 +47,7 @@ y = z.tanh()
 y.name = "y"
 y.backward()
 print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5:.4f}")
-plot.graph(y);
+plot.graph(y)
 """),
     md(r"""
 ## The forward pass stores intermediates
@@ -259,8 +259,9 @@ is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
 the loss is the softmax cross-entropy of the last layer's output against the
 integer labels `y`. Return `(loss, grads)` where `grads` is a list of
 `(dW, db)` pairs matching `params`. Store what the backward pass needs during
-the forward pass, then walk the layers in reverse, using your functions from
-exercises 1 to 3.
+the forward pass, then walk the layers in reverse. You may call your functions
+from exercises 1 to 3 or write the steps out; the answer in Appendix A writes
+them out, so that it stands on its own.
 """),
     answer("mlp_loss_and_grads", r'''
 def mlp_loss_and_grads(x, y, params):
@@ -276,13 +277,21 @@ def mlp_loss_and_grads(x, y, params):
             h = np.maximum(z, 0.0)
         else:
             h = z
-    loss, dout = softmax_cross_entropy(h, y)
+    # softmax cross-entropy and its gradient with respect to the logits h
+    n = len(h)
+    shifted = h - h.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(n), y].mean()
+    dout = np.exp(log_probs)
+    dout[np.arange(n), y] -= 1
+    dout /= n
     grads = [None] * len(params)
     for i in reversed(range(len(params))):
         if i < len(params) - 1:
-            dout = relu_backward(dout, pre_activations[i])
-        dout, dW, db = linear_backward(dout, inputs[i], params[i][0])
-        grads[i] = (dW, db)
+            dout = dout * (pre_activations[i] > 0)  # back through the ReLU
+        W = params[i][0]
+        grads[i] = (inputs[i].T @ dout, dout.sum(axis=0))
+        dout = dout @ W.T  # into the layer below
     return loss, grads
     ### END SOLUTION
 '''),
