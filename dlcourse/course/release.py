@@ -89,6 +89,7 @@ def _without_outputs(nb: nbformat.NotebookNode) -> str:
     for cell in copy.cells:
         if cell.cell_type == "code":
             cell.outputs = []
+            cell.execution_count = None
     return nbformat.writes(copy)
 
 
