@@ -1,0 +1,62 @@
+"""The learner's self-check: run a notebook and say, exercise by exercise,
+what passes and what fails, before handing it in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+
+@dataclass
+class Row:
+    exercise: str
+    points: float
+    passed: bool
+    message: str
+
+
+def check(path: Path, timeout: int = 120) -> list[Row]:
+    """Run a copy of the notebook at ``path`` (the file is not changed) and
+    return one row per graded test cell, in order."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+    )
+    client.execute()
+    rows = []
+    for cell in nb.cells:
+        grading = cell.metadata.get("nbgrader", {})
+        if not grading.get("grade") or cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        if errors:
+            message = f"{errors[0].ename}: {errors[0].evalue}".strip()
+        elif stderr:
+            message = "wrote to stderr (the grader counts that as a failure): " + stderr[0].text
+        else:
+            message = ""
+        name = grading["grade_id"].removeprefix("test_")
+        rows.append(Row(name, float(grading.get("points", 0)), not message, message))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a plain-text table with a total."""
+    width = max([len(r.exercise) for r in rows] + [8])
+    lines = [f"{'exercise':<{width}}  points  result  message"]
+    for r in rows:
+        first = r.message.splitlines()[0] if r.message else ""
+        lines.append(
+            f"{r.exercise:<{width}}  {r.points:>6g}  {'pass' if r.passed else 'FAIL':<6}  {first}"
+        )
+    earned = sum(r.points for r in rows if r.passed)
+    lines.append(f"{'total':<{width}}  {earned:>6g}  of {sum(r.points for r in rows):g}")
+    return "\n".join(lines)

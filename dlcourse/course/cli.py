@@ -1,0 +1,167 @@
+"""The `dlcourse` command: the course for learners and instructors."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT_HELP = "the course folder (default: the current folder, or the repository this package is in)"
+
+
+def course_root(given: str | None) -> Path:
+    """The course folder: ``--root``, else the current folder or the repository
+    this package was installed from (whichever has nbgrader_config.py)."""
+    candidates = [Path(given)] if given else [Path.cwd(), Path(__file__).resolve().parents[2]]
+    for folder in candidates:
+        if (folder / "nbgrader_config.py").exists():
+            return folder.resolve()
+    raise SystemExit(
+        f"dlcourse: no course here: {candidates[0]} has no nbgrader_config.py. Run the command "
+        "in the course folder (the repository) or pass --root FOLDER."
+    )
+
+
+def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise SystemExit(
+            "dlcourse lab: JupyterLab is not installed; pip install 'dlcourse[course]'."
+        )
+    root = course_root(args.root)
+    env = dict(os.environ)
+    env.setdefault("JUPYTER_CONFIG_DIR", str(root / ".dlcourse" / "jupyter"))
+    env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.default_url=/lab/tree/notebooks/ch01/01_deep_learning.ipynb",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    os.execve(sys.executable, command + extra, env)
+    return 0
+
+
+def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course import release
+
+    changed = release.release(course_root(args.root))
+    print("\n".join(f"updated {path}" for path in changed) or "everything was up to date")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course import check
+
+    path = Path(args.notebook)
+    if not path.is_file():
+        raise SystemExit(f"dlcourse check: {path} is not a file; give the path of your notebook.")
+    rows = check.check(path, timeout=args.timeout)
+    if not rows:
+        raise SystemExit(f"dlcourse check: {path} has no graded exercises.")
+    print(check.table(rows))
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
+    from tqdm.auto import tqdm
+
+    from dlcourse.course import grading
+    from dlcourse.course.authoring import ASSIGNMENT
+
+    root = course_root(args.root)
+    if args.from_downloads:
+        names = grading.expected_notebooks(root)
+        filed, problems = grading.collect(root, Path(args.from_downloads), names)
+        for path in filed:
+            print(f"filed {path}")
+        for problem in problems:
+            print(f"not filed: {problem}")
+    options = grading.Options(
+        workers=args.workers,
+        timeout=args.timeout,
+        memory_mb=args.memory,
+        students=args.student,
+        force=args.force,
+        unsafe=args.unsafe,
+    )
+    bar = tqdm(desc="grading", unit="notebook", file=sys.stdout)
+
+    def progress(done: int, total: int, failures: int) -> None:
+        bar.total = total
+        bar.set_postfix(problems=failures, refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        summary = grading.grade(root, options, progress)
+    except grading.GradingError as error:
+        raise SystemExit(f"dlcourse grade: {error}") from None
+    finally:
+        bar.close()
+    print(
+        f"graded {len(summary.graded)} student(s); {len(summary.skipped)} already graded "
+        f"(--force to regrade)"
+    )
+    if summary.graded:
+        print(
+            f"gradebook: {root / 'gradebook.db'}; grades: {root / 'grades.csv'}; "
+            f"feedback: {root / 'feedback'}/<student>/{ASSIGNMENT}/"
+        )
+    if summary.problems:
+        print("\nproblems:")
+        for student, problems in sorted(summary.problems.items()):
+            for problem in problems:
+                print(f"  {student}: {problem}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="dlcourse", description="Chapter 1 of the deep-learning course: learn, release, grade."
+    )
+    parser.add_argument("--root", help=ROOT_HELP)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser(
+        "lab", help="open the course in JupyterLab (other options go to JupyterLab)"
+    )
+    lab.set_defaults(run=cmd_lab)
+    rel = sub.add_parser("release", help="regenerate notebooks/ and Appendix A from solutions/")
+    rel.set_defaults(run=cmd_release)
+    chk = sub.add_parser("check", help="run a notebook and show which exercises pass")
+    chk.add_argument("notebook")
+    chk.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
+    chk.set_defaults(run=cmd_check)
+    grd = sub.add_parser("grade", help="autograde submitted/<student>/ch01/ in parallel, confined")
+    grd.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 1)),
+        help="notebooks graded at once (default: the number of cores)",
+    )
+    grd.add_argument("--timeout", type=int, default=60, help="seconds per cell (default 60)")
+    grd.add_argument("--memory", type=int, default=2048, help="MB per kernel (default 2048)")
+    grd.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grd.add_argument("--force", action="store_true", help="regrade students already graded")
+    grd.add_argument(
+        "--unsafe", action="store_true", help="grade even where student code cannot be confined"
+    )
+    grd.add_argument(
+        "--from-downloads",
+        metavar="DIR",
+        help="first file LMS downloads (zips or <student>_<notebook>.ipynb) from DIR",
+    )
+    grd.set_defaults(run=cmd_grade)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    return args.run(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
