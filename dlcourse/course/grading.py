@@ -158,9 +158,10 @@ class Course:
             sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.exists() else []
         )
 
-    def marker(self, student: str) -> dict:
+    def marker(self, student: str) -> dict | None:
+        """The digests of what was graded for ``student``; None if never graded."""
         path = self.markers / f"{student}.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return json.loads(path.read_text()) if path.exists() else None
 
     def mark(self, student: str, digests: dict[str, str]) -> None:
         self.markers.mkdir(parents=True, exist_ok=True)
@@ -207,11 +208,12 @@ SCRATCH_CONFIG = """
 c.Execute.timeout = {timeout}
 c.Execute.kernel_name = {kernel!r}
 """
-# Unix sockets in the kernel's own runtime folder (a relative default would
-# land in the kernel's working folder, which it may not write to).
+# Unix sockets and the connection file in the kernel's own runtime folder (the
+# defaults are a relative path and the system's temporary folder).
 IPC_CONFIG = """
 c.KernelManager.transport = "ipc"
-c.KernelManager.ip = {ip!r}
+c.KernelManager.connection_file = {runtime!r} + "/kernel.json"
+c.KernelManager.ip = {runtime!r} + "/kernel-ipc"
 """
 
 
@@ -226,13 +228,17 @@ class Grader:
     def run(self, task: Task, slot: int) -> TaskResult:
         """Grade one notebook of one student in a scratch course; never raises for
         a fault of the student's."""
+        # the kernel's runtime folder, at a short path: a Unix socket's path may
+        # not exceed 107 bytes
+        runtime = Path(tempfile.mkdtemp(prefix="dlcourse-kernel-"))
         try:
-            return self._run(task, slot)
+            return self._run(task, slot, runtime)
         finally:
             if self.confined:
                 _kill_user(FIRST_KERNEL_UID + slot)  # whatever the kernel left running
+            shutil.rmtree(runtime, ignore_errors=True)
 
-    def _run(self, task: Task, slot: int) -> TaskResult:
+    def _run(self, task: Task, slot: int, runtime: Path) -> TaskResult:
         scratch = Path(tempfile.mkdtemp(prefix=f"{task.student}-", dir=self.base))
         os.chmod(scratch, 0o700)
         shutil.copy2(self.course.root / "nbgrader_config.py", scratch)
@@ -245,7 +251,6 @@ class Grader:
         if self.confined:
             kernel = sandbox.KERNEL_NAME
             uid = FIRST_KERNEL_UID + slot
-            runtime = Path(tempfile.mkdtemp(prefix="runtime-", dir=self.base))
             os.chown(runtime, uid, uid)
             hidden = [
                 self.course.root / name
@@ -267,7 +272,7 @@ class Grader:
         with open(scratch / "nbgrader_config.py", "a") as config:
             config.write(SCRATCH_CONFIG.format(timeout=self.options.timeout, kernel=kernel))
             if self.confined:
-                config.write(IPC_CONFIG.format(ip=str(runtime / "kernel-ipc")))
+                config.write(IPC_CONFIG.format(runtime=str(runtime)))
         name = task.notebook.removesuffix(".ipynb")
         cells = len(nbformat.read(task.path, 4).cells)
         try:
@@ -365,7 +370,7 @@ def plan(course: Course, options: Options, summary: Summary) -> tuple[list[Task]
         if not any(name.endswith(".ipynb") for name in files):
             summary.add_problem(student, f"no notebooks in submitted/{student}/{ASSIGNMENT}/")
         current = {name: _digest(files[name]) for name in expected if name in files}
-        if not options.force and current and course.marker(student) == current:
+        if not options.force and course.marker(student) == current:
             summary.skipped.append(student)
             continue
         digests[student] = current

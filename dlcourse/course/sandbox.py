@@ -36,6 +36,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,33 @@ def _expose(path: Path, staging: Path) -> None:
     subprocess.run(["umount", "-l", str(staging)], check=True)
 
 
+def _closed_ancestor(path: Path) -> Path | None:
+    """The outermost folder on the way to ``path`` that others may not enter."""
+    for folder in [*reversed(path.parents), path]:
+        if folder.is_dir() and not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+def _expose(path: Path) -> None:
+    """Let an unprivileged user reach ``path`` (say a Python installed under
+    /root) without opening anything else of the closed folder above it: that
+    folder is covered by an empty tmpfs into which ``path`` alone is bound."""
+    closed = _closed_ancestor(path)
+    if closed is None or closed == path:
+        return
+    staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
+    subprocess.run(["mount", "--bind", str(closed), str(staging)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "exposed", str(closed)], check=True)
+    inner = closed / path.relative_to(closed)
+    inner.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "--bind", str(staging / path.relative_to(closed)), str(inner)], check=True
+    )
+    subprocess.run(["umount", "-l", str(staging)], check=True)
+    staging.rmdir()
+
+
 def _limit(memory_mb: int, nproc: int) -> None:
     memory = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -180,11 +208,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.chown(args.connection, args.uid, args.uid)
     for path in args.hide:
         _hide(path)
-    interpreter = Path(os.path.realpath(command[0])).parent.parent
-    _expose(interpreter, args.connection.parent / "staging")
-    # the kernel's own state folders, in its working folder; matplotlib's font
-    # cache comes prepared, so building it prints nothing to stderr
-    home = args.connection.parent / "home"  # in the runtime folder, the kernel's own
+    # the kernel's home, in its runtime folder; matplotlib's font cache comes
+    # prepared, so building it prints nothing to stderr
+    home = args.connection.parent / "home"
     shutil.copytree(args.mplconfig, home / "matplotlib", dirs_exist_ok=True)
     (home / "ipython").mkdir(parents=True, exist_ok=True)
     for path in [home, *home.rglob("*")]:
@@ -192,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.update(
         HOME=str(home), MPLCONFIGDIR=str(home / "matplotlib"), IPYTHONDIR=str(home / "ipython")
     )
+    interpreter = Path(os.path.realpath(command[0])).parent.parent
+    for needed in (interpreter, args.connection.parent):
+        _expose(needed)
     _limit(args.memory, args.nproc)
     os.setgroups([])
     os.setgid(args.uid)

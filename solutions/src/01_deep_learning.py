@@ -160,14 +160,14 @@ def dense(x, W, b):
 x = np.array([[1.0, 2.0]])
 W = np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]])
 b = np.array([0.1, 0.2, 0.3])
-assert_close(dense(x, W, b), [[2.1, 2.2, 3.3]], name="dense(x, W, b)",
+assert_close(dense(x.copy(), W.copy(), b.copy()), [[2.1, 2.2, 3.3]], name="dense(x, W, b)",
              mistakes={"add the bias b": x @ W})
 print("dense: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1101)
 for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
     x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
-    assert_close(dense(x, W, b), x @ W + b, name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
+    assert_close(dense(x.copy(), W.copy(), b.copy()), x @ W + b, name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
                  mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
 ### END HIDDEN TESTS
 '''),
@@ -245,7 +245,7 @@ x = np.array([[1.0, -1.0]])
 params = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
           (np.array([[1.0], [-1.0]]), np.array([0.5]))]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
-assert_close(mlp_forward(x, params, ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
+assert_close(mlp_forward(x.copy(), params, ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
              mistakes={"no activation after the last layer": [[0.5]]})
 print("mlp_forward: visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -266,7 +266,8 @@ rng = np.random.default_rng(1103)
 for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp), ([3, 6, 6, 1], np.tanh)]:
     params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
     x = rng.standard_normal((6, sizes[0]))
-    assert_close(mlp_forward(x, params, act), _reference_mlp(x, params, act),
+    copies = [(W.copy(), b.copy()) for W, b in params]
+    assert_close(mlp_forward(x.copy(), copies, act), _reference_mlp(x, params, act),
                  name=f"mlp_forward for layer sizes {sizes}",
                  mistakes={"no activation after the last layer": _all_activated(x, params, act)})
 ### END HIDDEN TESTS

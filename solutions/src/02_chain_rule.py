@@ -146,7 +146,7 @@ def numerical_derivative(f, x, h=1e-5):
 '''),
     tests("test_numerical_derivative", 2, r'''
 x = np.array([0.0, 0.5, 1.0])
-assert_close(numerical_derivative(np.sin, x), np.cos(x), name="numerical_derivative(np.sin, x)",
+assert_close(numerical_derivative(np.sin, x.copy()), np.cos(x), name="numerical_derivative(np.sin, x)",
              atol=1e-9, mistakes={"use the central difference (f(x+h) - f(x-h)) / (2h)":
                                   (np.sin(x + 1e-5) - np.sin(x)) / 1e-5})
 print("numerical_derivative: visible tests passed")
@@ -156,11 +156,11 @@ for shape in [(), (4,), (3, 2)]:
     x = rng.uniform(-2, 2, shape)
     cube = lambda u: u ** 3
     h = 1e-3  # the central difference of u^3 is exactly 3u^2 + h^2
-    assert_close(numerical_derivative(cube, x, h=h), 3 * x ** 2 + h ** 2, atol=1e-9,
+    assert_close(numerical_derivative(cube, np.copy(x), h=h), 3 * x ** 2 + h ** 2, atol=1e-9,
                  name=f"numerical_derivative(u**3, x, h=1e-3) for x of shape {np.shape(x)}",
                  mistakes={"use the step h you are given": 3 * x ** 2 + 1e-10,
                            "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x ** 2 + h ** 2)})
-    assert_close(numerical_derivative(np.exp, x), np.exp(x), atol=1e-8,
+    assert_close(numerical_derivative(np.exp, np.copy(x)), np.exp(x), atol=1e-8,
                  name=f"numerical_derivative(np.exp, x) for x of shape {np.shape(x)}")
 ### END HIDDEN TESTS
 '''),
@@ -233,7 +233,7 @@ def chain_rule(f_prime, g, g_prime):
 x = np.array([0.5, 1.0, 2.0])
 d = chain_rule(np.cos, lambda u: u ** 2, lambda u: 2 * u)  # d/dx sin(x^2)
 assert callable(d), "chain_rule must return a function of x"
-assert_close(d(x), np.cos(x ** 2) * 2 * x, name="chain_rule(cos, x^2, 2x)(x)",
+assert_close(d(x.copy()), np.cos(x ** 2) * 2 * x, name="chain_rule(cos, x^2, 2x)(x)",
              mistakes={"evaluate f' at g(x), not at x": np.cos(x) * 2 * x})
 print("chain_rule: visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -247,7 +247,7 @@ cases = [  # name, f', g, g', the exact derivative of f(g(x))
 ]
 for name, f_prime, g, g_prime, exact in cases:
     x = rng.uniform(-1.5, 1.5, (4, 3))
-    assert_close(chain_rule(f_prime, g, g_prime)(x), exact(x), atol=1e-9,
+    assert_close(chain_rule(f_prime, g, g_prime)(x.copy()), exact(x), atol=1e-9,
                  name=f"the chain rule's derivative of {name}",
                  mistakes={"evaluate f' at g(x), not at x": f_prime(x) * g_prime(x),
                            "multiply by g'(x): (1.1) has two factors": f_prime(g(x))})
@@ -278,7 +278,7 @@ def chain_derivative(fs, f_primes, x):
 x = np.array([0.1, 0.6])
 fs = [np.sin, np.exp]            # y = exp(sin(x))
 f_primes = [np.cos, np.exp]
-assert_close(chain_derivative(fs, f_primes, x), np.exp(np.sin(x)) * np.cos(x),
+assert_close(chain_derivative(fs, f_primes, x.copy()), np.exp(np.sin(x)) * np.cos(x),
              name="chain_derivative([sin, exp], [cos, exp], x)",
              mistakes={"evaluate each f' at the value its link receives, not at x":
                        np.cos(x) * np.exp(x)})
@@ -299,7 +299,7 @@ for n in [1, 3, 10, 25]:
     value, expected, at_x = x, np.ones_like(x), np.ones_like(x)
     for f, fp in chosen:
         expected, at_x, value = expected * fp(value), at_x * fp(x), f(value)
-    assert_close(chain_derivative(fs, f_primes, x), expected, atol=1e-9,
+    assert_close(chain_derivative(fs, f_primes, x.copy()), expected, atol=1e-9,
                  name=f"chain_derivative for a chain of {n} functions",
                  mistakes={"evaluate each f' at the value its link receives, not at x": at_x})
 assert_close(chain_derivative([], [], np.array([2.0, 3.0])), [1.0, 1.0],

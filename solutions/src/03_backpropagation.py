@@ -227,7 +227,7 @@ def softmax_cross_entropy(logits, y):
     tests("test_softmax_cross_entropy", 3, r'''
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
 y = np.array([0, 2])
-loss, dlogits = softmax_cross_entropy(logits, y)
+loss, dlogits = softmax_cross_entropy(logits.copy(), y.copy())
 p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 assert_close(loss, -np.mean(np.log(p[[0, 1], y])), name="the loss",
              mistakes={"average over the batch (mean), do not sum": -np.sum(np.log(p[[0, 1], y]))})
@@ -239,7 +239,7 @@ rng = np.random.default_rng(1303)
 for n, c in [(1, 2), (8, 5), (32, 10)]:
     logits, y = rng.standard_normal((n, c)) * 3, rng.integers(0, c, n)
     expected = nn.cross_entropy(dl.Tensor(logits), y).item()
-    loss, _ = softmax_cross_entropy(logits, y)
+    loss, _ = softmax_cross_entropy(logits.copy(), y.copy())
     assert_close(loss, expected, name=f"the loss for logits of shape {(n, c)}",
                  mistakes={"average over the batch (mean), do not sum": expected * n})
     check_grad(lambda L: softmax_cross_entropy(L, y)[0], lambda L: softmax_cross_entropy(L, y)[1],
@@ -308,7 +308,7 @@ def engine_loss_and_grads(x, y, params):
     return loss.item(), [(W.grad, b.grad) for W, b in tensors]
 
 def compare_with_engine(x, y, params):
-    loss, grads = mlp_loss_and_grads(x, y, params)
+    loss, grads = mlp_loss_and_grads(x.copy(), y.copy(), [(W.copy(), b.copy()) for W, b in params])
     expected_loss, expected = engine_loss_and_grads(x, y, params)
     assert_close(loss, expected_loss, name="the loss")
     assert len(grads) == len(params), f"grads has {len(grads)} entries for {len(params)} layers"
