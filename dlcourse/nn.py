@@ -41,7 +41,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         out += bias.data
 
     def backward(g: np.ndarray) -> None:
-        x.accumulate(g @ weight.data.T)  # dL/dx = dL/dy W^T
+        if x.requires_grad:  # not for the network's input: skip a matrix product
+            x.accumulate(g @ weight.data.T)  # dL/dx = dL/dy W^T
         weight.accumulate(x.data.T @ g)  # dL/dW = x^T dL/dy
         if bias is not None:
             bias.accumulate(g.sum(axis=0))  # dL/db = sum over the batch of dL/dy

@@ -1,0 +1,91 @@
+"""python -m benchmarks [--quick] [--out FILE]: time dlcourse against its peers.
+
+Prints a table of median microseconds per SGD training step with the ratios
+dlcourse / peer, then gradient-check, import and notebook timings, and
+writes it all, with the machine's details, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import suite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fmt(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:,.0f}"
+
+
+def ratio(a: float, b: float | None) -> str:
+    return "-" if b is None else f"{a / b:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the smallest row only, briefly, nothing else (a smoke test)",
+    )
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds of timing per row")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    rows = suite.ROWS[:1] if args.quick else suite.ROWS
+    budget = 0.2 if args.quick else args.budget
+    lines = [
+        "# dlcourse benchmarks",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in suite.machine().items()),
+        "",
+        "Median µs per SGD training step (forward, softmax cross-entropy, backward, update), "
+        "implementations interleaved in one run; ratio = dlcourse / peer (below 1: dlcourse "
+        "is faster).",
+        "",
+        "| network, batch | dtype | dlcourse | hand-written numpy | ratio | PyTorch CPU | ratio "
+        "| micrograd | ratio | objects left to the GC |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for dtype in (np.float64, np.float32):
+            t = suite.time_row(row, dtype, budget)
+            lines.append(
+                f"| {row.name} | {np.dtype(dtype).name} | {fmt(t['dlcourse'])} | {fmt(t['numpy'])} "
+                f"| {ratio(t['dlcourse'], t['numpy'])} | {fmt(t.get('torch'))} "
+                f"| {ratio(t['dlcourse'], t.get('torch'))} | {fmt(t.get('micrograd'))} "
+                f"| {ratio(t['dlcourse'], t.get('micrograd'))} | {t['cycles']:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    if not args.quick:
+        g = suite.gradcheck_times()
+        lines += [
+            "",
+            f"Gradient check of a {g['parameters']:,.0f}-parameter MLP (check_module): "
+            f"fast {g['fast']:.3f} s, sparse {g['sparse']:.3f} s, full {g['full']:.2f} s "
+            f"(full / fast = {g['full'] / g['fast']:.0f}x).",
+        ]
+        imports = suite.import_times()
+        lines += [
+            "",
+            f"Import (fresh interpreter, median): python alone {imports['python'] * 1e3:.0f} ms, "
+            f"numpy {imports['numpy'] * 1e3:.0f} ms, dlcourse {imports['dlcourse'] * 1e3:.0f} ms.",
+        ]
+        notebooks = suite.notebook_times(ROOT)
+        lines += [
+            "",
+            "Notebooks, top to bottom: "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in notebooks.items())
+            + f"; together {sum(notebooks.values()):.1f} s.",
+        ]
+        print("\n".join(lines[-5:]))
+    if not args.quick:
+        args.out.write_text("\n".join(lines) + "\n")
+        print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

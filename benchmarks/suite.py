@@ -1,0 +1,357 @@
+"""The speed of a training step, peers side by side in one run.
+
+Every implementation trains the same network (ReLU MLP, softmax
+cross-entropy, plain SGD) from the same initial weights on the same batch;
+the suite first checks that their losses agree, then times them interleaved
+(A B C A B C ...) and reports medians, so that drift on a shared machine
+affects all of them alike.  Ratios are dlcourse's time over each peer's.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+import dlcourse
+from dlcourse import nn
+from dlcourse.gradcheck import check_module
+from dlcourse.optim import SGD
+
+LR = 0.01
+
+
+@dataclass
+class Row:
+    name: str
+    sizes: list[int]
+    batch: int
+    micrograd: bool = False
+
+
+ROWS = [
+    Row("64-16-16-10, batch 8", [64, 16, 16, 10], 8, micrograd=True),
+    Row("64-128-128-10, batch 32", [64, 128, 128, 10], 32),
+    Row("64-128-128-10, batch 256", [64, 128, 128, 10], 256),
+    Row("50 layers of width 32, batch 64", [64] + [32] * 49 + [10], 64),
+    Row("784-1024-1024-10, batch 512", [784, 1024, 1024, 10], 512),
+]
+
+
+def problem(
+    row: Row, dtype: type
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    params = [
+        (rng.standard_normal((m, n)) * math.sqrt(2 / m), np.zeros(n))
+        for m, n in zip(row.sizes, row.sizes[1:])
+    ]
+    params = [(W.astype(dtype), b.astype(dtype)) for W, b in params]
+    x = rng.standard_normal((row.batch, row.sizes[0])).astype(dtype)
+    y = rng.integers(0, row.sizes[-1], row.batch)
+    return params, x, y
+
+
+# ------------------------------------------------------------- the peers
+def dlcourse_step(params: list, x: np.ndarray, y: np.ndarray) -> Callable[[], float]:
+    layers: list[nn.Module] = []
+    for i, (W, b) in enumerate(params):
+        linear = nn.Linear(*W.shape, rng=0, dtype=W.dtype)
+        linear.weight.data[...] = W
+        linear.bias.data[...] = b
+        layers += [linear] if i == len(params) - 1 else [linear, nn.ReLU()]
+    model = nn.Sequential(*layers)
+    optimizer = SGD(model.parameters(), lr=LR)
+    inputs = dlcourse.Tensor(x)
+
+    def step() -> float:
+        optimizer.zero_grad()
+        loss = nn.cross_entropy(model(inputs), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def numpy_step(params: list, x: np.ndarray, y: np.ndarray) -> Callable[[], float]:
+    """The same step written by hand: the same BLAS calls, no graph."""
+    params = [(W.copy(), b.copy()) for W, b in params]
+    rows = np.arange(len(x))
+
+    def step() -> float:
+        inputs, pre = [], []
+        h = x
+        for i, (W, b) in enumerate(params):
+            inputs.append(h)
+            h = h @ W + b
+            if i < len(params) - 1:
+                pre.append(h)
+                h = np.maximum(h, 0)
+        shifted = h - h.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = np.mean(np.log(total[:, 0]) - shifted[rows, y])
+        g = exp / total
+        g[rows, y] -= 1
+        g *= 1 / len(x)
+        for i in reversed(range(len(params))):
+            W, b = params[i]
+            dW, db = inputs[i].T @ g, g.sum(axis=0)
+            if i:
+                g = (g @ W.T) * (pre[i - 1] > 0)
+            W -= LR * dW
+            b -= LR * db
+        return float(loss)
+
+    return step
+
+
+def torch_step(params: list, x: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    ws = [
+        (torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for W, b in params
+    ]
+    flat = [p for pair in ws for p in pair]
+    optimizer = torch.optim.SGD(flat, lr=LR)
+    inputs, labels = torch.tensor(x), torch.tensor(y)
+
+    def step() -> float:
+        optimizer.zero_grad()
+        h = inputs
+        for i, (W, b) in enumerate(ws):
+            h = torch.addmm(b, h, W)
+            if i < len(ws) - 1:
+                h = torch.relu(h)
+        loss = torch.nn.functional.cross_entropy(h, labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def micrograd_step(params: list, x: np.ndarray, y: np.ndarray) -> Callable[[], float] | None:
+    try:
+        from micrograd.engine import Value
+    except ImportError:
+        return None
+
+    def exp(v: Value) -> Value:
+        out = Value(math.exp(v.data), (v,), "exp")
+
+        def backward() -> None:
+            v.grad += out.data * out.grad
+
+        out._backward = backward
+        return out
+
+    def log(v: Value) -> Value:
+        out = Value(math.log(v.data), (v,), "log")
+
+        def backward() -> None:
+            v.grad += out.grad / v.data
+
+        out._backward = backward
+        return out
+
+    ws = [
+        ([[Value(float(w)) for w in row] for row in W], [Value(float(c)) for c in b])
+        for W, b in params
+    ]
+    flat = [v for W, b in ws for v in [*(w for row in W for w in row), *b]]
+
+    def step() -> float:
+        for v in flat:
+            v.grad = 0.0
+        total = Value(0.0)
+        for sample, label in zip(x, y):
+            h = [Value(float(v)) for v in sample]
+            for i, (W, b) in enumerate(ws):
+                h = [sum((h[k] * W[k][j] for k in range(len(h))), b[j]) for j in range(len(b))]
+                if i < len(ws) - 1:
+                    h = [v.relu() for v in h]
+            top = max(v.data for v in h)
+            total = total + log(sum((exp(v - top) for v in h), Value(0.0))) - (h[label] - top)
+        loss = total * (1.0 / len(x))
+        loss.backward()
+        for v in flat:
+            v.data -= LR * v.grad
+        return loss.data
+
+    return step
+
+
+# --------------------------------------------------------------- timing
+def interleaved(steps: dict[str, Callable[[], float]], budget: float) -> dict[str, float]:
+    """Median seconds per call of each step, calls interleaved, within about
+    ``budget`` seconds in all."""
+    for step in steps.values():
+        step()  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    deadline = time.perf_counter() + budget
+    rounds = 0
+    while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[name].append(time.perf_counter() - start)
+        rounds += 1
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def losses_agree(row: Row, dtype: type, include_micrograd: bool) -> dict[str, float]:
+    """First losses of every peer on fresh copies; raises if they disagree."""
+    first = {}
+    makers = {"dlcourse": dlcourse_step, "numpy": numpy_step, "torch": torch_step}
+    if include_micrograd:
+        makers["micrograd"] = micrograd_step
+    for name, make in makers.items():
+        params, x, y = problem(row, dtype)
+        step = make(params, x, y)
+        if step is not None:
+            first[name] = step()
+    tolerance = 1e-4 if dtype == np.float32 else 1e-9
+    reference = first["numpy"]
+    for name, value in first.items():
+        if abs(value - reference) > tolerance * max(1.0, abs(reference)):
+            raise AssertionError(
+                f"{row.name}: {name}'s loss {value} differs from numpy's {reference}"
+            )
+    return first
+
+
+def time_row(row: Row, dtype: type, budget: float) -> dict[str, float]:
+    losses_agree(row, dtype, row.micrograd and dtype == np.float64)
+    steps = {}
+    for name, make in {"dlcourse": dlcourse_step, "numpy": numpy_step, "torch": torch_step}.items():
+        params, x, y = problem(row, dtype)
+        step = make(params, x, y)
+        if step is not None:
+            steps[name] = step
+    times = interleaved(steps, budget)
+    times["cycles"] = float(cyclic_garbage(steps["dlcourse"]))
+    if row.micrograd and dtype == np.float64:
+        params, x, y = problem(row, dtype)
+        step = micrograd_step(params, x, y)
+        if step is not None:
+            times["micrograd"] = interleaved({"micrograd": step}, 0.0)["micrograd"]
+    return times
+
+
+def cyclic_garbage(step: Callable[[], float], calls: int = 20) -> int:
+    """Objects that only the garbage collector could free after ``calls`` steps
+    (0 when every graph is freed by reference counting)."""
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(calls):
+            step()
+        return gc.collect()
+    finally:
+        gc.enable()
+
+
+def gradcheck_times(parameters: int = 10_000) -> dict[str, float]:
+    """Seconds for check_module in each mode on an MLP of about ``parameters`` parameters."""
+    model = nn.MLP([32, 96, 96, 10], activation="tanh", rng=0)
+    X = np.random.default_rng(0).standard_normal((16, 32))
+    y = np.arange(16) % 10
+    out = {"parameters": float(model.num_parameters())}
+    for mode in ("fast", "sparse", "full"):
+        start = time.perf_counter()
+        check_module(model, lambda m: nn.cross_entropy(m(X), y), mode=mode)
+        out[mode] = time.perf_counter() - start
+    return out
+
+
+def import_times(repeat: int = 5) -> dict[str, float]:
+    """Median wall time of a fresh interpreter importing numpy, and dlcourse."""
+    out = {}
+    for module in ("numpy", "dlcourse"):
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+            runs.append(time.perf_counter() - start)
+        out[module] = statistics.median(runs)
+    out["python"] = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(repeat))
+    return out
+
+
+def _timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def notebook_times(root: Path) -> dict[str, float]:
+    """Seconds to run each solution notebook top to bottom (nbclient)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = {}
+    for path in sorted((root / "solutions" / "ch01").glob("*.ipynb")):
+        nb = nbformat.read(path, 4)
+        start = time.perf_counter()
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
+        out[path.name] = time.perf_counter() - start
+    return out
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = f"{names[0]} x {len(names)}" if names else cpu
+    info = {
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "dlcourse": dlcourse.__version__,
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = "; ".join(
+            f"{p['internal_api']} {p.get('version')} ({p['num_threads']} threads)"
+            for p in threadpool_info()
+        )
+    except ImportError:
+        config = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = f"{config.get('name', '?')} {config.get('version', '')}".strip()
+    try:
+        import torch
+
+        info["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        info["torch"] = "not installed (pip install torch==2.13.0 for the CPU build)"
+    try:
+        info["micrograd"] = version("micrograd")
+    except PackageNotFoundError:
+        info["micrograd"] = "not installed"
+    return info
