@@ -93,6 +93,9 @@ def write_kernelspec(
     ]
     for path in hide:
         argv += ["--hide", str(path)]
+    # what the kernel must be able to read: the virtual environment and dlcourse itself
+    for path in (Path(sys.prefix), Path(__file__).resolve().parents[1]):
+        argv += ["--expose", str(path)]
     argv += [
         "--uid",
         str(uid),
@@ -140,50 +143,29 @@ def _closed_ancestor(path: Path) -> Path | None:
     return None
 
 
-def _expose(path: Path, staging: Path) -> None:
-    """Let an unprivileged user reach ``path`` (say a Python installed under
-    /root) without opening anything else of the closed folder above it: that
-    folder is covered by an empty tmpfs into which ``path`` alone is bound."""
-    closed = _closed_ancestor(path)
-    if closed is None:
-        return
-    staging.mkdir(exist_ok=True)
-    subprocess.run(["mount", "--bind", str(closed), str(staging)], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "exposed", str(closed)], check=True)
-    inner = closed / path.relative_to(closed)
-    inner.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(staging / path.relative_to(closed)), str(inner)],
-        check=True,
-    )
-    subprocess.run(["umount", "-l", str(staging)], check=True)
-
-
-def _closed_ancestor(path: Path) -> Path | None:
-    """The outermost folder on the way to ``path`` that others may not enter."""
-    for folder in [*reversed(path.parents), path]:
-        if folder.is_dir() and not folder.stat().st_mode & 0o001:
-            return folder
-    return None
-
-
-def _expose(path: Path) -> None:
-    """Let an unprivileged user reach ``path`` (say a Python installed under
-    /root) without opening anything else of the closed folder above it: that
-    folder is covered by an empty tmpfs into which ``path`` alone is bound."""
-    closed = _closed_ancestor(path)
-    if closed is None or closed == path:
-        return
-    staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
-    subprocess.run(["mount", "--bind", str(closed), str(staging)], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "exposed", str(closed)], check=True)
-    inner = closed / path.relative_to(closed)
-    inner.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["mount", "--bind", str(staging / path.relative_to(closed)), str(inner)], check=True
-    )
-    subprocess.run(["umount", "-l", str(staging)], check=True)
-    staging.rmdir()
+def _expose(paths: Sequence[Path]) -> None:
+    """Let an unprivileged user reach ``paths`` (say a Python installed under
+    /root) without opening anything else of the closed folders above them:
+    each such folder is covered by an empty tmpfs into which the paths below
+    it alone are bound."""
+    below: dict[Path, list[Path]] = {}
+    for path in paths:
+        closed = _closed_ancestor(path)
+        if closed is not None and closed != path:
+            below.setdefault(closed, []).append(path)
+    for closed, inside in below.items():
+        staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
+        subprocess.run(["mount", "--bind", str(closed), str(staging)], check=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "mode=0755", "exposed", str(closed)], check=True
+        )
+        for path in inside:
+            (closed / path.relative_to(closed)).mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["mount", "--bind", str(staging / path.relative_to(closed)), str(path)], check=True
+            )
+        subprocess.run(["umount", "-l", str(staging)], check=True)
+        staging.rmdir()
 
 
 def _limit(memory_mb: int, nproc: int) -> None:
@@ -197,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Confine this process as described above, then run the kernel command."""
     parser = argparse.ArgumentParser(prog="python -m dlcourse.course.sandbox")
     parser.add_argument("--hide", type=Path, action="append", default=[])
+    parser.add_argument("--expose", type=Path, action="append", default=[])
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--memory", type=int, required=True)
     parser.add_argument("--nproc", type=int, required=True)
@@ -219,8 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         HOME=str(home), MPLCONFIGDIR=str(home / "matplotlib"), IPYTHONDIR=str(home / "ipython")
     )
     interpreter = Path(os.path.realpath(command[0])).parent.parent
-    for needed in (interpreter, args.connection.parent):
-        _expose(needed)
+    _expose([interpreter, args.connection.parent, *args.expose])
     _limit(args.memory, args.nproc)
     os.setgroups([])
     os.setgid(args.uid)
