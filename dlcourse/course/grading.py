@@ -32,7 +32,6 @@ nothing yet recomputes verdicts outside the kernel.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -513,11 +512,6 @@ def scores(root: Path) -> dict[str, dict[str, float]]:
                 for g in notebook.grades:
                     out.setdefault(submission.student_id, {})[g.name] = g.score
     return out
-
-
-def read_grades_csv(root: Path) -> dict[str, float]:
-    with open(Path(root) / "grades.csv") as f:
-        return {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
 
 
 # ------------------------------------------------------------- collecting
