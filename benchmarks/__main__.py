@@ -124,7 +124,15 @@ def main() -> None:
             + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in notebooks.items())
             + f"; together {sum(notebooks.values()):.1f} s.",
         ]
-        print("\n".join(lines[-5:]))
+        rates = suite.grading_throughput(ROOT)
+        confined = "kernels confined" if rates.pop("confined") else "no sandbox here: --unsafe"
+        lines += [
+            "",
+            f"Grading throughput, submissions of three notebooks per minute ({confined}): "
+            + ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items())
+            + ".",
+        ]
+        print("\n".join(lines[-7:]))
     if not args.quick:
         args.out.write_text("\n".join(lines) + "\n")
         print(f"written to {args.out}")

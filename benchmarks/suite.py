@@ -355,3 +355,65 @@ def machine() -> dict[str, str]:
     except PackageNotFoundError:
         info["micrograd"] = "not installed"
     return info
+
+
+def grading_throughput(root: Path, students: int = 4) -> dict[str, float]:
+    """Submissions (all three notebooks, Appendix A's answers) graded per minute by
+    `dlcourse grade --workers 1`, `--workers 2` and plain `nbgrader autograde`."""
+    import shutil
+    import tempfile
+
+    import nbformat
+
+    from dlcourse.course import appendix, grading, sandbox
+    from dlcourse.course.release import tool_environment
+
+    answers = {a.grade_id: a.code for a in appendix.answers(root)}
+    released = sorted((root / "notebooks" / "ch01").glob("*.ipynb"))
+
+    def course(into: Path) -> Path:
+        into.mkdir()
+        for name in ("nbgrader_config.py", "solutions", "notebooks"):
+            source = root / name
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, into / name)
+        for k in range(students):
+            folder = into / "submitted" / f"student{k}" / "ch01"
+            folder.mkdir(parents=True)
+            for path in released:
+                nb = nbformat.read(path, 4)
+                for cell in nb.cells:
+                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                    if cell.metadata.get("nbgrader", {}).get("solution"):
+                        cell.source = answers[grade_id]
+                nbformat.write(nb, folder / path.name)
+        return into
+
+    out = {}
+    unsafe = sandbox.unavailable() is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            target = course(Path(tmp) / f"workers{workers}")
+            start = time.perf_counter()
+            grading.grade(target, grading.Options(workers=workers, unsafe=unsafe))
+            out[f"dlcourse grade --workers {workers}"] = (
+                students / (time.perf_counter() - start) * 60
+            )
+        target = course(Path(tmp) / "nbgrader")
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", "ch01", "--force"],
+            cwd=target,
+            env=tool_environment(),
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "autograde", "ch01", "--create"],
+            cwd=target,
+            env=tool_environment(),
+            capture_output=True,
+            check=True,
+        )
+        out["nbgrader autograde"] = students / (time.perf_counter() - start) * 60
+    out["confined"] = float(not unsafe)
+    return out
