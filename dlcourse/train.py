@@ -76,7 +76,13 @@ def fit(
     ``validation``, a pair (X_val, y_val), if given) after the epoch.  The
     progress bar is tqdm's: a widget in JupyterLab, text on stdout elsewhere.
     """
-    from tqdm.auto import tqdm
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError(
+            "fit shows its progress with tqdm, which is not installed: pip install tqdm "
+            "(it comes with dlcourse[course])."
+        ) from None
 
     if epochs < 1:
         raise ValueError(f"fit: epochs must be at least 1, got {epochs}.")
