@@ -92,7 +92,7 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
             f"cross_entropy: labels have shape {y.shape} but the logits hold {n} examples; "
             f"pass one integer label per row, shape ({n},)."
         )
-    y = y.astype(np.intp)
+    y = y.astype(np.intp, copy=False)
     if y.size and (y.min() < 0 or y.max() >= classes):
         raise ValueError(
             f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
@@ -114,7 +114,7 @@ def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    loss = np.mean(np.log(total[:, 0]) - shifted[rows, y])
+    loss = (np.log(total[:, 0]) - shifted[rows, y]).mean()
 
     def backward(g: np.ndarray) -> None:
         # dL/dlogits = (softmax - onehot(y)) / N

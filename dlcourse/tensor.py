@@ -153,14 +153,16 @@ class Tensor:
         out.name = None
         out._retain = False
         out._op = op
-        if _grad_enabled and any(t.requires_grad for t in inputs):
-            out.requires_grad = True
-            out._inputs = inputs
-            out._backward = backward
-        else:
-            out.requires_grad = False
-            out._inputs = ()
-            out._backward = None
+        out.requires_grad = False
+        out._inputs = ()
+        out._backward = None
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    out.requires_grad = True
+                    out._inputs = inputs
+                    out._backward = backward
+                    break
         return out
 
     def accumulate(self, g: np.ndarray) -> None:
