@@ -1,0 +1,46 @@
+"""The `dlcourse` command's learner-facing parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dlcourse.course import appendix
+from dlcourse.course.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "ch01" / "02_chain_rule.ipynb"
+
+
+def test_check_on_the_unanswered_notebook(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(NOTEBOOK)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("FAIL") == 4 and "NotImplementedError" in out
+    assert "total                        0  of 8" in out
+
+
+def test_check_on_an_answered_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answers = {a.grade_id: a.code for a in appendix.answers(ROOT)}
+    nb = nbformat.read(NOTEBOOK, 4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+    answered = tmp_path / NOTEBOOK.name
+    nbformat.write(nb, answered)
+    before = answered.read_bytes()
+    assert main(["check", str(answered)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("pass") == 4 and "total                        8  of 8" in out
+    assert answered.read_bytes() == before  # the learner's file is not touched
+
+
+def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="is not a file"):
+        main(["check", str(tmp_path / "missing.ipynb")])
+    with pytest.raises(SystemExit, match=r"has no nbgrader_config\.py"):
+        main(["--root", str(tmp_path), "release"])
+    with pytest.raises(SystemExit):
+        main(["check", str(NOTEBOOK), "--bogus"])
+    assert "unrecognised arguments: --bogus" in capsys.readouterr().err
