@@ -10,6 +10,8 @@ from pathlib import Path
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from dlcourse.course.feedback import ShortTracebacks
+
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 root = Path(__file__).resolve().parent
 
@@ -20,8 +22,13 @@ c.CourseDirectory.release_directory = "notebooks"
 c.Exchange.root = str(root / ".dlcourse" / "exchange")
 
 # Grading: a notebook gets 60 s per cell, deleted test cells are put back, and
-# feedback never shows hidden tests.
+# feedback never shows hidden tests, not even quoted in a traceback.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 c.OverwriteCells.add_missing_cells = True
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests]
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    CSSHTMLHeaderPreprocessor,
+    ClearHiddenTests,
+    ShortTracebacks,
+]

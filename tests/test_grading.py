@@ -275,6 +275,14 @@ def test_feedback_hides_the_hidden_tests(graded: dict) -> None:
     html = feedback.read_text()
     assert "BEGIN HIDDEN TESTS" not in html and "rng = np.random.default_rng(1203)" not in html
     assert "chain_rule: visible tests passed" in html
+    failing = (
+        graded["course"] / "feedback" / "partial" / "ch01" / NOTEBOOK.replace(".ipynb", ".html")
+    )
+    html = failing.read_text()
+    # the failing test's message stays; the traceback quoting the test's code does not
+    assert "chain_rule(cos, x^2, 2x)(x) is wrong at index" in html
+    assert "at g(x), not at x" in html  # the hint
+    assert "Cell In[" not in html and "gradcheck.py" not in html
 
 
 def test_running_again_grades_nothing_new(graded: dict, capsys: pytest.CaptureFixture) -> None:

@@ -32,6 +32,7 @@ nothing yet recomputes verdicts outside the kernel.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -56,7 +57,42 @@ from dlcourse.course.authoring import ASSIGNMENT
 from dlcourse.course.release import tool_environment
 
 MAX_NOTEBOOK_BYTES = 5 * 1024 * 1024
-FIRST_KERNEL_UID = 62000
+KERNEL_UIDS = range(62000, 63000)  # unprivileged users for kernels, one per worker
+
+
+class KernelUsers:
+    """A block of kernel users reserved for this run (lock files), so that two
+    grading runs on one machine never share, or kill, each other's kernels."""
+
+    def __init__(self, count: int):
+        self.locks: list[int] = []
+        for first in range(KERNEL_UIDS.start, KERNEL_UIDS.stop - count, count):
+            locks = [self._lock(uid) for uid in range(first, first + count)]
+            if all(lock is not None for lock in locks):
+                self.locks, self.first = locks, first
+                return
+            for lock in locks:
+                if lock is not None:
+                    os.close(lock)
+        raise GradingError("no free kernel users: too many grading runs at once")
+
+    @staticmethod
+    def _lock(uid: int) -> int | None:
+        path = Path(tempfile.gettempdir()) / f"dlcourse-kernel-user-{uid}.lock"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def uid(self, slot: int) -> int:
+        return self.first + slot
+
+    def release(self) -> None:
+        for lock in self.locks:
+            os.close(lock)
 
 
 class GradingError(RuntimeError):
@@ -223,6 +259,7 @@ class Grader:
         self.course, self.options, self.base = course, options, base
         self.template_db, self.mplconfig = template_db, mplconfig
         self.confined = not options.unsafe
+        self.users = KernelUsers(options.workers)
 
     def run(self, task: Task, slot: int) -> TaskResult:
         """Grade one notebook of one student in a scratch course; never raises for
@@ -234,7 +271,7 @@ class Grader:
             return self._run(task, slot, runtime)
         finally:
             if self.confined:
-                _kill_user(FIRST_KERNEL_UID + slot)  # whatever the kernel left running
+                _kill_user(self.users.uid(slot))  # whatever the kernel left running
             shutil.rmtree(runtime, ignore_errors=True)
 
     def _run(self, task: Task, slot: int, runtime: Path) -> TaskResult:
@@ -249,7 +286,7 @@ class Grader:
         kernel = "python3"
         if self.confined:
             kernel = sandbox.KERNEL_NAME
-            uid = FIRST_KERNEL_UID + slot
+            uid = self.users.uid(slot)
             os.chown(runtime, uid, uid)
             hidden = [
                 self.course.root / name
@@ -417,6 +454,7 @@ def grade(
     course.state.mkdir(exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="grading-", dir=course.state))
     os.chmod(base, 0o711)
+    grader = None
     try:
         template = make_template(course, base / "template")
         os.chmod(template.parent, 0o700)  # it holds the hidden tests
@@ -431,6 +469,8 @@ def grade(
                 course.mark(student, digests[student])
         _run_all(grader, tasks, options.workers, course, summary, remaining, digests, progress)
     finally:
+        if grader is not None:
+            grader.users.release()
         shutil.rmtree(base, ignore_errors=True)
     graded = sorted(digests)
     summary.graded = graded
