@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 
 import nbformat
 from jinja2 import DictLoader, pass_context
-from jupyter_client.manager import KernelManager
 from latex2mathml.converter import convert as latex_to_mathml
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from traitlets.config import Config
 
 from dlcourse.course import appendix
 from dlcourse.course.authoring import ASSIGNMENT
@@ -267,27 +267,24 @@ def run_section(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 120) -> Non
     widgets' final states are stored in the notebook's metadata."""
     with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
         # over Unix sockets: no TCP port, and no warning about plain-text TCP
-        kernel = KernelManager(kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel")
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel"}})
         client = NotebookClient(
             nb,
-            km=kernel,
+            config=ipc,
+            kernel_name="python3",
             timeout=timeout,
             resources={"metadata": {"path": str(cwd)}},
             record_timing=False,
             store_widget_state=True,
         )
-        try:
-            with client.setup_kernel():
-                for index, cell in enumerate(nb.cells):
-                    if cell.cell_type == "code" and _is_test(cell):
-                        cell.outputs = []
-                        cell.execution_count = None
-                    else:
-                        client.execute_cell(cell, index)
-                client.set_widgets_metadata()
-        finally:
-            if kernel.has_kernel:
-                kernel.shutdown_kernel()
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code" and _is_test(cell):
+                    cell.outputs = []
+                    cell.execution_count = None
+                else:
+                    client.execute_cell(cell, index)
+            client.set_widgets_metadata()
 
 
 def _widget_html(model_id: str, state: dict[str, Any]) -> str:
@@ -342,14 +339,19 @@ def _navigation(book: list[Page], titles: list[str], number: int) -> dict[str, A
     }
 
 
+def _refuse_foreign(out: Path) -> None:
+    """Stop unless ``out`` is free: missing, empty, or a book built here before."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise BookError(
+            f"{out} exists and is not a book built by dlcourse; choose another folder "
+            "(--out) or remove it yourself."
+        )
+
+
 def _replace(built: Path, out: Path) -> None:
     """Put the freshly built book at ``out``, replacing only a previous book."""
+    _refuse_foreign(out)
     if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists()):
-            raise BookError(
-                f"{out} exists and is not a book built by dlcourse; choose another folder "
-                "(--out) or remove it yourself."
-            )
         shutil.rmtree(out)
     built.rename(out)
 
@@ -365,6 +367,7 @@ def build_book(root: Path, out: Path, include_answers: bool = True) -> Path:
     root, out = Path(root).resolve(), Path(out).resolve()
     if out == root or root.is_relative_to(out):
         raise BookError(f"{out} contains the course; build the book in a folder of its own.")
+    _refuse_foreign(out)
     book = pages(root, include_answers)
     left_out = set() if include_answers else {PurePosixPath(appendix.APPENDIX.as_posix())}
     notebooks = [nbformat.read(root / page.source, as_version=4) for page in book]
