@@ -1,0 +1,271 @@
+"""The learner's way through JupyterLab, in headless Chromium.
+
+JupyterLab is started the way the README starts it (`dlcourse lab`), on
+127.0.0.1 with a token and a free port, in a copy of the course so that
+nothing the test types reaches the repository.  The test then does what a
+learner does and saves a screenshot of every step; the folder is printed.
+Skipped, saying why, where Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from fixtures.browser import artefacts_folder, browser_context, chromium_path
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "notebooks/ch01/02_chain_rule.ipynb"
+CORRECT = """def chain_rule(f_prime, g, g_prime):
+    def derivative(x):
+        return f_prime(g(x)) * g_prime(x)
+    return derivative"""
+WRONG = """def chain_rule(f_prime, g, g_prime):
+    def derivative(x):
+        return f_prime(x) * g_prime(x)
+    return derivative"""
+HINT = "evaluate f' at g(x), not at x"  # the test cell's message for WRONG
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    log: Path
+
+    def open(self, path: str) -> str:
+        return f"{self.url}lab/tree/{path}?token={self.token}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lab_command() -> list[str]:
+    """`dlcourse lab`, from the console script next to this Python if installed."""
+    script = Path(sys.executable).parent / "dlcourse"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dlcourse.course.cli"]
+
+
+def wait_until_up(process: subprocess.Popen, url: str, token: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    request = urllib.request.Request(
+        f"{url}api/status", headers={"Authorization": f"token {token}"}
+    )
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`dlcourse lab` exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"JupyterLab did not answer within 120 s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    chromium_path()  # skip before starting a server nobody will look at
+    course = tmp_path_factory.mktemp("lab") / "course"
+    shutil.copytree(ROOT / "notebooks", course / "notebooks")
+    shutil.copy2(ROOT / "nbgrader_config.py", course)
+    port, token = free_port(), secrets.token_hex(16)
+    log = course.parent / "jupyterlab.log"
+    env = dict(os.environ)  # the Jupyter state folders of conftest.py, under a temporary folder
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    command = [
+        *lab_command(),
+        "lab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+    ]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=course,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its kernels too are ended with it below
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(process, url, token, log)
+        yield Lab(url, token, log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = artefacts_folder(tmp_path_factory.getbasetemp() / "artefacts", "jupyterlab")
+    return folder
+
+
+def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
+    """Open ``path`` in JupyterLab and wait for its kernel; the notebook's panel."""
+    page.goto(lab.open(path))
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
+    refuse_news(page)
+    return panel
+
+
+def refuse_news(page: Page) -> None:
+    """JupyterLab asks once whether to fetch Jupyter's news; a learner answers No."""
+    no = page.locator(".jp-toast-button", has_text="No")
+    try:
+        no.first.click(timeout=3_000)
+    except Exception:  # Playwright's TimeoutError: the question was not asked
+        return
+
+
+def run_all(page: Page, panel: Locator) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    wait_idle(panel)
+
+
+def wait_idle(panel: Locator) -> None:
+    """Wait until the kernel has taken the work and finished it."""
+    indicator = panel.locator(".jp-Notebook-ExecutionIndicator")
+    # Playwright's TimeoutError if the work was over before we looked
+    with contextlib.suppress(Exception):
+        panel.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").wait_for(
+            state="attached", timeout=5_000
+        )
+    indicator.and_(panel.locator("[data-status='idle']")).wait_for(
+        state="attached", timeout=120_000
+    )
+
+
+def code_cell(panel: Locator, text: str) -> Locator:
+    """The code cell whose source contains ``text``."""
+    cell = panel.locator(".jp-CodeCell", has=panel.page.locator(".cm-content", has_text=text))
+    assert cell.count() == 1, f"expected one cell with {text!r}, found {cell.count()}"
+    return cell
+
+
+def answer_and_test(page: Page, panel: Locator, answer: str) -> Locator:
+    """Type ``answer`` into the chain rule's answer cell, run it and its test
+    cell below (Shift+Enter twice, as a learner does); the test cell."""
+    editor = code_cell(panel, "def chain_rule").locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(answer)
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    test = code_cell(panel, "chain_rule: visible tests passed")
+    wait_idle(panel)
+    test.locator(".jp-OutputArea-output").first.wait_for(state="attached", timeout=60_000)
+    test.scroll_into_view_if_needed()
+    return test
+
+
+def test_a_learner_runs_answers_and_validates_a_section(
+    lab: Lab, shots: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with capsys.disabled():
+        print(f"\n  JupyterLab screenshots: {shots}\n  JupyterLab log: {lab.log}")
+    with browser_context((1400, 1000)) as (context, watch):
+        page = context.new_page()
+        panel = open_notebook(page, lab, NOTEBOOK)
+        page.screenshot(path=shots / "1-opened.png")
+
+        equation = panel.locator(
+            ".jp-RenderedMarkdown mjx-container[display='true']", has_text="(1.1)"
+        )
+        equation.wait_for(timeout=30_000)
+        assert equation.locator("mjx-labels mjx-mtext").is_visible(), "(1.1) is not drawn"
+        equation.screenshot(path=shots / "2-equation-1.1.png")
+
+        run_all(page, panel)
+        error = panel.locator(STDERR).first
+        error.wait_for(state="attached", timeout=60_000)
+        assert "NotImplementedError" in error.inner_text()
+        unanswered = code_cell(panel, "numerical_derivative: visible tests passed")
+        assert unanswered.locator(STDERR).count() == 1, "the first exercise's test should fail"
+        unanswered.scroll_into_view_if_needed()
+        page.screenshot(path=shots / "3-run-all-stops-at-the-first-exercise.png")
+
+        widths = panel.locator(".jp-OutputArea-output img").evaluate_all(
+            "images => images.map(i => i.naturalWidth)"
+        )
+        assert len(widths) >= 3 and all(widths), f"figures: {widths}"
+        figure = panel.locator(".jp-OutputArea-output img").first
+        figure.scroll_into_view_if_needed()
+        figure.screenshot(path=shots / "4-figure.png")
+
+        test = answer_and_test(page, panel, CORRECT)
+        assert "chain_rule: visible tests passed" in test.inner_text()
+        assert test.locator(STDERR).count() == 0
+        page.screenshot(path=shots / "5-correct-answer-passes.png")
+
+        test = answer_and_test(page, panel, WRONG)
+        message = test.locator(STDERR).inner_text()
+        assert HINT in message and "chain_rule(cos, x^2, 2x)(x)" in message, message
+        page.screenshot(path=shots / "6-wrong-answer-named.png")
+
+        page.locator(".jp-Toolbar-item", has_text="Validate").click()
+        verdict = page.locator(".jp-Dialog")
+        verdict.wait_for(timeout=120_000)
+        text = verdict.inner_text()
+        page.screenshot(path=shots / "7-validate-verdict.png")
+        assert "Validation Results" in text and "failed" in text, text
+        assert HINT in text, "Validate should judge the notebook as the learner left it"
+        assert "NotImplementedError" in text, "unanswered exercises should be reported"
+        verdict.locator("button", has_text="OK").click()
+
+    assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
+    assert not watch.page_errors, watch.page_errors
+
+
+def test_training_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
+    with browser_context((1400, 1000)) as (context, watch):
+        page = context.new_page()
+        panel = open_notebook(page, lab, "notebooks/ch01/01_deep_learning.ipynb")
+        run_all(page, panel)
+        bar = panel.locator(".jp-OutputArea-output .widget-hprogress")
+        bar.first.wait_for(state="attached", timeout=60_000)
+        assert bar.count() >= 1
+        widget = panel.locator(".jp-OutputArea-output:has(.widget-hprogress)").first
+        widget.scroll_into_view_if_needed()
+        shown = widget.text_content() or ""
+        assert "100%" in shown and "150/150" in shown, shown
+        widget.screenshot(path=shots / "8-progress-widget.png")
+        texts = panel.locator(".jp-OutputArea-output").evaluate_all(
+            "outputs => outputs.map(o => o.textContent)"
+        )
+        garbage = [t for t in texts if "|" in t and "%" in t and "epoch" in t]
+        assert not garbage, f"a progress bar is shown as text: {garbage}"
+    assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
+    assert not watch.page_errors, watch.page_errors
