@@ -11,7 +11,9 @@ with ``display(fig)``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,10 +32,23 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 def _axes(ax: Axes | None, ncols: int = 1, width: float = 5.0, height: float = 4.0) -> Any:
     if ax is not None:
         return ax.figure, ax
+    fig = _figure_class()(figsize=(width * ncols, height), layout="constrained")
+    return fig, fig.subplots(1, ncols)
+
+
+@cache
+def _figure_class() -> type:
+    """A Figure that Jupyter shows as a picture even before pyplot has drawn
+    anything (the inline backend registers its PNG formatter only then)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
-    return fig, fig.subplots(1, ncols)
+    class NotebookFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", bbox_inches="tight")
+            return buffer.getvalue()
+
+    return NotebookFigure
 
 
 def _as_2d_points(name: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

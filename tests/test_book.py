@@ -114,12 +114,6 @@ def test_equations_are_mathml_and_the_book_needs_no_network(book: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="1.3's computational graph (plot.graph, the section's first figure) is shown as "
-    "'<Figure size ...>' text: matplotlib's inline backend registers its PNG formatter only "
-    "once pyplot has drawn, and plot.graph bypasses pyplot (dlcourse/plot.py or 1.3's setup)",
-)
 def test_no_figure_is_shown_as_text(book: Path) -> None:
     for name in SECTIONS:
         outputs = BeautifulSoup((book / ASSIGNMENT / f"{name}.html").read_text(), "html.parser")
