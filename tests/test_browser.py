@@ -134,6 +134,11 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
     """Open ``path`` in JupyterLab and wait for its kernel; the notebook's panel."""
     page.goto(lab.open(path))
+    return current_notebook(page)
+
+
+def current_notebook(page: Page) -> Locator:
+    """The notebook in front, once its kernel is ready."""
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
     refuse_news(page)
@@ -198,7 +203,16 @@ def test_a_learner_runs_answers_and_validates_a_section(
         print(f"\n  JupyterLab screenshots: {shots}\n  JupyterLab log: {lab.log}")
     with browser_context((1400, 1000)) as (context, watch):
         page = context.new_page()
-        panel = open_notebook(page, lab, NOTEBOOK)
+        page.goto(f"{lab.url}?token={lab.token}")  # the address `dlcourse lab` prints
+        first = current_notebook(page)
+        assert "1.1 Deep Learning" in (
+            first.locator(".jp-RenderedMarkdown h1").first.text_content() or ""
+        )
+        page.locator(".jp-DirListing-item", has_text=Path(NOTEBOOK).name).dblclick()
+        page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) h1", has_text="1.2 Chain Rule"
+        ).wait_for()
+        panel = current_notebook(page)
         page.screenshot(path=shots / "1-opened.png")
 
         equation = panel.locator(
@@ -235,7 +249,7 @@ def test_a_learner_runs_answers_and_validates_a_section(
         assert HINT in message and "chain_rule(cos, x^2, 2x)(x)" in message, message
         page.screenshot(path=shots / "6-wrong-answer-named.png")
 
-        page.locator(".jp-Toolbar-item", has_text="Validate").click()
+        panel.locator(".jp-NotebookPanel-toolbar .jp-Toolbar-item", has_text="Validate").click()
         verdict = page.locator(".jp-Dialog")
         verdict.wait_for(timeout=120_000)
         text = verdict.inner_text()
@@ -245,6 +259,7 @@ def test_a_learner_runs_answers_and_validates_a_section(
         assert "NotImplementedError" in text, "unanswered exercises should be reported"
         verdict.locator("button", has_text="OK").click()
 
+    (shots / "console-errors.txt").write_text("\n".join(watch.console_errors))
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
     assert not watch.page_errors, watch.page_errors
 
