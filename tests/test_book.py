@@ -159,13 +159,13 @@ def test_rebuilds_a_book_but_never_overwrites_anything_else(
         build_book(ROOT, ROOT.parent)
 
 
-def small_course(root: Path, index_text: str) -> Path:
-    """A course with one section, an index and an Appendix A, made here."""
+def small_course(root: Path, index_text: str, cells: list[str] = ()) -> Path:
+    """A course with one section (a heading, then ``cells`` as code cells),
+    an index and an empty Appendix A, made here."""
     section = nbformat.v4.new_notebook()
-    section.cells = [
-        nbformat.v4.new_markdown_cell("# 1.1 Tiny\n\n$$a = b \\tag{1.1}$$"),
-        nbformat.v4.new_code_cell("print('hello')"),
-    ]
+    section.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    section.cells = [nbformat.v4.new_markdown_cell("# 1.1 Tiny\n\n$$a = b \\tag{1.1}$$")]
+    section.cells += [nbformat.v4.new_code_cell(source) for source in cells]
     (root / "notebooks" / ASSIGNMENT).mkdir(parents=True)
     (root / "solutions").mkdir()
     nbformat.write(section, root / "notebooks" / ASSIGNMENT / "01_tiny.ipynb")
@@ -174,6 +174,49 @@ def small_course(root: Path, index_text: str) -> Path:
     nbformat.write(index, root / "notebooks" / "index.ipynb")
     nbformat.write(nbformat.v4.new_notebook(), root / "solutions" / "appendix_a.ipynb")
     return root
+
+
+def as_exercise_test(path: Path, index: int) -> None:
+    """Make cell ``index`` of the notebook at ``path`` a graded test cell."""
+    nb = nbformat.read(path, 4)
+    nb.cells[index].metadata["nbgrader"] = {
+        "grade": True,
+        "grade_id": "test_tiny",
+        "locked": True,
+        "points": 1,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_a_section_runs_without_its_tests_and_shows_widgets_as_they_ended(tmp_path: Path) -> None:
+    cells = [
+        "print('hello from the section')",
+        "raise AssertionError('a test cell must not run in the book')",
+        "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='steps'):\n    pass",
+    ]
+    course = small_course(tmp_path / "course", "[Tiny](ch01/01_tiny.ipynb)", cells)
+    as_exercise_test(course / "notebooks" / ASSIGNMENT / "01_tiny.ipynb", 2)
+    build_book(course, tmp_path / "site")
+    page = BeautifulSoup(
+        (tmp_path / "site" / ASSIGNMENT / "01_tiny.html").read_text(), "html.parser"
+    )
+    outputs = " ".join(o.get_text() for o in page.select(".jp-OutputArea-output"))
+    assert "hello from the section" in outputs
+    assert "Traceback" not in outputs and "AssertionError" not in outputs
+    assert re.search(r"steps:\s+100%.*3/3", outputs), outputs
+    assert page.select("progress") and page.find(id="eq-1.1") is not None
+
+
+@pytest.mark.slow
+def test_a_section_that_fails_stops_the_build(tmp_path: Path) -> None:
+    course = small_course(tmp_path / "course", "[Tiny](ch01/01_tiny.ipynb)", ["1 / 0"])
+    with pytest.raises(BookError, match=r"01_tiny.ipynb fails when run(?s:.*)ZeroDivisionError"):
+        build_book(course, tmp_path / "site")
+    assert not (tmp_path / "site").exists()
 
 
 def test_a_link_to_a_page_the_book_lacks_stops_the_build(

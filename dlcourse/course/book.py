@@ -38,6 +38,7 @@ import nbformat
 from jinja2 import DictLoader, pass_context
 from latex2mathml.converter import convert as latex_to_mathml
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from traitlets.config import Config
@@ -378,10 +379,22 @@ def build_book(root: Path, out: Path, include_answers: bool = True) -> Path:
         for number, (page, nb) in enumerate(zip(book, notebooks)):
             folder = (root / page.source).parent
             if page.execute:
-                run_section(nb, folder)
+                try:
+                    run_section(nb, folder)
+                except CellExecutionError as error:
+                    raise BookError(
+                        f"{page.source} fails when run top to bottom (exercise tests aside); "
+                        f"fix it and run `dlcourse release`:\n{error}"
+                    ) from None
                 freeze_widgets(nb)
             nb.metadata["title"] = titles[number]
-            body, _ = BookExporter(Links(book, left_out, page)).from_notebook_node(
+            exporter = BookExporter(
+                Links(book, left_out, page),
+                # a page shown as it is was never run: no empty "In [ ]:" prompts
+                exclude_input_prompt=not page.execute,
+                exclude_output_prompt=not page.execute,
+            )
+            body, _ = exporter.from_notebook_node(
                 nb,
                 resources={
                     "metadata": {"name": titles[number], "path": str(folder)},
