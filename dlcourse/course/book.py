@@ -16,8 +16,12 @@ sections and, unless left out for a release before the deadline, Appendix A.
   build, and links to a left-out Appendix A become plain text.
 - Mathematics is converted to MathML when the book is built (latex2mathml),
   which browsers render natively: no script, nothing fetched from a CDN, and
-  the pages also work when opened as files.  ``\\tag{1.1}`` becomes the
-  equation's number, shown at the right margin, and the anchor ``eq-1.1``.
+  the pages also work when opened as files.  (The alternative, shipping a
+  copy of MathJax with every book, means JavaScript, a wait before the
+  mathematics appears, and 12 MB of MathJax 2 from the one PyPI package
+  that carries it.)  ``\\tag{1.1}`` becomes the equation's number, shown at
+  the right margin, and the anchor ``eq-1.1``.  A few gaps of latex2mathml
+  are worked around below; the browser test checks that (1.1) is laid out.
 - A progress bar (a Jupyter widget, which needs a live kernel) is shown as
   the state it ended in.
 """
