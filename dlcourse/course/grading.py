@@ -32,37 +32,27 @@ nothing yet recomputes verdicts outside the kernel.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import nbformat
-from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import Execute
 from sqlalchemy.exc import SAWarning
-from traitlets import Integer, Unicode
 
-from dlcourse.course import remote, sandbox
+from dlcourse.course import sandbox
 from dlcourse.course.authoring import ASSIGNMENT
 from dlcourse.course.release import tool_environment
 
@@ -250,19 +240,8 @@ def make_template(course: Course, into: Path) -> Path:
 
 
 SCRATCH_CONFIG = """
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (
-    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
-)
-from dlcourse.course.grading import ConfinedExecute
-c.Autograde.autograde_preprocessors = [
-    ConfinedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-    AssignLatePenalties, CheckCellMetadata,
-]
 c.Execute.timeout = {timeout}
 c.Execute.kernel_name = {kernel!r}
-c.ConfinedExecute.kernel_uid = {uid}
-c.ConfinedExecute.rpc_dir = {runtime!r}
 """
 # Unix sockets and the connection file in the kernel's own runtime folder (the
 # defaults are a relative path and the system's temporary folder).
@@ -327,14 +306,7 @@ class Grader:
             )
             env.update(JUPYTER_PATH=str(spec), JUPYTER_RUNTIME_DIR=str(runtime))
         with open(scratch / "nbgrader_config.py", "a") as config:
-            config.write(
-                SCRATCH_CONFIG.format(
-                    timeout=self.options.timeout,
-                    kernel=kernel,
-                    uid=self.users.uid(slot) if self.confined else -1,
-                    runtime=str(runtime),
-                )
-            )
+            config.write(SCRATCH_CONFIG.format(timeout=self.options.timeout, kernel=kernel))
             if self.confined:
                 config.write(IPC_CONFIG.format(runtime=str(runtime)))
         name = task.notebook.removesuffix(".ipynb")
@@ -364,231 +336,10 @@ class Grader:
         with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
             for grade in gb.find_submission_notebook(name, ASSIGNMENT, task.student).grades:
                 result.grades[grade.name] = (grade.score, grade.max_score)
-        problems = [
-            line.split(PROBLEM_MARK, 1)[1].strip()
-            for line in log.splitlines()
-            if PROBLEM_MARK in line
-        ]
-        if "Timeout waiting for execute reply" in log:
-            problems.append(f"a cell ran over the {self.options.timeout} s limit")
-        if problems:
-            result.problem = f"{task.notebook}: " + "; ".join(problems)
+        timeouts = log.count("CellTimeoutError") + log.count("Timeout waiting for execute reply")
+        if timeouts:
+            result.problem = f"{task.notebook}: a cell ran over the {self.options.timeout} s limit"
         return result
-
-
-PROBLEM_MARK = "DLCOURSE-PROBLEM: "  # how the executor reports a fault through nbgrader's log
-
-
-class ConfinedExecute(Execute):
-    """nbgrader's execution step with the verdicts taken out of the kernel.
-
-    The student's cells run in the (confined) kernel as usual. A test cell
-    never does: its source, read from the gradebook (never from the
-    submission), runs in this process against a :class:`remote.TrustedNamespace`
-    whose unknown names are the student's objects in the kernel, reached
-    through :mod:`dlcourse.course.remote`. Its outputs, and so nbgrader's
-    score, are this process's. The setup cells (locked, not graded) run on both
-    sides, so the tests have their own numpy, ``assert_close`` and library.
-
-    A kernel that dies or hangs in a cell costs that cell: the kernel is
-    restarted, the cells that ran before are run again, and grading goes on;
-    the cause is reported through nbgrader's log.
-    """
-
-    kernel_uid = Integer(-1, help="the kernel's user, whose processes die with it").tag(config=True)
-    rpc_dir = Unicode("", help="a folder the kernel can reach for the grader's socket").tag(
-        config=True
-    )
-    max_restarts = Integer(3, help="kernel restarts per notebook before giving up").tag(config=True)
-
-    def preprocess(
-        self, nb: nbformat.NotebookNode, resources: dict, km: Any = None
-    ) -> tuple[nbformat.NotebookNode, dict]:
-        NotebookClient.__init__(self, nb, km)
-        self.reset_execution_trackers()
-        self._check_assign_resources(resources)
-        tests, setup = self._trusted_sources(resources["nbgrader"])
-        self.namespace = remote.TrustedNamespace(__name__="__main__")
-        self.channel: remote.Channel | None = None
-        self.restarts = 0
-        self.done: list[str] = []  # student cells that ran, to run again after a restart
-        folder = Path(self.rpc_dir or tempfile.mkdtemp(prefix="dlcourse-rpc-"))
-        self.socket_path = str(folder / "grader.sock")
-        seen: set[str] = set()
-        try:
-            with self.setup_kernel():
-                info = self.wait_for_reply(self.kc.kernel_info())
-                nb.metadata["language_info"] = info["content"]["language_info"]
-                self._connect()
-                for index, cell in enumerate(nb.cells):
-                    if cell.cell_type != "code":
-                        continue
-                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                    if grade_id in tests:
-                        cell.outputs = []
-                        if grade_id not in seen:  # a duplicate never runs anywhere
-                            seen.add(grade_id)
-                            self._run_test(cell, tests[grade_id], index)
-                        continue
-                    if grade_id in setup:
-                        self._run_trusted_setup(setup[grade_id])
-                    self._run_student(cell, index)
-        finally:
-            if self.channel is not None:
-                self.channel.sock.close()
-        return nb, self.resources
-
-    @staticmethod
-    def _trusted_sources(info: dict) -> tuple[dict[str, str], dict[str, str]]:
-        """Test cells and setup cells, grade id -> source, from the gradebook."""
-        with Gradebook(info["db_url"]) as gb:
-            notebook = gb.find_notebook(info["notebook"], info["assignment"])
-            solutions = {c.name for c in notebook.solution_cells}
-            graded = {c.name for c in notebook.grade_cells if c.cell_type == "code"} - solutions
-            tests, setup = {}, {}
-            for cell in notebook.source_cells:
-                if cell.name in graded:
-                    tests[cell.name] = cell.source
-                elif cell.locked and cell.cell_type == "code" and cell.name not in solutions:
-                    setup[cell.name] = cell.source
-        return tests, setup
-
-    def _problem(self, text: str) -> None:
-        self.log.warning(PROBLEM_MARK + text)
-
-    def _connect(self) -> None:
-        """Start the kernel's end of the channel (before any student code runs)."""
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            listener.bind(self.socket_path)
-            if self.kernel_uid >= 0:
-                os.chown(self.socket_path, self.kernel_uid, self.kernel_uid)
-            listener.listen(1)
-            listener.settimeout(self.startup_timeout)
-            code = (
-                "import dlcourse.course.remote as _dlcourse_remote\n"
-                f"_dlcourse_remote.serve_in_thread({self.socket_path!r}, get_ipython().user_ns)\n"
-                "del _dlcourse_remote"
-            )
-            reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
-            if reply is None or reply["content"]["status"] != "ok":
-                raise RuntimeError(f"the kernel could not connect to the grader: {reply}")
-            sock, _ = listener.accept()
-        finally:
-            listener.close()
-        self.channel = remote.Channel(sock, trusted=True)
-        self.namespace.channel = self.channel
-
-    def _run_trusted_setup(self, source: str) -> None:
-        self.namespace.channel = None  # setup code names nothing of the student's
-        try:
-            with (
-                contextlib.redirect_stdout(io.StringIO()),
-                contextlib.redirect_stderr(io.StringIO()),
-            ):
-                exec(compile(source, "<setup>", "exec"), self.namespace)
-        finally:
-            self.namespace.channel = self.channel
-
-    def _run_test(self, cell: nbformat.NotebookNode, source: str, index: int) -> None:
-        if self.channel is None or self.channel.broken:
-            self._restart("before a test")
-        self.code_cells_executed += 1
-        cell.execution_count = self.code_cells_executed
-        out, err = io.StringIO(), io.StringIO()
-        assert self.channel is not None
-        self.channel.deadline = time.monotonic() + (self.timeout or 60)
-        failure: BaseException | None = None
-        with (
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-            warnings.catch_warnings(record=True) as caught,
-        ):
-            warnings.simplefilter("always")
-            try:
-                exec(compile(source, f"<test {index}>", "exec"), self.namespace)
-            except Exception as error:  # the test failed, whatever the reason
-                failure = error
-        self.channel.deadline = None
-        for warning in caught:
-            err.write(f"{warning.category.__name__}: {warning.message}\n")
-        if out.getvalue():
-            cell.outputs.append(
-                nbformat.v4.new_output("stream", name="stdout", text=out.getvalue())
-            )
-        if err.getvalue():
-            cell.outputs.append(
-                nbformat.v4.new_output("stream", name="stderr", text=err.getvalue())
-            )
-        if failure is not None:
-            name = type(failure).__name__
-            message = str(failure)
-            if isinstance(failure, remote.ChannelBroken):
-                name = "GradingError"
-                message = f"{message}; this test scores 0"
-                self._problem(f"test cell {index}: {message}")
-            cell.outputs.append(
-                nbformat.v4.new_output(
-                    "error", ename=name, evalue=message, traceback=[f"{name}: {message}"]
-                )
-            )
-
-    def _run_student(self, cell: nbformat.NotebookNode, index: int) -> None:
-        if self.channel is None or self.channel.broken:
-            self._restart(f"before cell {index}")
-        try:
-            self.execute_cell(cell, index, store_history=True)
-        except (DeadKernelError, CellTimeoutError, RuntimeError) as error:
-            why = self._death_cause(error)
-            cell.outputs.append(
-                nbformat.v4.new_output(
-                    "error",
-                    ename="DeadKernelError",
-                    evalue=f"{why}; the grader skipped this cell and restarted the kernel",
-                    traceback=[f"DeadKernelError: {why}"],
-                )
-            )
-            self._problem(f"cell {index}: {why}; that cell was skipped")
-            self._restart(f"after cell {index}")
-            return
-        self.done.append(cell.source)
-
-    def _death_cause(self, error: BaseException) -> str:
-        if isinstance(error, CellTimeoutError):
-            return f"the cell ran over the {self.timeout} s limit and could not be interrupted"
-        status = None
-        with contextlib.suppress(Exception):
-            status = run_sync(self.km.provisioner.poll)()
-        if status is not None and status < 0:
-            return f"the kernel was killed by {signal.Signals(-status).name}"
-        if status is not None:
-            return f"the kernel died (exit status {status}: os._exit, or memory over the limit)"
-        return f"the kernel stopped answering ({type(error).__name__})"
-
-    def _restart(self, when: str) -> None:
-        """A fresh kernel with the student's cells so far run again."""
-        if self.restarts >= self.max_restarts:
-            raise DeadKernelError(f"the kernel died {self.restarts + 1} times; gave up {when}")
-        self.restarts += 1
-        if self.channel is not None:
-            self.channel.sock.close()
-            self.channel = None
-        self._cleanup_kernel()
-        if self.kernel_uid >= 0:
-            _kill_user(self.kernel_uid)
-        self.km = self.create_kernel_manager()
-        self.start_new_kernel()
-        self.start_new_kernel_client()
-        self._connect()
-        for source in self.done:
-            replay = nbformat.v4.new_code_cell(source)
-            try:
-                self.execute_cell(replay, 0, store_history=False)
-            except (DeadKernelError, CellTimeoutError, RuntimeError):
-                self._restart(when)
-                return
 
 
 def _kill_user(uid: int) -> None:
