@@ -41,11 +41,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         out += bias.data
 
     def backward(g: np.ndarray) -> None:
+        # (fresh=True: each product and sum is a new array, which a leaf keeps without a copy)
         if x.requires_grad:  # not for the network's input: skip a matrix product
-            x.accumulate(g @ weight.data.T)  # dL/dx = dL/dy W^T
-        weight.accumulate(x.data.T @ g)  # dL/dW = x^T dL/dy
+            x.accumulate(g @ weight.data.T, fresh=True)  # dL/dx = dL/dy W^T
+        weight.accumulate(x.data.T @ g, fresh=True)  # dL/dW = x^T dL/dy
         if bias is not None:
-            bias.accumulate(g.sum(axis=0))  # dL/db = sum over the batch of dL/dy
+            bias.accumulate(g.sum(axis=0), fresh=True)  # dL/db = sum over the batch of dL/dy
 
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(out, inputs, backward, "linear")
@@ -80,7 +81,13 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return log_softmax(x, axis).exp()
 
 
-def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
+def _labels(labels: Any, n: int) -> np.ndarray:
+    """Integer labels, one per row, as an array of unsigned indices.
+
+    Viewed as unsigned, a negative label becomes a huge index, so indexing with
+    the labels rejects it just as it rejects a label >= the number of classes:
+    no separate pass over the labels to check their range.
+    """
     y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if y.dtype.kind not in "iu":
         raise TypeError(
@@ -92,13 +99,7 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
             f"cross_entropy: labels have shape {y.shape} but the logits hold {n} examples; "
             f"pass one integer label per row, shape ({n},)."
         )
-    y = y.astype(np.intp, copy=False)
-    if y.size and (y.min() < 0 or y.max() >= classes):
-        raise ValueError(
-            f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
-            f"found {y.min()}..{y.max()}."
-        )
-    return y
+    return y.astype(np.intp, copy=False).view(np.uintp)
 
 
 def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
@@ -109,18 +110,27 @@ def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
             f"example; got {logits.shape}."
         )
     n, classes = logits.data.shape
-    y = _labels(labels, n, classes)
+    y = _labels(labels, n)
     rows = np.arange(n)
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    loss = (np.log(total[:, 0]) - shifted[rows, y]).mean()
+    try:
+        correct = shifted[rows, y]  # the shifted score of each example's true class
+    except IndexError:
+        signed = y.view(np.intp)
+        raise ValueError(
+            f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
+            f"found {signed.min()}..{signed.max()}."
+        ) from None
+    loss = (np.log(total[:, 0]) - correct).sum() / n
 
     def backward(g: np.ndarray) -> None:
         # dL/dlogits = (softmax - onehot(y)) / N
         grad = exp / total
         grad[rows, y] -= 1.0
-        logits.accumulate(grad * (g / n))
+        grad *= g / n
+        logits.accumulate(grad, fresh=True)
 
     return Tensor.from_op(
         np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy"

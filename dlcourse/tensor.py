@@ -165,8 +165,13 @@ class Tensor:
                     break
         return out
 
-    def accumulate(self, g: np.ndarray) -> None:
-        """Add ``g`` (the gradient of the loss with respect to this tensor) into ``.grad``."""
+    def accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
+        """Add ``g`` (the gradient of the loss with respect to this tensor) into ``.grad``.
+
+        ``fresh=True`` promises that ``g`` is a new array that nothing else
+        refers to (the result of a matrix product, say, not the ``g`` an
+        operation received): a leaf may then keep it instead of a copy.
+        """
         if not self.requires_grad:
             return
         if g.shape != self.data.shape:
@@ -176,8 +181,12 @@ class Tensor:
                 + ": a gradient must have exactly the shape of its tensor."
             )
         if self.grad is None:
-            # A leaf gets its own copy; an intermediate may share the array.
-            self.grad = g if self._backward is not None else np.array(g, dtype=self.data.dtype)
+            if self._backward is not None:
+                self.grad = g  # an intermediate may share the array: nobody modifies it
+            elif fresh and type(g) is np.ndarray and g.dtype == self.data.dtype:
+                self.grad = g  # a leaf owns this new array already
+            else:
+                self.grad = np.array(g, dtype=self.data.dtype)  # a leaf gets its own copy
         elif self._backward is None:
             self.grad += g
         else:
@@ -274,7 +283,7 @@ class Tensor:
                     "Reduce it to a scalar loss first (e.g. y.sum() or y.mean()), or pass "
                     "the gradient dL/dy explicitly: y.backward(grad) with grad of the same shape."
                 )
-            seed = np.ones_like(self.data)
+            seed = np.array(1.0, dtype=self.data.dtype).reshape(self.data.shape)
         else:
             seed = np.array(_data(grad), dtype=self.data.dtype)
             if seed.shape != self.shape:
@@ -413,8 +422,8 @@ class Tensor:
             A, B = a.data, b.data
             if A.ndim == 2 and B.ndim == 2:
                 # Y = A B:  dL/dA = dL/dY B^T  and  dL/dB = A^T dL/dY
-                a.accumulate(g @ B.T)
-                b.accumulate(A.T @ g)
+                a.accumulate(g @ B.T, fresh=True)
+                b.accumulate(A.T @ g, fresh=True)
                 return
             # 1-D operands act as a row (left) or a column (right) vector.
             if B.ndim == 1:
@@ -591,24 +600,25 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     """Every recorded node that ``root`` depends on, each after all its inputs.
 
     Iterative depth-first search: a node is appended once all of its inputs
-    have been appended.  A stack entry ``(node, True)`` means "its inputs are
-    done".
+    have been appended.  On the stack, ``None`` above a node means "the
+    inputs of the node below are done".  (Tensors hash by identity.)
     """
     order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    seen: set[Tensor] = set()
+    stack: list[Tensor | None] = [root]
     while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
+        node = stack.pop()
+        if node is None:
+            order.append(stack.pop())
             continue
-        if id(node) in seen:
+        if node in seen:
             continue
-        seen.add(id(node))
-        stack.append((node, True))
+        seen.add(node)
+        stack.append(node)
+        stack.append(None)
         for parent in node._inputs:
-            if parent._backward is not None and id(parent) not in seen:
-                stack.append((parent, False))
+            if parent._backward is not None and parent not in seen:
+                stack.append(parent)
     return order
 
 
