@@ -59,16 +59,22 @@ class SGD(Optimizer):
         self.velocity: list[np.ndarray | None] = [None] * len(self.params)
 
     def step(self) -> None:
+        lr, momentum, weight_decay = self.lr, self.momentum, self.weight_decay
         for i, p in enumerate(self.params):
             g = p.grad
             if g is None:
                 continue
-            if self.weight_decay:
-                g = g + self.weight_decay * p.data
-            if self.momentum:
+            if weight_decay:
+                g = g + weight_decay * p.data
+            if momentum:
                 v = self.velocity[i]
-                g = self.velocity[i] = g.copy() if v is None else self.momentum * v + g
-            p.data -= self.lr * g
+                if v is None:
+                    v = self.velocity[i] = g.copy()
+                else:  # in place: the optimiser owns its velocities
+                    v *= momentum
+                    v += g
+                g = v
+            p.data -= lr * g
 
 
 class Adam(Optimizer):
