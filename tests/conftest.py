@@ -13,22 +13,28 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_STATE = Path(tempfile.mkdtemp(prefix="dlcourse-tests-"))
-for _var, _sub in {
-    "JUPYTER_CONFIG_DIR": "jupyter-config",
-    "JUPYTER_DATA_DIR": "jupyter-data",
-    "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
-    "IPYTHONDIR": "ipython",
-    "MPLCONFIGDIR": "matplotlib",
-}.items():
-    (_STATE / _sub).mkdir()
-    os.environ[_var] = str(_STATE / _sub)
-os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+_STATE: Path | None = None
 
-# Build matplotlib's font cache now: the first import in a fresh MPLCONFIGDIR
-# says so on stderr, which would fail the first notebook that plots.
-import matplotlib.font_manager  # noqa: E402, F401
+# solutions/conftest.py does the same for nbval when it is loaded first
+if not os.environ.get("DLCOURSE_TEST_STATE"):
+    _STATE = Path(tempfile.mkdtemp(prefix="dlcourse-tests-"))
+    os.environ["DLCOURSE_TEST_STATE"] = str(_STATE)
+    for _var, _sub in {
+        "JUPYTER_CONFIG_DIR": "jupyter-config",
+        "JUPYTER_DATA_DIR": "jupyter-data",
+        "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+        "IPYTHONDIR": "ipython",
+        "MPLCONFIGDIR": "matplotlib",
+    }.items():
+        (_STATE / _sub).mkdir()
+        os.environ[_var] = str(_STATE / _sub)
+    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+
+    # Build matplotlib's font cache now: the first import in a fresh MPLCONFIGDIR
+    # says so on stderr, which would fail the first notebook that plots.
+    import matplotlib.font_manager  # noqa: F401
 
 
 def pytest_unconfigure(config: object) -> None:
-    shutil.rmtree(_STATE, ignore_errors=True)
+    if _STATE is not None:
+        shutil.rmtree(_STATE, ignore_errors=True)

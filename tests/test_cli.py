@@ -44,3 +44,12 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["check", str(NOTEBOOK), "--bogus"])
     assert "unrecognised arguments: --bogus" in capsys.readouterr().err
+
+
+def test_book_and_grade_refuse_clearly(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("not a book")
+    with pytest.raises(SystemExit, match="is not a book built by dlcourse"):
+        main(["book", "--out", str(tmp_path)])
+    assert (tmp_path / "mine.txt").read_text() == "not a book"
+    with pytest.raises(SystemExit, match="--workers must be at least 1"):
+        main(["grade", "--workers", "0", "--unsafe"])

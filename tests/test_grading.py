@@ -116,8 +116,49 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
             },
             LOSE_ONE,
         ),
-        "crash": ({"chain_rule": "import os\nos._exit(3)"}, 0.0),
+        "crash": ({"chain_rule": "import os\nos._exit(3)"}, LOSE_ONE),
+        # a function that never returns costs its test; the kernel is replaced for the rest
+        "hangs": (
+            {
+                "chain_rule": "def chain_rule(f_prime, g, g_prime):\n"
+                "    def derivative(x):\n        while True:\n            pass\n"
+                "    return derivative"
+            },
+            LOSE_ONE,
+        ),
+        # the test's own names are the grader's: rebinding them in the notebook changes nothing
+        "rebind": ({"chain_rule": "assert_close = lambda *a, **k: None\n" + WRONG}, LOSE_ONE),
+        # the kernel is the student's: rewriting what it runs, or what it reports, changes nothing
+        "transformer": (
+            {
+                "chain_rule": "get_ipython().input_transformers_cleanup.append(\n"
+                "    lambda lines: ['pass\\n'] if 'assert_close' in ''.join(lines) else lines)\n"
+                + WRONG
+            },
+            LOSE_ONE,
+        ),
+        "swallow": (
+            {
+                "chain_rule": "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)\n"
+                + WRONG
+            },
+            LOSE_ONE,
+        ),
+        "unhooked": (
+            {
+                "chain_rule": "import sys\nsys.settrace(None)\n"
+                "np.testing.assert_allclose = lambda *a, **k: None\n"
+                "__builtins__.AssertionError = type('Never', (Exception,), {})\n" + WRONG
+            },
+            LOSE_ONE,
+        ),
     }
+
+
+def _test_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return next(
+        c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_chain_rule"
+    )
 
 
 def submission(code: dict[str, str], edit_test: str = "") -> nbformat.NotebookNode:
@@ -133,6 +174,18 @@ def submission(code: dict[str, str], edit_test: str = "") -> nbformat.NotebookNo
             if c.metadata.get("nbgrader", {}).get("grade_id") == "test_chain_rule"
         )
         cell.source = "pass"
+    elif edit_test == "metadata":  # the answer cell made a test worth 100, the test unlocked
+        answer = next(
+            c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "chain_rule"
+        )
+        answer.metadata["nbgrader"].update(grade=True, points=100, solution=False, locked=True)
+        test = _test_cell(nb)
+        test.metadata["nbgrader"].update(points=100, locked=False, grade=False)
+        test.source = "pass"
+    elif edit_test == "claim":  # a cell of the student's wearing the test's metadata
+        fake = nbformat.v4.new_code_cell("print('all good')")
+        fake.metadata["nbgrader"] = dict(_test_cell(nb).metadata["nbgrader"])
+        nb.cells = [c for c in nb.cells if c is not _test_cell(nb)] + [fake]
     elif edit_test == "delete":
         nb.cells = [
             c
@@ -156,7 +209,12 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         folder = course / "submitted" / student / "ch01"
         folder.mkdir(parents=True)
         nbformat.write(submission(code), folder / NOTEBOOK)
-    for student, how in [("edited", "edit"), ("deleted", "delete")]:
+    for student, how in [
+        ("edited", "edit"),
+        ("deleted", "delete"),
+        ("metadata", "metadata"),
+        ("claim", "claim"),
+    ]:
         folder = course / "submitted" / student / "ch01"
         folder.mkdir(parents=True)
         nbformat.write(submission({"chain_rule": WRONG}, how), folder / NOTEBOOK)
@@ -229,8 +287,15 @@ def total(graded: dict, student: str) -> float:
         "shape",
         "mutates",
         "crash",
+        "hangs",
+        "rebind",
+        "transformer",
+        "swallow",
+        "unhooked",
         "edited",
         "deleted",
+        "metadata",
+        "claim",
         "corrupt",
         "foreign",
         "binary",
@@ -265,7 +330,8 @@ def test_problems_are_reported_with_their_cause(
     course = graded["course"]
     main(["--root", str(course), "grade", "--student", "crash", "--student", "huge", "--force"])
     out = capsys.readouterr().out
-    assert "crash: 02_chain_rule.ipynb: the kernel died" in out
+    assert "crash: 02_chain_rule.ipynb: cell " in out
+    assert "the kernel died (exit status 3" in out
     assert "huge: 02_chain_rule.ipynb is 5.0 MB, over the 5 MB limit" in out
     assert "01_deep_learning.ipynb is missing" in out
 

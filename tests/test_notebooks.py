@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import mistune
 import nbformat
 import pytest
+from fixtures.correct_answers import OTHER_ANSWERS
 from fixtures.wrong_answers import WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
@@ -51,16 +55,54 @@ def test_released_notebook_runs_and_every_test_fails_on_the_stubs(path: Path) ->
     assert Validator(invert=True).validate(str(path)) == {}
 
 
-def test_index_links_resolve_to_headings() -> None:
-    index = nbformat.read(ROOT / appendix.INDEX, 4)
-    links = re.findall(r"\]\(([^)#]+)#([^)]+)\)", "\n".join(c.source for c in index.cells))
-    assert len(links) > 30
+def jupyterlab_anchor(heading: str) -> str:
+    """The id JupyterLab gives a rendered heading: its text content, spaces as dashes."""
+    text = re.sub(r"<[^>]+>", "", mistune.html(heading))
+    return html.unescape(text).strip().replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", [appendix.INDEX, appendix.APPENDIX], ids=lambda p: p.name)
+def test_links_resolve_to_headings(page: Path) -> None:
+    nb = nbformat.read(ROOT / page, 4)
+    text = "\n".join(c.source for c in nb.cells)
+    links = re.findall(r"\]\(([^)#\s]+\.ipynb)(?:#([^)\s]+))?\)", text)
+    assert len(links) >= (30 if page == appendix.INDEX else 3)
     for target, fragment in links:
-        nb = nbformat.read(ROOT / "notebooks" / target, 4)
-        anchors = {appendix.anchor(h) for h in appendix.headings(nb.cells)}
-        assert fragment in anchors, f"{target}#{fragment} is not a heading"
-    text = "\n".join(c.source for c in index.cells)
-    assert "**deep learning**" in text  # the book's own index entry
+        path = (ROOT / page).parent / target
+        assert path.exists(), f"{page} links to {target}, which does not exist"
+        if fragment:
+            anchors = {
+                jupyterlab_anchor(h) for h in appendix.headings(nbformat.read(path, 4).cells)
+            }
+            assert fragment in anchors, f"{page}: {target}#{fragment} is not a heading"
+
+
+def test_the_index_keeps_the_books_entry_and_the_issues_terms() -> None:
+    text = "\n".join(c.source for c in nbformat.read(ROOT / appendix.INDEX, 4).cells)
+    for term in [
+        "deep learning",  # the book's own index entry
+        "layer",
+        "nonlinearity",
+        "chain rule",
+        "derivative",
+        "numerical gradient",
+        "computational graph",
+        "backpropagation",
+        "gradient descent",
+        "vanishing gradients",
+    ]:
+        assert f"**{term}**" in text, f"the index has no entry {term!r}"
+
+
+def test_solution_notebooks_write_nothing_to_stderr() -> None:
+    for name in NAMES:
+        nb = nbformat.read(ROOT / "solutions" / ASSIGNMENT / name, 4)
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                assert output.get("name") != "stderr", (
+                    f"{name}: {cell.source[:60]!r} wrote to stderr"
+                )
+                assert output.output_type != "error", f"{name}: {cell.source[:60]!r} failed"
 
 
 def injected(released: Path, code: dict[str, str]) -> nbformat.NotebookNode:
@@ -70,18 +112,20 @@ def injected(released: Path, code: dict[str, str]) -> nbformat.NotebookNode:
     return nb
 
 
-def submissions() -> dict[str, dict[str, str]]:
-    """Student -> (answer cell -> code): Appendix A's answers, and students who
-    each make at most one typical mistake per exercise."""
+def submissions() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """Student -> (answer cell -> code, answer cell -> the mistake made there):
+    Appendix A's answers, other correct answers, and students who each make
+    at most one typical mistake per exercise."""
     answers = {a.grade_id: a.code for a in appendix.answers(ROOT)}
-    students = {"answers": answers}
+    assert set(OTHER_ANSWERS) == set(answers)
+    students = {"answers": (answers, {}), "other_answers": (OTHER_ANSWERS, {})}
     used: dict[str, int] = {}
     for grade_id, what, old, new in WRONG_ANSWERS:
         assert old in answers[grade_id], f"fixture {what!r} no longer matches Appendix A"
         n = used[grade_id] = used.get(grade_id, 0) + 1
-        students.setdefault(f"mistakes{n}", dict(answers))[grade_id] = answers[grade_id].replace(
-            old, new
-        )
+        code, mistakes = students.setdefault(f"mistakes{n}", (dict(answers), {}))
+        code[grade_id] = answers[grade_id].replace(old, new)
+        mistakes[grade_id] = what
     return students
 
 
@@ -96,53 +140,71 @@ def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@dataclass
+class Graded:
+    scores: dict[str, tuple[float, float]]  # test cell -> (score, max score)
+    errors: dict[str, dict]  # test cell -> its error output
+
+
 @pytest.fixture(scope="session")
-def autograded(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """Autograde every student of :func:`submissions` with plain nbgrader;
-    student -> test cell -> (score, max score)."""
+def autograded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
+    """Autograde every student of :func:`submissions` with plain nbgrader."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy2(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
     assert nbgrader(course, "generate_assignment", ASSIGNMENT).returncode == 0
-    for student, code in submissions().items():
+    students = submissions()
+    for student, (code, _) in students.items():
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         for path in RELEASED:
             nbformat.write(injected(path, code), folder / path.name)
     result = nbgrader(course, "autograde", ASSIGNMENT, "--create")
     assert result.returncode == 0, result.stdout + result.stderr
-    scores: dict[str, dict[str, tuple[float, float]]] = {}
+    graded = {student: Graded({}, {}) for student in students}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for student in submissions():
+        for student in students:
             for name in NAMES:
+                # a kernel that died leaves no autograded notebook (and a 0 in the gradebook)
+                path = course / "autograded" / student / ASSIGNMENT / name
+                assert path.exists(), f"{student}'s {name} was not graded:\n{result.stdout}"
+                for cell in graded_cells(nbformat.read(path, 4), "grade"):
+                    cell_id = cell.metadata["nbgrader"]["grade_id"]
+                    for output in cell.outputs:
+                        if output.output_type == "error":
+                            graded[student].errors[cell_id] = output
                 nb = gb.find_submission_notebook(name[:-6], ASSIGNMENT, student)
                 for grade in nb.grades:
-                    scores.setdefault(student, {})[grade.name] = (grade.score, grade.max_score)
-    return scores
+                    graded[student].scores[grade.name] = (grade.score, grade.max_score)
+    return graded
 
 
-def test_appendix_answers_get_full_marks(autograded: dict) -> None:
-    scores = autograded["answers"]
+@pytest.mark.parametrize("student", ["answers", "other_answers"])
+def test_correct_answers_get_full_marks(autograded: dict[str, Graded], student: str) -> None:
+    scores = autograded[student].scores
     assert len(scores) == 14
-    lost = {cell: s for cell, s in scores.items() if s[0] != s[1]}
+    lost = {
+        cell: autograded[student].errors.get(cell) for cell, s in scores.items() if s[0] != s[1]
+    }
     assert lost == {}
 
 
-def test_each_mistake_costs_its_exercise_and_nothing_else(autograded: dict) -> None:
-    mistaken = {}
-    for grade_id, what, _, _ in WRONG_ANSWERS:
-        mistaken.setdefault(grade_id, []).append(what)
-    for student, code in submissions().items():
-        if student == "answers":
-            continue
-        wrong = {g for g in code if code[g] != submissions()["answers"][g]}
-        for cell, (score, max_score) in autograded[student].items():
+def test_each_mistake_costs_its_exercise_and_nothing_else(autograded: dict[str, Graded]) -> None:
+    for student, (_, mistakes) in submissions().items():
+        for cell, (score, max_score) in autograded[student].scores.items():
             exercise = cell.removeprefix("test_")
-            if exercise in wrong:
-                assert score == 0, f"{student}: {mistaken[exercise]} still scored on {cell}"
+            if exercise in mistakes:
+                assert score == 0, f"{student}: {mistakes[exercise]!r} still scored on {cell}"
             else:
                 assert score == max_score, (
-                    f"{student}: {cell} lost points for another exercise's mistake"
+                    f"{student}: {cell} lost points for another exercise's mistake: "
+                    f"{autograded[student].errors.get(cell)}"
                 )
+
+
+def test_a_failing_test_says_what_is_wrong(autograded: dict[str, Graded]) -> None:
+    for student, (_, mistakes) in submissions().items():
+        for exercise, what in mistakes.items():
+            error = autograded[student].errors[f"test_{exercise}"]
+            assert error.evalue.strip(), f"{what!r} fails {exercise} with a bare {error.ename}"
+            assert "HIDDEN" not in error.evalue

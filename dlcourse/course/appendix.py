@@ -48,8 +48,20 @@ def headings(cells: list[nbformat.NotebookNode]) -> list[str]:
     return found
 
 
+# Characters that would make a heading's rendered text differ from its source
+# (inline markup, math, HTML) or a link to it ambiguous (parentheses, #).
+_NOT_PLAIN = re.compile(r"[`*_$\\\[\]<>&#()]|[^\x20-\x7e]")
+
+
 def anchor(heading: str) -> str:
-    """The fragment JupyterLab gives a heading: its text with spaces as dashes."""
+    """The fragment JupyterLab gives a heading: the heading's rendered text
+    (``textContent``) with each space replaced by a dash.  Only plain
+    headings, whose text is their source, can be linked to."""
+    if _NOT_PLAIN.search(heading):
+        raise ValueError(
+            f"cannot link to the heading {heading!r}: a linked heading must be plain ASCII "
+            "text without markup, math, HTML or parentheses, so that its anchor is predictable."
+        )
     return heading.replace(" ", "-")
 
 

@@ -121,6 +121,19 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course import book
+
+    root = course_root(args.root)
+    out = Path(args.out) if args.out else root / "build" / "book"
+    try:
+        first = book.build_book(root, out, include_answers=not args.no_answers)
+    except book.BookError as error:
+        raise SystemExit(f"dlcourse book: {error}") from None
+    print(f"the book: {first}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dlcourse", description="Chapter 1 of the deep-learning course: learn, release, grade."
@@ -157,6 +170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first file LMS downloads (zips or <student>_<notebook>.ipynb) from DIR",
     )
     grd.set_defaults(run=cmd_grade)
+    bk = sub.add_parser("book", help="build the course as a static website that reads offline")
+    bk.add_argument("--out", metavar="DIR", help="where to write it (default: build/book)")
+    bk.add_argument(
+        "--no-answers", action="store_true", help="leave Appendix A out (before the deadline)"
+    )
+    bk.set_defaults(run=cmd_book)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lab":
         parser.error(f"unrecognised arguments: {' '.join(extra)}")

@@ -1,7 +1,9 @@
 """Grading a class on nbgrader: in parallel, confined, resumable, fault-tolerant.
 
-nbgrader does the grading itself (sanitising with OverwriteCells, executing,
-scoring the test cells); this module runs it safely and at scale:
+nbgrader does the grading (sanitising with OverwriteCells, which restores
+locked and deleted test cells and the cells' metadata from the gradebook;
+scoring with SaveAutoGrades; the gradebook, feedback and export); this module
+runs it safely and at scale, and moves the verdicts out of the student's reach.
 
 1. **Check the input.** Every ``submitted/<student>/ch01/*.ipynb`` is read,
    never modified: a missing, empty, oversized, non-UTF-8, truncated or foreign
@@ -9,50 +11,74 @@ scoring the test cells); this module runs it safely and at scale:
    class is graded.
 2. **Grade in parallel.** Each (student, notebook) is a task: a scratch
    course holding a copy of the submission and a private copy of an empty
-   gradebook made by ``nbgrader generate_assignment``, graded by ``nbgrader
-   autograde`` in its own process, its kernel confined by
+   gradebook (made once by ``nbgrader generate_assignment`` and cached),
+   graded by ``nbgrader autograde`` in its own process, its kernel confined by
    :mod:`dlcourse.course.sandbox`. Workers never touch the real gradebook.
-3. **One writer.** As tasks finish, the main process copies their scores
+3. **Verdicts outside the kernel.** nbgrader's execution step is replaced by
+   :class:`ConfinedExecute`: the student's cells run in the kernel, but a test
+   cell never does. Its source, read from the gradebook, runs in nbgrader's
+   own process, with its own numpy, ``assert_close`` and library (the setup
+   cells run on both sides); the names it does not define are looked up in
+   the kernel and come back as plain data (numbers, arrays) or as handles
+   whose calls and operators are again requests to the kernel
+   (:mod:`dlcourse.course.remote`). The kernel belongs to the student: code
+   there can rebind ``assert_close``, patch numpy or ``dlcourse.gradcheck``,
+   rewrite the cells it is sent, swallow exceptions or forge the kernel's
+   replies. None of that reaches the test, which only ever sees what the
+   student's functions return; and the hidden tests' code never enters the
+   kernel (only the inputs they pass).
+4. **One writer.** As tasks finish, the main process copies their scores
    into ``gradebook.db`` (and the graded notebooks into ``autograded/``), then
    marks the student done with the hashes of what was graded. Interrupting
    loses at most the tasks under way; running again grades only what is not
    done (or what changed since), unless ``force``.
-4. **Faults are results.** A notebook whose kernel died or overran its time
-   gets zero for its exercises, and the cause is recorded and reported: a dead
-   kernel costs the student that notebook, never the whole submission, and is
-   never a silent 0.
-5. **Feedback and export** are nbgrader's (``generate_feedback`` with hidden
-   tests removed, ``export`` to ``grades.csv``).
+5. **Faults are results.** A cell that overruns its time is interrupted and
+   fails; a kernel that dies in a cell (``os._exit``, a segfault, the memory
+   limit) is restarted, the cells before it are run again and grading goes
+   on, so the student loses what depends on that cell and is told why; a
+   kernel that keeps dying loses the rest of that notebook, reported. Never a
+   silent 0.
+6. **Feedback and export** are nbgrader's (``generate_feedback`` with hidden
+   tests and tracebacks removed, ``export`` to ``grades.csv``).
 
-What this does not yet guarantee: verdicts are still computed inside the
-student's kernel, so code that patches the test helpers at run time can fake
-a pass; nbgrader's OverwriteCells restores edited or deleted test cells, but
-nothing yet recomputes verdicts outside the kernel.
+Limits: data crosses the channel by copy, so an exercise whose answer must
+mutate its arguments in place cannot be graded this way; a test may only use
+names of its own, of the setup cells, and the student's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import Execute
 from sqlalchemy.exc import SAWarning
+from traitlets import Integer, Unicode
 
-from dlcourse.course import sandbox
+from dlcourse.course import remote, sandbox
 from dlcourse.course.authoring import ASSIGNMENT
 from dlcourse.course.release import tool_environment
 
@@ -174,6 +200,28 @@ def check_submission(path: Path, grade_ids: set[str]) -> str:
     return ""
 
 
+def restore_metadata(nb: nbformat.NotebookNode, released: Path) -> nbformat.NotebookNode:
+    """The submission with every cell's nbgrader metadata as released (by grade
+    id), and none on cells whose grade id the assignment does not know.
+
+    nbgrader's OverwriteCells does this too, but crashes on some tampering (a
+    solution cell marked as graded), which would cost the whole notebook."""
+    known = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
+        for c in nbformat.read(released, 4).cells
+        if "grade_id" in c.metadata.get("nbgrader", {})
+    }
+    seen: set[str] = set()
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in known and grade_id not in seen:
+            seen.add(grade_id)
+            cell.metadata["nbgrader"] = dict(known[grade_id])
+        else:
+            cell.get("metadata", {}).pop("nbgrader", None)
+    return nb
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -228,20 +276,49 @@ def nbgrader(
     return subprocess.CompletedProcess(process.args, process.returncode, out, "")
 
 
-def make_template(course: Course, into: Path) -> Path:
-    """An empty gradebook that knows the assignment (notebooks, cells, points)."""
-    into.mkdir(parents=True)
-    shutil.copy2(course.root / "nbgrader_config.py", into)
-    shutil.copytree(course.root / "solutions" / ASSIGNMENT, into / "solutions" / ASSIGNMENT)
-    result = nbgrader(into, "generate_assignment", ASSIGNMENT, "--force")
-    if result.returncode != 0:
-        raise GradingError("nbgrader generate_assignment failed:\n" + result.stdout[-3000:])
-    return into / "gradebook.db"
+def make_template(course: Course) -> Path:
+    """An empty gradebook that knows the assignment (notebooks, cells, points),
+    made by ``nbgrader generate_assignment`` and kept under ``.dlcourse/templates/``
+    (readable by root only: it holds the hidden tests) until the solutions or
+    the configuration change."""
+    sources = [course.root / "nbgrader_config.py"]
+    sources += sorted(p for p in (course.root / "solutions" / ASSIGNMENT).rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(str(path.relative_to(course.root)).encode() + b"\0" + path.read_bytes())
+    cache = course.state / "templates"
+    cached = cache / f"{digest.hexdigest()[:24]}.db"
+    if cached.exists():
+        return cached
+    cache.mkdir(parents=True, exist_ok=True)
+    os.chmod(cache, 0o700)
+    into = Path(tempfile.mkdtemp(prefix="template-", dir=cache))
+    try:
+        shutil.copy2(course.root / "nbgrader_config.py", into)
+        shutil.copytree(course.root / "solutions" / ASSIGNMENT, into / "solutions" / ASSIGNMENT)
+        result = nbgrader(into, "generate_assignment", ASSIGNMENT, "--force")
+        if result.returncode != 0:
+            raise GradingError("nbgrader generate_assignment failed:\n" + result.stdout[-3000:])
+        (into / "gradebook.db").replace(cached)
+    finally:
+        shutil.rmtree(into, ignore_errors=True)
+    return cached
 
 
 SCRATCH_CONFIG = """
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades,
+)
+from dlcourse.course.grading import ConfinedExecute
+c.Autograde.autograde_preprocessors = [
+    ConfinedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata,
+]
 c.Execute.timeout = {timeout}
 c.Execute.kernel_name = {kernel!r}
+c.ConfinedExecute.kernel_uid = {uid}
+c.ConfinedExecute.rpc_dir = {runtime!r}
 """
 # Unix sockets and the connection file in the kernel's own runtime folder (the
 # defaults are a relative path and the system's temporary folder).
@@ -281,7 +358,8 @@ class Grader:
         shutil.copy2(self.template_db, scratch / "gradebook.db")
         target = scratch / "submitted" / task.student / ASSIGNMENT / task.notebook
         target.parent.mkdir(parents=True)
-        shutil.copyfile(task.path, target)
+        released = self.course.root / "notebooks" / ASSIGNMENT / task.notebook
+        nbformat.write(restore_metadata(nbformat.read(task.path, 4), released), target)
         env = tool_environment()
         kernel = "python3"
         if self.confined:
@@ -294,6 +372,7 @@ class Grader:
             ]
             hidden += [
                 self.course.markers,
+                self.course.state / "templates",
                 scratch / "gradebook.db",
                 scratch / "submitted",
             ]
@@ -306,7 +385,14 @@ class Grader:
             )
             env.update(JUPYTER_PATH=str(spec), JUPYTER_RUNTIME_DIR=str(runtime))
         with open(scratch / "nbgrader_config.py", "a") as config:
-            config.write(SCRATCH_CONFIG.format(timeout=self.options.timeout, kernel=kernel))
+            config.write(
+                SCRATCH_CONFIG.format(
+                    timeout=self.options.timeout,
+                    kernel=kernel,
+                    uid=self.users.uid(slot) if self.confined else -1,
+                    runtime=str(runtime),
+                )
+            )
             if self.confined:
                 config.write(IPC_CONFIG.format(runtime=str(runtime)))
         name = task.notebook.removesuffix(".ipynb")
@@ -336,23 +422,283 @@ class Grader:
         with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
             for grade in gb.find_submission_notebook(name, ASSIGNMENT, task.student).grades:
                 result.grades[grade.name] = (grade.score, grade.max_score)
-        timeouts = log.count("CellTimeoutError") + log.count("Timeout waiting for execute reply")
-        if timeouts:
-            result.problem = f"{task.notebook}: a cell ran over the {self.options.timeout} s limit"
+        problems = [
+            line.split(PROBLEM_MARK, 1)[1].strip()
+            for line in log.splitlines()
+            if PROBLEM_MARK in line
+        ]
+        if "Timeout waiting for execute reply" in log:
+            problems.append(f"a cell ran over the {self.options.timeout} s limit")
+        if problems:
+            result.problem = f"{task.notebook}: " + "; ".join(problems)
         return result
 
 
-def _kill_user(uid: int) -> None:
-    """Kill every process of ``uid`` (a kernel's forks outliving it)."""
+FORK_LIMIT = 16  # processes a cell may leave behind before its kernel is replaced
+
+
+class ForkBomb(RuntimeError):
+    pass
+
+
+PROBLEM_MARK = "DLCOURSE-PROBLEM: "  # how the executor reports a fault through nbgrader's log
+
+
+class ConfinedExecute(Execute):
+    """nbgrader's execution step with the verdicts taken out of the kernel.
+
+    The student's cells run in the (confined) kernel as usual. A test cell
+    never does: its source, read from the gradebook (never from the
+    submission), runs in this process against a :class:`remote.TrustedNamespace`
+    whose unknown names are the student's objects in the kernel, reached
+    through :mod:`dlcourse.course.remote`. Its outputs, and so nbgrader's
+    score, are this process's. The setup cells (locked, not graded) run on both
+    sides, so the tests have their own numpy, ``assert_close`` and library.
+
+    A kernel that dies or hangs in a cell costs that cell: the kernel is
+    restarted, the cells that ran before are run again, and grading goes on;
+    the cause is reported through nbgrader's log.
+    """
+
+    kernel_uid = Integer(-1, help="the kernel's user, whose processes die with it").tag(config=True)
+    rpc_dir = Unicode("", help="a folder the kernel can reach for the grader's socket").tag(
+        config=True
+    )
+    max_restarts = Integer(3, help="kernel restarts per notebook before giving up").tag(config=True)
+
+    def preprocess(
+        self, nb: nbformat.NotebookNode, resources: dict, km: Any = None
+    ) -> tuple[nbformat.NotebookNode, dict]:
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        tests, setup = self._trusted_sources(resources["nbgrader"])
+        self.namespace = remote.TrustedNamespace(__name__="__main__")
+        self.channel: remote.Channel | None = None
+        self.restarts = 0
+        self.done: list[str] = []  # student cells that ran, to run again after a restart
+        folder = Path(self.rpc_dir or tempfile.mkdtemp(prefix="dlcourse-rpc-"))
+        self.socket_path = str(folder / "grader.sock")
+        seen: set[str] = set()
+        try:
+            with self.setup_kernel():
+                info = self.wait_for_reply(self.kc.kernel_info())
+                nb.metadata["language_info"] = info["content"]["language_info"]
+                self._connect()
+                for index, cell in enumerate(nb.cells):
+                    if cell.cell_type != "code":
+                        continue
+                    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                    if grade_id in tests:
+                        cell.outputs = []
+                        if grade_id not in seen:  # a duplicate never runs anywhere
+                            seen.add(grade_id)
+                            self._run_test(cell, tests[grade_id], index)
+                        continue
+                    if grade_id in setup:
+                        self._run_trusted_setup(setup[grade_id])
+                    self._run_student(cell, index)
+        finally:
+            if self.channel is not None:
+                self.channel.sock.close()
+        return nb, self.resources
+
+    @staticmethod
+    def _trusted_sources(info: dict) -> tuple[dict[str, str], dict[str, str]]:
+        """Test cells and setup cells, grade id -> source, from the gradebook."""
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            solutions = {c.name for c in notebook.solution_cells}
+            graded = {c.name for c in notebook.grade_cells if c.cell_type == "code"} - solutions
+            tests, setup = {}, {}
+            for cell in notebook.source_cells:
+                if cell.name in graded:
+                    tests[cell.name] = cell.source
+                elif cell.locked and cell.cell_type == "code" and cell.name not in solutions:
+                    setup[cell.name] = cell.source
+        return tests, setup
+
+    def _problem(self, text: str) -> None:
+        self.log.warning(PROBLEM_MARK + text)
+
+    def _connect(self) -> None:
+        """Start the kernel's end of the channel (before any student code runs)."""
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self.socket_path)
+            if self.kernel_uid >= 0:
+                os.chown(self.socket_path, self.kernel_uid, self.kernel_uid)
+            listener.listen(1)
+            listener.settimeout(self.startup_timeout)
+            code = (
+                "import dlcourse.course.remote as _dlcourse_remote\n"
+                f"_dlcourse_remote.serve_in_thread({self.socket_path!r}, get_ipython().user_ns)\n"
+                "del _dlcourse_remote"
+            )
+            # the kernel's first import of numpy and dlcourse may take a while on a busy machine
+            saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
+            try:
+                reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+            finally:
+                self.timeout = saved
+            if reply is None or reply["content"]["status"] != "ok":
+                raise RuntimeError(f"the kernel could not connect to the grader: {reply}")
+            sock, _ = listener.accept()
+        finally:
+            listener.close()
+        self.channel = remote.Channel(sock, trusted=True)
+        self.namespace.channel = self.channel
+
+    def _run_trusted_setup(self, source: str) -> None:
+        self.namespace.channel = None  # setup code names nothing of the student's
+        try:
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                exec(compile(source, "<setup>", "exec"), self.namespace)
+        finally:
+            self.namespace.channel = self.channel
+
+    def _run_test(self, cell: nbformat.NotebookNode, source: str, index: int) -> None:
+        if self.channel is None or self.channel.broken:
+            self._restart("before a test")
+        self.code_cells_executed += 1
+        cell.execution_count = self.code_cells_executed
+        out, err = io.StringIO(), io.StringIO()
+        assert self.channel is not None
+        self.channel.deadline = time.monotonic() + (self.timeout or 60)
+        failure: BaseException | None = None
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always")
+            try:
+                exec(compile(source, f"<test {index}>", "exec"), self.namespace)
+            except Exception as error:  # the test failed, whatever the reason
+                failure = error
+        self.channel.deadline = None
+        if self._reap() > FORK_LIMIT:
+            self.channel.broken = "the student's code left processes behind"
+        for warning in caught:
+            err.write(f"{warning.category.__name__}: {warning.message}\n")
+        if out.getvalue():
+            cell.outputs.append(
+                nbformat.v4.new_output("stream", name="stdout", text=out.getvalue())
+            )
+        if err.getvalue():
+            cell.outputs.append(
+                nbformat.v4.new_output("stream", name="stderr", text=err.getvalue())
+            )
+        if failure is not None:
+            name = type(failure).__name__
+            message = str(failure)
+            if isinstance(failure, remote.ChannelBroken):
+                name = "GradingError"
+                message = f"{message}; this test scores 0"
+                self._problem(f"test cell {index}: {message}")
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "error", ename=name, evalue=message, traceback=[f"{name}: {message}"]
+                )
+            )
+
+    def _run_student(self, cell: nbformat.NotebookNode, index: int) -> None:
+        if self.channel is None or self.channel.broken:
+            self._restart(f"before cell {index}")
+        try:
+            self.execute_cell(cell, index, store_history=True)
+            left = self._reap()
+            if left > FORK_LIMIT:
+                raise ForkBomb(f"the cell left {left} processes behind (a fork bomb?)")
+        except (DeadKernelError, CellTimeoutError, RuntimeError) as error:
+            why = self._death_cause(error)
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename="DeadKernelError",
+                    evalue=f"{why}; the grader skipped this cell and restarted the kernel",
+                    traceback=[f"DeadKernelError: {why}"],
+                )
+            )
+            self._problem(f"cell {index}: {why}; that cell was skipped")
+            self._restart(f"after cell {index}")
+            return
+        self.done.append(cell.source)
+
+    def _reap(self) -> int:
+        """Processes a cell started do not outlive it; how many there were.
+        (Killed children stay zombies, counted against the process limit,
+        until the kernel waits for them: after a fork bomb only a new kernel
+        can start threads again.)"""
+        process = getattr(self.km.provisioner, "process", None) if self.km else None
+        if self.kernel_uid >= 0 and process is not None:
+            return _kill_user(self.kernel_uid, spare=process.pid)
+        return 0
+
+    def _death_cause(self, error: BaseException) -> str:
+        if isinstance(error, ForkBomb):
+            return str(error)
+        if isinstance(error, CellTimeoutError):
+            return f"the cell ran over the {self.timeout} s limit and could not be interrupted"
+        status = None
+        with contextlib.suppress(Exception):
+            status = run_sync(self.km.provisioner.poll)()
+        if status is not None and status < 0:
+            return f"the kernel was killed by {signal.Signals(-status).name}"
+        if status is not None:
+            return f"the kernel died (exit status {status}: os._exit, or memory over the limit)"
+        return f"the kernel stopped answering ({type(error).__name__})"
+
+    def _restart(self, when: str) -> None:
+        """A fresh kernel with the student's cells so far run again."""
+        if self.restarts >= self.max_restarts:
+            raise DeadKernelError(f"the kernel died {self.restarts + 1} times; gave up {when}")
+        self.restarts += 1
+        if self.channel is not None:
+            self.channel.sock.close()
+            self.channel = None
+        self._cleanup_kernel()
+        if self.kernel_uid >= 0:
+            _kill_user(self.kernel_uid)
+        self.km = self.create_kernel_manager()
+        try:
+            self.start_new_kernel()
+            self.start_new_kernel_client()
+            self._connect()
+        except (RuntimeError, OSError) as error:
+            self._problem(f"the restarted kernel failed ({error!s:.200}); trying again")
+            self._restart(when)
+            return
+        for source in self.done:
+            replay = nbformat.v4.new_code_cell(source)
+            try:
+                self.execute_cell(replay, 0, store_history=False)
+            except (DeadKernelError, CellTimeoutError, RuntimeError):
+                self._restart(when)
+                return
+
+
+def _kill_user(uid: int, spare: int | None = None) -> int:
+    """Kill every process of ``uid`` but ``spare`` (a kernel's forks outliving
+    the cell that made them, or the kernel); how many there were."""
+    found = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             owner = next(
                 line for line in status.read_text().splitlines() if line.startswith("Uid:")
             )
-            if int(owner.split()[1]) == uid:
-                os.kill(int(status.parent.name), signal.SIGKILL)
+            pid = int(status.parent.name)
+            if int(owner.split()[1]) == uid and pid != spare:
+                found += 1
+                os.kill(pid, signal.SIGKILL)
         except (OSError, StopIteration, ValueError):
             continue  # the process ended meanwhile
+    return found
 
 
 def _cause(log: str) -> str:
@@ -456,8 +802,7 @@ def grade(
     os.chmod(base, 0o711)
     grader = None
     try:
-        template = make_template(course, base / "template")
-        os.chmod(template.parent, 0o700)  # it holds the hidden tests
+        template = make_template(course)
         if not course.db.exists():
             shutil.copy2(template, course.db)
         mplconfig = _warm_matplotlib(base / "matplotlib")

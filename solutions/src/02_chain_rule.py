@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 
 import dlcourse as dl
 from dlcourse import plot
-from dlcourse.gradcheck import assert_close, numerical_grad
+from dlcourse.gradcheck import GradcheckError, assert_close, numerical_grad
 """
 
 CELLS = [
@@ -206,10 +206,16 @@ for shape in [(5,), (3, 4)]:
                  atol=1e-10)
     assert_close(tanh_prime(x), 1 - np.tanh(x) ** 2, name=f"tanh_prime(x) for x of shape {shape}",
                  atol=1e-10)
-with np.errstate(over="raise", invalid="raise"):
-    far = np.array([-1000.0, 1000.0])
-    assert_close(sigmoid_prime(far), [0.0, 0.0], name="sigmoid_prime([-1000, 1000])")
-    assert_close(tanh_prime(far), [0.0, 0.0], name="tanh_prime([-1000, 1000])")
+far = np.array([-1000.0, 1000.0])
+for name, derivative in [("sigmoid_prime", sigmoid_prime), ("tanh_prime", tanh_prime)]:
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            at_far = derivative(far.copy())
+    except FloatingPointError as error:
+        raise GradcheckError(
+            f"{name}([-1000, 1000]) warns: {error}.\n  hint: exp(-x) overflows for x < -709; "
+            "write sigma(x) as (1 + tanh(x / 2)) / 2, or treat x >= 0 and x < 0 separately") from None
+    assert_close(at_far, [0.0, 0.0], name=f"{name}([-1000, 1000])")
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -302,8 +308,10 @@ for n in [1, 3, 10, 25]:
     assert_close(chain_derivative(fs, f_primes, x.copy()), expected, atol=1e-9,
                  name=f"chain_derivative for a chain of {n} functions",
                  mistakes={"evaluate each f' at the value its link receives, not at x": at_x})
-assert_close(chain_derivative([], [], np.array([2.0, 3.0])), [1.0, 1.0],
-             name="chain_derivative([], [], x) (the derivative of y = x)")
+empty = chain_derivative([], [], np.array([2.0, 3.0]))
+if np.ndim(empty) == 0:  # a single 1 stands for every element
+    empty = np.full(2, empty, dtype=float)
+assert_close(empty, [1.0, 1.0], name="chain_derivative([], [], x) (the derivative of y = x)")
 ### END HIDDEN TESTS
 '''),
 ]

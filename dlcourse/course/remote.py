@@ -1,0 +1,445 @@
+"""Calls between the grader and a student's kernel that carry data, never code.
+
+A hidden test runs in the grader's own (trusted) process; the names it does
+not define itself, the student's answers, are looked up in the student's
+kernel, and what comes back is either plain data or a :class:`Proxy`, a
+handle on an object that stays in the kernel. Calling a proxy, reading its
+attributes or applying an operator to it is a request to the kernel, whose
+answer is again data or a proxy. The same holds the other way: a function the
+test hands to the student's code (``chain_rule(np.cos, lambda u: u ** 2, ...)``)
+stays in the grader and is called back through a proxy in the kernel.
+
+Both sides speak length-prefixed JSON. Data is ``None``, bools, ints, floats,
+complex numbers, strings, bytes, numpy arrays and scalars of a numeric, bool or
+string dtype (as ``.npy`` bytes read with ``allow_pickle=False``), and lists,
+tuples and dicts of data; anything else travels as a handle. Nothing is
+unpickled and nothing received is executed, so whatever the student's code
+does to its own process, it can only change the data its answers return.
+Data is copied: a student's function that mutates its arguments changes its
+copies, not the test's.
+
+What the kernel may ask of the grader's objects is narrow: call a callable the
+test gave it (not a builtin such as ``eval`` or ``open``, not a class or a
+module), and read public attributes of random generators (``rng.normal``).
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import io
+import json
+import operator
+import socket
+import struct
+import threading
+import time
+import types
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+import numpy as np
+
+MAX_MESSAGE = 64 * 1024 * 1024  # bytes; a larger answer is refused
+MAX_DEPTH = 64  # nesting of lists, tuples and dicts
+_HEADER = struct.Struct("!Q")
+_DATA_KINDS = "biufcSU"  # numpy dtype kinds that travel as .npy bytes
+
+OPERATORS: dict[str, Callable[..., Any]] = {
+    name: getattr(operator, name)
+    for name in (
+        "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul",
+        "neg", "pos", "abs", "eq", "ne", "lt", "le", "gt", "ge",
+        "getitem", "setitem", "contains",
+    )
+}  # fmt: skip
+OPERATORS.update(
+    len=len,
+    iter=iter,
+    next=next,
+    bool=bool,
+    float=float,
+    int=int,
+    repr=lambda o: repr(o)[:2000],
+    str=lambda o: str(o)[:2000],
+    format=lambda o, spec: format(o, spec)[:2000],
+    array=np.asarray,
+    callable=callable,
+)
+
+
+class RemoteError(Exception):
+    """The other side raised an exception of a type this side has no name for;
+    the subclass made for it carries the remote type's name."""
+
+
+class ChannelBroken(RuntimeError):
+    """The kernel died, stopped answering in time, or broke the protocol; the
+    test that was running fails and the grader restarts the kernel."""
+
+
+class Timeout(ChannelBroken, TimeoutError):
+    pass
+
+
+def _remote_exception(name: str, message: str) -> BaseException:
+    cls = getattr(builtins, name, None)
+    if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, UnicodeError):
+        return cls(message)
+    return type(name if name.isidentifier() else "RemoteError", (RemoteError,), {})(message)
+
+
+class Proxy:
+    """An object that lives on the other side."""
+
+    __slots__ = ("__weakref__", "_channel", "_ref")
+
+    def __init__(self, channel: Channel, ref: int):
+        object.__setattr__(self, "_channel", channel)
+        object.__setattr__(self, "_ref", ref)
+
+    def _op(self, name: str, *args: Any) -> Any:
+        return self._channel.request("op", target=self, name=name, args=list(args))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # numpy and Python probe these; the other side's stay there
+            raise AttributeError(name)
+        return self._channel.request("getattr", target=self, name=name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._channel.request("setattr", target=self, name=name, value=value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.request("call", target=self, args=list(args), kwargs=kwargs)
+
+    def __del__(self) -> None:
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.released.append(self._ref)
+
+    def __hash__(self) -> int:
+        return object.__hash__(self)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        value = self._op("array")
+        if isinstance(value, Proxy):
+            raise TypeError("the student's object is not an array of numbers")
+        return np.asarray(value, dtype=dtype)
+
+    def __bool__(self) -> bool:
+        return _exact(self._op("bool"), bool)
+
+    def __len__(self) -> int:
+        return _exact(self._op("len"), int)
+
+    def __float__(self) -> float:
+        return _exact(self._op("float"), float)
+
+    def __int__(self) -> int:
+        return _exact(self._op("int"), int)
+
+    def __repr__(self) -> str:
+        return str(self._op("repr"))
+
+    def __str__(self) -> str:
+        return str(self._op("str"))
+
+    def __format__(self, spec: str) -> str:
+        return str(self._op("format", spec))
+
+    def __iter__(self) -> Any:
+        return self._op("iter")
+
+    def __next__(self) -> Any:
+        return self._op("next")
+
+    def __contains__(self, item: Any) -> bool:
+        return bool(self._op("contains", item))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._op("getitem", key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._op("setitem", key, value)
+
+
+def _exact(value: Any, kind: type) -> Any:
+    if type(value) is not kind and not (kind is float and type(value) is int):
+        raise TypeError(f"the student's object gave {type(value).__name__}, not {kind.__name__}")
+    return kind(value)
+
+
+def _binary(name: str, reflected: bool = False) -> Callable[..., Any]:
+    def method(self: Proxy, other: Any) -> Any:
+        if reflected:
+            return self._channel.request(
+                "op", target=None, name=name, args=[other, self], reflected=True
+            )
+        return self._op(name, other)
+
+    return method
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul"):
+    setattr(Proxy, f"__{_name}__", _binary(_name))
+    setattr(Proxy, f"__r{_name}__", _binary(_name, reflected=True))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(Proxy, f"__{_name}__", _binary(_name))
+for _name in ("neg", "pos", "abs"):
+    setattr(Proxy, f"__{_name}__", lambda self, _n=_name: self._op(_n))
+
+
+class Channel:
+    """One end of the connection. ``namespace`` answers ``lookup`` requests
+    (the kernel's end); ``trusted`` restricts what the other side may do with
+    this side's objects (the grader's end)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        namespace: MutableMapping[str, Any] | None = None,
+        trusted: bool = False,
+    ):
+        self.sock = sock
+        self.namespace = namespace
+        self.trusted = trusted
+        self.exported: dict[int, Any] = {}
+        self.released: list[int] = []
+        self.deadline: float | None = None
+        self.broken = ""
+        self._next_ref = 0
+        self._next_id = 0
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError("data nested too deeply")
+        kind = type(value)
+        if value is None or kind in (bool, int, str):
+            return value
+        if kind is float:
+            return {"f": repr(value)}  # nan and inf survive JSON
+        if kind is complex:
+            return {"c": [repr(value.real), repr(value.imag)]}
+        if kind is bytes:
+            return {"b": base64.b64encode(value).decode()}
+        if isinstance(value, np.ndarray | np.generic) and value.dtype.kind in _DATA_KINDS:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(value), allow_pickle=False)
+            tag = "a" if isinstance(value, np.ndarray) else "s"
+            return {tag: base64.b64encode(buffer.getvalue()).decode()}
+        if kind in (list, tuple):
+            return {kind.__name__[0]: [self.encode(v, depth + 1) for v in value]}
+        if kind is dict:
+            return {
+                "d": [
+                    [self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()
+                ]
+            }
+        if kind is Proxy and value._channel is self:
+            return {"own": value._ref}
+        self._next_ref += 1
+        self.exported[self._next_ref] = value
+        return {"ref": self._next_ref}
+
+    def decode(self, data: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError("data nested too deeply")
+        if data is None or type(data) in (bool, int, str):
+            return data
+        if type(data) is not dict or len(data) != 1:
+            raise ValueError("malformed message")
+        ((tag, body),) = data.items()
+        if tag == "f":
+            return float(body)
+        if tag == "c":
+            return complex(float(body[0]), float(body[1]))
+        if tag == "b":
+            return base64.b64decode(body)
+        if tag in ("a", "s"):
+            array = np.load(io.BytesIO(base64.b64decode(body)), allow_pickle=False)
+            return array if tag == "a" else array[()]
+        if tag == "l":
+            return [self.decode(v, depth + 1) for v in body]
+        if tag == "t":
+            return tuple(self.decode(v, depth + 1) for v in body)
+        if tag == "d":
+            return {self.decode(k, depth + 1): self.decode(v, depth + 1) for k, v in body}
+        if tag == "own":
+            return self.exported[int(body)]
+        if tag == "ref":
+            return Proxy(self, int(body))
+        raise ValueError(f"unknown tag {tag!r}")
+
+    # ---------------------------------------------------------------- transport
+    def _send(self, message: dict) -> None:
+        if self.released:
+            message["release"], self.released = self.released, []
+        data = json.dumps(message).encode()
+        try:
+            self.sock.sendall(_HEADER.pack(len(data)) + data)
+        except OSError as error:
+            self._break(f"the kernel is gone ({error})")
+
+    def _recv_exactly(self, size: int) -> bytes:
+        chunks, left = [], size
+        while left:
+            if self.deadline is not None:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    self._break("the student's code ran over the time limit", Timeout)
+                self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(min(left, 1 << 20))
+            except TimeoutError:
+                self._break("the student's code ran over the time limit", Timeout)
+            except OSError as error:
+                self._break(f"the kernel is gone ({error})")
+            if not chunk:
+                self._break("the kernel died")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _recv(self) -> dict:
+        (size,) = _HEADER.unpack(self._recv_exactly(_HEADER.size))
+        if size > MAX_MESSAGE:
+            self._break(f"the kernel sent {size} bytes, over the {MAX_MESSAGE} byte limit")
+        try:
+            message = json.loads(self._recv_exactly(size))
+        except ValueError:
+            self._break("the kernel broke the protocol")
+        if type(message) is not dict:
+            self._break("the kernel broke the protocol")
+        for ref in message.get("release", []):
+            self.exported.pop(ref, None)
+        return message
+
+    def _break(self, why: str, kind: type[ChannelBroken] = ChannelBroken) -> Any:
+        self.broken = self.broken or why
+        raise kind(why)
+
+    # ---------------------------------------------------------------- requests
+    def request(self, op: str, **fields: Any) -> Any:
+        """Ask the other side; serve its own requests while waiting."""
+        if self.broken:
+            raise ChannelBroken(self.broken)
+        self._next_id += 1
+        ident = self._next_id
+        message = {"id": ident, "op": op}
+        for key, value in fields.items():
+            message[key] = value if key in ("name", "reflected") else self.encode(value)
+        self._send(message)
+        while True:
+            reply = self._recv()
+            if "op" in reply:
+                self._serve(reply)
+                continue
+            if reply.get("id") != ident:
+                self._break("the kernel broke the protocol")
+            if "error" in reply:
+                name, text = reply["error"]
+                raise _remote_exception(str(name), str(text)[:2000])
+            try:
+                return self.decode(reply.get("ok"))
+            except (ValueError, KeyError, TypeError) as error:
+                self._break(f"the kernel sent a malformed answer ({error})")
+
+    def _serve(self, message: dict) -> None:
+        try:
+            result = self.encode(self._perform(message))
+            reply = {"id": message.get("id"), "ok": result}
+        except BaseException as error:  # the other side's question failed; it hears why
+            if isinstance(error, ChannelBroken | KeyboardInterrupt):
+                raise
+            reply = {"id": message.get("id"), "error": [type(error).__name__, str(error)[:2000]]}
+        self._send(reply)
+
+    def _perform(self, message: dict) -> Any:
+        op = message.get("op")
+        if op == "lookup":
+            if self.namespace is None:
+                raise PermissionError("lookups are not served here")
+            name = str(message.get("name"))
+            if name not in self.namespace:
+                raise NameError(f"name {name!r} is not defined")
+            return self.namespace[name]
+        target = self.decode(message["target"]) if message.get("target") is not None else None
+        if op == "call":
+            args = self.decode(message.get("args", {"l": []}))
+            kwargs = self.decode(message.get("kwargs", {"d": []}))
+            if self.trusted:
+                _check_callable(target)
+            return target(*args, **kwargs)
+        if op == "getattr":
+            name = str(message.get("name"))
+            if self.trusted and (
+                name.startswith("_")
+                or not isinstance(target, np.random.Generator | np.random.RandomState)
+            ):
+                raise AttributeError(
+                    f"the grader's {type(target).__name__} has no {name!r} for you"
+                )
+            return getattr(target, name)
+        if self.trusted:
+            raise PermissionError(f"{op!r} is not served for the grader's objects")
+        if op == "setattr":
+            setattr(target, str(message.get("name")), self.decode(message.get("value")))
+            return None
+        if op == "op":
+            function = OPERATORS[str(message.get("name"))]
+            args = self.decode(message.get("args", {"l": []}))
+            if message.get("reflected"):
+                return function(*args)
+            return function(target, *args)
+        raise PermissionError(f"unknown request {op!r}")
+
+    def serve_forever(self) -> None:
+        """Answer requests until the other side hangs up (the kernel's end)."""
+        while True:
+            try:
+                message = self._recv()
+            except ChannelBroken:
+                return
+            if "op" in message:
+                self._serve(message)
+
+
+def _check_callable(target: Any) -> None:
+    """What the kernel may call of the grader's: the test's functions, numpy's
+    ufuncs and functions, methods of random generators; no builtins like
+    ``eval``, ``open`` or ``getattr``, no classes, no modules."""
+    allowed = isinstance(target, types.FunctionType | np.ufunc) or (
+        isinstance(target, types.MethodType | types.BuiltinMethodType)
+        and isinstance(
+            getattr(target, "__self__", None), np.random.Generator | np.random.RandomState
+        )
+    )
+    if not allowed:
+        raise PermissionError(f"the grader's {type(target).__name__} cannot be called from here")
+
+
+class TrustedNamespace(dict):
+    """A test cell's globals: the test's own names and the setup cells', and
+    for any other name the student's object of that name, looked up in the
+    kernel when the test uses it (builtins stay the grader's)."""
+
+    channel: Channel | None = None
+
+    def __missing__(self, name: str) -> Any:
+        if self.channel is None or name in builtins.__dict__:
+            raise KeyError(name)
+        try:
+            return self.channel.request("lookup", name=name)
+        except NameError:
+            raise KeyError(name) from None
+
+
+# -------------------------------------------------------------- kernel side
+def serve_in_thread(path: str, namespace: MutableMapping[str, Any]) -> None:
+    """Connect to the grader at the Unix socket ``path`` and answer its
+    requests from ``namespace`` (the kernel's user namespace) in a thread."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    channel = Channel(sock, namespace=namespace)
+    threading.Thread(target=channel.serve_forever, name="dlcourse-grader", daemon=True).start()

@@ -1,0 +1,163 @@
+"""The channel between the grader and a student's kernel: data crosses it,
+code and the grader's objects do not.
+
+The kernel's end runs in a thread here (in grading it is the confined kernel),
+so these tests are fast and check the protocol itself.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dlcourse.course import remote
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[remote.Channel, dict[str, Any]]]:
+    """The grader's channel and the 'kernel's' namespace behind it."""
+    ours, theirs = socket.socketpair()
+    namespace: dict[str, Any] = {}
+    kernel = remote.Channel(theirs, namespace=namespace)
+    thread = threading.Thread(target=kernel.serve_forever, daemon=True)
+    thread.start()
+    grader = remote.Channel(ours, trusted=True)
+    grader.deadline = None
+    yield grader, namespace
+    ours.close()
+    thread.join(5)
+    theirs.close()
+
+
+def run(grader: remote.Channel, source: str) -> remote.TrustedNamespace:
+    ns = remote.TrustedNamespace(np=np)
+    ns.channel = grader
+    exec(source, ns)
+    return ns
+
+
+def test_answers_come_back_as_data_and_proxies(pair: tuple) -> None:
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "def double(x):\n    return 2 * x\n"
+        "def make(k):\n    return lambda x: k * x\n"
+        "class Value:\n"
+        "    def __init__(self, v):\n        self.v, self.grad = v, 0.0\n"
+        "    def __mul__(self, o):\n"
+        "        return Value(self.v * (o.v if isinstance(o, Value) else o))\n"
+        "    __rmul__ = __mul__\n",
+        student,
+    )
+    ns = run(
+        grader,
+        "a = double(np.arange(3.0))\n"
+        "f = make(3)\n"
+        "b = f(np.ones(2))\n"
+        "v = 2 * Value(3.0) * Value(4.0)\n"
+        "got = v.v\n",
+    )
+    assert type(ns["a"]) is np.ndarray and ns["a"].tolist() == [0.0, 2.0, 4.0]
+    assert isinstance(ns["f"], remote.Proxy) and callable(ns["f"])
+    assert ns["b"].tolist() == [3.0, 3.0]
+    assert ns["got"] == 24.0
+
+
+def test_the_student_gets_copies_and_calls_back_the_tests_functions(pair: tuple) -> None:
+    grader, student = pair
+    exec(
+        "def mutate(x):\n    x *= 0\n    return x\n"
+        "def apply(f, x):\n    return f(x) + 1\n"
+        "def draw(rng):\n    return rng.standard_normal(3)\n",
+        student,
+    )
+    ns = run(
+        grader,
+        "x = np.ones(3)\n"
+        "y = mutate(x)\n"
+        "z = apply(lambda u: u ** 2, np.array([2.0]))\n"
+        "rng = np.random.default_rng(0)\n"
+        "w1, w2 = draw(rng), draw(rng)\n",
+    )
+    assert ns["x"].tolist() == [1.0, 1.0, 1.0]  # the test's array is untouched
+    assert ns["y"].tolist() == [0.0, 0.0, 0.0]
+    assert ns["z"].tolist() == [5.0]
+    # the generator stays the test's: two calls draw different numbers
+    assert not np.array_equal(ns["w1"], ns["w2"])
+
+
+def test_exceptions_keep_their_type_and_message(pair: tuple) -> None:
+    grader, student = pair
+    exec(
+        "def todo():\n    raise NotImplementedError('write me')\n"
+        "class Custom(Exception):\n    pass\n"
+        "def odd():\n    raise Custom('mine')\n",
+        student,
+    )
+    with pytest.raises(NotImplementedError, match="write me"):
+        run(grader, "todo()")
+    with pytest.raises(remote.RemoteError, match="mine") as info:
+        run(grader, "odd()")
+    assert type(info.value).__name__ == "Custom"
+    with pytest.raises(NameError, match="missing"):
+        run(grader, "missing()")
+
+
+def test_the_student_cannot_reach_the_graders_builtins_or_globals(pair: tuple) -> None:
+    grader, student = pair
+    exec(
+        "def escape_globals(f):\n    return f.__globals__\n"
+        "def escape_raw(f):\n"
+        "    return f._channel.request('getattr', target=f, name='__globals__')\n"
+        "def escape_call(f):\n    return f('1 + 1')\n"
+        "def escape_attr(rng):\n    return rng._bit_generator\n",
+        student,
+    )
+    with pytest.raises(AttributeError, match="__globals__"):
+        run(grader, "escape_globals(lambda u: u)")
+    with pytest.raises(AttributeError, match="has no '__globals__' for you"):
+        run(grader, "escape_raw(lambda u: u)")
+    with pytest.raises(PermissionError, match="cannot be called"):
+        run(grader, "escape_call(eval)")
+    with pytest.raises(AttributeError):
+        run(grader, "escape_attr(np.random.default_rng(0))")
+
+
+def test_nothing_received_is_unpickled_or_run() -> None:
+    ours, theirs = socket.socketpair()
+    grader = remote.Channel(ours, trusted=True)
+    message = json.dumps({"id": 1, "ok": {"pickle": "gASVAAAAAAAAAAA="}}).encode()
+    theirs.sendall(remote._HEADER.pack(len(message)) + message)
+    with pytest.raises(remote.ChannelBroken, match="malformed"):
+        grader.request("lookup", name="x")
+    ours.close()
+    theirs.close()
+
+
+def test_a_student_that_never_answers_runs_out_of_time() -> None:
+    ours, theirs = socket.socketpair()
+    grader = remote.Channel(ours, trusted=True)
+    grader.deadline = 0.0  # already over
+    with pytest.raises(remote.Timeout):
+        grader.request("lookup", name="x")
+    assert grader.broken
+    with pytest.raises(remote.ChannelBroken):
+        grader.request("lookup", name="y")
+    ours.close()
+    theirs.close()
+
+
+def test_oversized_answers_are_refused() -> None:
+    ours, theirs = socket.socketpair()
+    grader = remote.Channel(ours, trusted=True)
+    theirs.sendall(remote._HEADER.pack(remote.MAX_MESSAGE + 1))
+    with pytest.raises(remote.ChannelBroken, match="over the"):
+        grader.request("lookup", name="x")
+    ours.close()
+    theirs.close()
