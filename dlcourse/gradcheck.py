@@ -13,7 +13,9 @@ on that one formula:
   parameter of a model.
 
 On a mismatch they raise :class:`GradcheckError`, whose message names the
-input, the worst element, both values, the relative error and a hint.
+input, the worst element, both values, the relative error and a hint.  Their
+frames set ``__tracebackhide__``, so IPython and pytest show the learner's
+line and the message, not this module's internals.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def numerical_vjp(
 
 
 def _checked_float_array(where: str, x: Any) -> np.ndarray:
+    __tracebackhide__ = True
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise TypeError(
             f"{where}: x must be a float numpy array (it is perturbed in place), got "
@@ -117,6 +120,7 @@ def _compare(
     directions: int,
     rng: np.random.Generator,
 ) -> None:
+    __tracebackhide__ = True
     for item in inputs:
         if not np.all(np.isfinite(item.data)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(item.data))[0])
@@ -184,6 +188,7 @@ def _check_elements(
     atol: float,
     rtol: float,
 ) -> None:
+    __tracebackhide__ = True
     analytical = _analytical_or_zero(item)
     worst, worst_excess, failures = None, 0.0, 0
     for i in indices:
@@ -307,6 +312,7 @@ def gradcheck(
 
     Returns True, or raises :class:`GradcheckError`.
     """
+    __tracebackhide__ = True
     mode = _check_args(mode, eps)
     named = dict(inputs) if isinstance(inputs, Mapping) else None
     items = list(named.items()) if named is not None else list(enumerate(inputs))
@@ -370,6 +376,7 @@ def check_module(
     place and restored.  The default mode is "fast": a handful of forward
     passes whatever the number of parameters.
     """
+    __tracebackhide__ = True
     mode = _check_args(mode, eps)
     model.zero_grad()
     loss = loss_fn(model)
@@ -405,6 +412,7 @@ def assert_close(
     relative error.  ``mistakes`` maps a hint to the value a typical mistake
     would produce; when ``actual`` matches one of those, the hint is shown.
     """
+    __tracebackhide__ = True
     if actual is None:
         raise GradcheckError(f"{name} is None: did you forget to return the result?")
     if isinstance(actual, Tensor):
@@ -430,12 +438,13 @@ def assert_close(
     worst = np.unravel_index(int(np.argmax(excess)), a.shape)
     index = tuple(int(i) for i in worst)
     where = f" at index {index}" if a.ndim else ""
-    raise GradcheckError(
+    message = (
         f"{name} is wrong{where}: got {a[worst]:.8g}, expected {e[worst]:.8g} "
         f"(relative error {rel_error(a[worst], e[worst]):.2e}; "
         f"{int(np.sum(excess > 0))} of {a.size} elements differ)."
         + (_mistake_hint(a, mistakes, atol, rtol) or _as_hint(_ratio_hint(a, e, name)))
     )
+    raise GradcheckError(message)
 
 
 def _as_hint(text: str) -> str:
@@ -463,6 +472,7 @@ def check_grad(
     name: str = "x",
 ) -> bool:
     """Check a hand-written gradient ``grad_f(x)`` of a scalar function ``f(x)``."""
+    __tracebackhide__ = True
     x = _checked_float_array("check_grad", np.array(x, dtype=float))
     analytical = _as_gradient(grad_f(x.copy()), x, name, "grad_f(x)")
     _compare(
@@ -503,6 +513,7 @@ def check_backward(
                        lambda dout: linear_backward(dout, x, W),
                        {"x": x, "W": W, "b": b})
     """
+    __tracebackhide__ = True
     named = isinstance(inputs, Mapping)
     names = list(inputs) if named else [f"input {i}" for i in range(len(inputs))]
     arrays = [np.array(v, dtype=float) for v in (inputs.values() if named else inputs)]
@@ -548,6 +559,7 @@ def check_backward(
 
 
 def _as_gradient(g: Any, x: np.ndarray, name: str, source: str) -> np.ndarray:
+    __tracebackhide__ = True
     if g is None:
         raise GradcheckError(
             f"{source} returned None for '{name}': return an array of shape {x.shape}."

@@ -3,7 +3,9 @@ headless Chromium (skipped, saying why, where Chromium is missing)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import re
 import threading
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from fixtures.browser import artefacts_folder, browser_context
 from dlcourse.course import book as bookmod
 from dlcourse.course.authoring import ASSIGNMENT
 from dlcourse.course.book import BookError, build_book
+from dlcourse.course.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["01_deep_learning", "02_chain_rule", "03_backpropagation"]
@@ -27,8 +30,11 @@ PAGES = ["index.html", *(f"{ASSIGNMENT}/{name}.html" for name in SECTIONS), "app
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The book as an instructor builds it: ``dlcourse book --out DIR``."""
     out = tmp_path_factory.mktemp("book") / "site"
-    assert build_book(ROOT, out) == out / "index.html"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(["--root", str(ROOT), "book", "--out", str(out)]) == 0
+    assert printed.getvalue() == f"the book: {out / 'index.html'}\n"
     return out
 
 
@@ -126,7 +132,8 @@ def test_without_answers_appendix_a_is_left_out_and_not_linked(
 ) -> None:
     monkeypatch.setattr(bookmod, "run_section", no_execution)
     out = tmp_path / "site"
-    build_book(ROOT, out, include_answers=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        main(["--root", str(ROOT), "book", "--out", str(out), "--no-answers"])
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.html")) == sorted(PAGES[:-1])
     index = (out / "index.html").read_text()
     assert "appendix_a" not in index

@@ -92,7 +92,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     shutil.copy2(ROOT / "nbgrader_config.py", course)
     port, token = free_port(), secrets.token_hex(16)
     log = course.parent / "jupyterlab.log"
-    env = dict(os.environ)  # the Jupyter state folders of conftest.py, under a temporary folder
+    # The Jupyter state folders of conftest.py, under a temporary folder, but the
+    # configuration `dlcourse lab` keeps in the course (here, the course's copy).
+    env = dict(os.environ)
+    del env["JUPYTER_CONFIG_DIR"]
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     command = [
         *lab_command(),
@@ -141,17 +144,7 @@ def current_notebook(page: Page) -> Locator:
     """The notebook in front, once its kernel is ready."""
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=90_000)
-    refuse_news(page)
     return panel
-
-
-def refuse_news(page: Page) -> None:
-    """JupyterLab asks once whether to fetch Jupyter's news; a learner answers No."""
-    no = page.locator(".jp-toast-button", has_text="No")
-    try:
-        no.first.click(timeout=3_000)
-    except Exception:  # Playwright's TimeoutError: the question was not asked
-        return
 
 
 def run_all(page: Page, panel: Locator) -> None:
@@ -258,6 +251,8 @@ def test_a_learner_runs_answers_and_validates_a_section(
         assert HINT in text, "Validate should judge the notebook as the learner left it"
         assert "NotImplementedError" in text, "unanswered exercises should be reported"
         verdict.locator("button", has_text="OK").click()
+        asked = page.locator(".jp-toast-button", has_text="No").count()
+        assert asked == 0, "JupyterLab asked to fetch news: `dlcourse lab` turns news off"
 
     (shots / "console-errors.txt").write_text("\n".join(watch.console_errors))
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from dlcourse.course import appendix
-from dlcourse.course.cli import main
+from dlcourse.course.cli import answer_no_to_news, main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "ch01" / "02_chain_rule.ipynb"
@@ -53,3 +54,13 @@ def test_book_and_grade_refuse_clearly(tmp_path: Path) -> None:
     assert (tmp_path / "mine.txt").read_text() == "not a book"
     with pytest.raises(SystemExit, match="--workers must be at least 1"):
         main(["grade", "--workers", "0", "--unsafe"])
+
+
+def test_lab_answers_no_to_news_once_and_keeps_a_learners_choice(tmp_path: Path) -> None:
+    settings = tmp_path / "lab/user-settings/@jupyterlab/apputils-extension"
+    settings /= "notification.jupyterlab-settings"
+    answer_no_to_news(tmp_path)
+    assert json.loads(settings.read_text()) == {"fetchNews": "false"}
+    settings.write_text('{"fetchNews": "true"}')  # the learner said yes in Settings
+    answer_no_to_news(tmp_path)
+    assert json.loads(settings.read_text()) == {"fetchNews": "true"}

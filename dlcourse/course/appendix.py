@@ -72,7 +72,7 @@ def answers(root: Path) -> list[Answer]:
         title = ""
         for cell in source.cells:
             if cell.cell_type == "markdown":
-                title = next((h for h in headings([cell]) if h.startswith("Exercise")), title)
+                title = next((h for h in headings([cell]) if re.match(r"Exercise \d", h)), title)
             grading = cell.metadata.get("nbgrader", {})
             if grading.get("solution"):
                 grade_id = grading["grade_id"]

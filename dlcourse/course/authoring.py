@@ -20,6 +20,7 @@ from types import ModuleType
 import nbformat
 from nbclient import NotebookClient
 from nbformat import NotebookNode
+from traitlets.config import Config
 
 ASSIGNMENT = "ch01"
 KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -120,10 +121,18 @@ def build(cells: list[NotebookNode]) -> NotebookNode:
     return nb
 
 
+def kernel_config() -> Config:
+    """Configuration for the kernels the course's tools start: their TCP
+    channels encrypted with CurveZMQ (which ipykernel's kernelspec offers), so
+    the kernel has no plain-text warning to print on the terminal."""
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
 def execute(nb: NotebookNode, cwd: Path, timeout: int = 120) -> NotebookNode:
     """Run every cell in a fresh kernel (in ``cwd``), storing the outputs."""
     NotebookClient(
         nb,
+        config=kernel_config(),
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(cwd)}},
@@ -133,14 +142,27 @@ def execute(nb: NotebookNode, cwd: Path, timeout: int = 120) -> NotebookNode:
 
 
 def normalise(nb: NotebookNode) -> NotebookNode:
-    """Drop widget ids and volatile metadata, in place.  Execution counts stay:
+    """Drop widget ids and volatile metadata and join consecutive prints to
+    the same stream, in place.  Execution counts stay:
     a run from the top numbers the cells the same way every time, and nbval
     needs them to tell an executed cell from one never run."""
     for cell in nb.cells:
         if cell.cell_type == "code":
+            merged: list[NotebookNode] = []
             for output in cell.outputs:
                 # a widget's random model id; its text/plain fallback stays
                 output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+                # how prints split into stream messages depends on timing
+                last = merged[-1] if merged else None
+                if (
+                    last
+                    and output.output_type == last.output_type == "stream"
+                    and output.name == last.name
+                ):
+                    last.text += output.text
+                else:
+                    merged.append(output)
+            cell.outputs = merged
         cell.metadata.pop("execution", None)
         cell.metadata.pop("collapsed", None)
         cell.metadata.pop("scrolled", None)

@@ -45,9 +45,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
-from traitlets.config import Config
 
-from dlcourse.course import appendix
+from dlcourse.course import appendix, authoring
 from dlcourse.course.authoring import ASSIGNMENT
 
 MARKER = ".dlcourse-book"  # marks a folder as a book this module built, safe to replace
@@ -270,26 +269,23 @@ def _is_test(cell: nbformat.NotebookNode) -> bool:
 def run_section(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 120) -> None:
     """Run every cell but the exercises' tests in a fresh kernel, in place;
     widgets' final states are stored in the notebook's metadata."""
-    with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
-        # over Unix sockets: no TCP port, and no warning about plain-text TCP
-        ipc = Config({"KernelManager": {"transport": "ipc", "ip": f"{sockets}/kernel"}})
-        client = NotebookClient(
-            nb,
-            config=ipc,
-            kernel_name="python3",
-            timeout=timeout,
-            resources={"metadata": {"path": str(cwd)}},
-            record_timing=False,
-            store_widget_state=True,
-        )
-        with client.setup_kernel():
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type == "code" and _is_test(cell):
-                    cell.outputs = []
-                    cell.execution_count = None
-                else:
-                    client.execute_cell(cell, index)
-            client.set_widgets_metadata()
+    client = NotebookClient(
+        nb,
+        config=authoring.kernel_config(),
+        kernel_name="python3",
+        timeout=timeout,
+        resources={"metadata": {"path": str(cwd)}},
+        record_timing=False,
+        store_widget_state=True,
+    )
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and _is_test(cell):
+                cell.outputs = []
+                cell.execution_count = None
+            else:
+                client.execute_cell(cell, index)
+        client.set_widgets_metadata()
 
 
 def _widget_html(model_id: str, state: dict[str, Any]) -> str:

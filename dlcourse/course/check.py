@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from dlcourse.course import authoring
+
 
 @dataclass
 class Row:
@@ -24,6 +26,7 @@ def check(path: Path, timeout: int = 120) -> list[Row]:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
+        config=authoring.kernel_config(),
         timeout=timeout,
         kernel_name="python3",
         allow_errors=True,

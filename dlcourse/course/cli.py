@@ -25,6 +25,20 @@ def course_root(given: str | None) -> Path:
     )
 
 
+NO_NEWS = '{"fetchNews": "false"}\n'
+
+
+def answer_no_to_news(config_dir: Path) -> None:
+    """JupyterLab asks every new user whether to fetch Jupyter's news from the
+    internet; in the course's own configuration the answer is no (a learner
+    can change it under Settings). A settings file that exists is left alone."""
+    path = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    path /= "notification.jupyterlab-settings"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(NO_NEWS)
+
+
 def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
     if importlib.util.find_spec("jupyterlab") is None:
         raise SystemExit(
@@ -32,6 +46,9 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         )
     root = course_root(args.root)
     env = dict(os.environ)
+    if "JUPYTER_CONFIG_DIR" not in env and "JUPYTERLAB_SETTINGS_DIR" not in env:
+        env["JUPYTER_CONFIG_DIR"] = str(root / ".dlcourse" / "jupyter")
+        answer_no_to_news(Path(env["JUPYTER_CONFIG_DIR"]))
     env.setdefault("JUPYTER_CONFIG_DIR", str(root / ".dlcourse" / "jupyter"))
     env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     command = [
@@ -41,6 +58,11 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         "lab",
         f"--ServerApp.root_dir={root}",
         "--LabApp.default_url=/lab/tree/notebooks/ch01/01_deep_learning.ipynb",
+        # The course reads nothing off the network: no news feed, no update check.
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        # Kernels' channels encrypted (CurveZMQ) rather than plain-text TCP.
+        "--KernelManager.transport_encryption=auto",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
