@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import count
+from operator import attrgetter
 from typing import Any, Union
 
 import numpy as np
@@ -124,7 +126,9 @@ class Tensor:
     in ``.grad`` (same shape as ``.data``).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_inputs", "_backward", "_op", "_retain")
+    __slots__ = (
+        "data", "grad", "requires_grad", "name", "_inputs", "_backward", "_op", "_retain", "_seq"
+    )  # fmt: skip
     __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is a Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, name: str | None = None):
@@ -162,6 +166,7 @@ class Tensor:
                     out.requires_grad = True
                     out._inputs = inputs
                     out._backward = backward
+                    out._seq = next(_created)  # after every input: a topological order
                     break
         return out
 
@@ -291,6 +296,9 @@ class Tensor:
                     f"backward(grad): grad has shape {seed.shape} but the tensor has shape "
                     f"{self.shape}; they must match."
                 )
+        if self._backward is None:  # a leaf: d(self)/d(self) is the seed itself
+            self.accumulate(seed)
+            return
         order = _topological_order(self)
         self.accumulate(seed)
         # Infinities and NaNs produced in the forward pass flow on silently,
@@ -596,30 +604,25 @@ def _is_advanced(index: Any) -> bool:
     return any(isinstance(p, (list, np.ndarray)) for p in parts)
 
 
+_created = count()  # numbers recorded nodes in the order they were made
+_creation = attrgetter("_seq")
+
+
 def _topological_order(root: Tensor) -> list[Tensor]:
     """Every recorded node that ``root`` depends on, each after all its inputs.
 
-    Iterative depth-first search: a node is appended once all of its inputs
-    have been appended.  On the stack, ``None`` above a node means "the
-    inputs of the node below are done".  (Tensors hash by identity.)
+    An operation's output is made after its inputs, so the order in which the
+    nodes were created is a topological order: collect what ``root`` depends
+    on (iteratively, so a chain of any length works), then sort by creation.
     """
-    order: list[Tensor] = []
-    seen: set[Tensor] = set()
-    stack: list[Tensor | None] = [root]
+    nodes = {root}
+    stack = [root]
     while stack:
-        node = stack.pop()
-        if node is None:
-            order.append(stack.pop())
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append(node)
-        stack.append(None)
-        for parent in node._inputs:
-            if parent._backward is not None and parent not in seen:
+        for parent in stack.pop()._inputs:
+            if parent._backward is not None and parent not in nodes:
+                nodes.add(parent)
                 stack.append(parent)
-    return order
+    return sorted(nodes, key=_creation)
 
 
 def tensor(data: ArrayLike, requires_grad: bool = False) -> Tensor:

@@ -247,6 +247,16 @@ def test_backward_with_explicit_gradient() -> None:
     assert np.allclose(x.grad, 6.0)
 
 
+def test_backward_from_a_leaf_gives_the_seed() -> None:
+    x = Tensor(np.array(3.0), requires_grad=True)
+    x.backward()
+    assert x.grad == 1.0
+    w = leaf((2, 3))
+    w.backward(np.full((2, 3), 0.5))
+    w.backward(np.full((2, 3), 0.5))  # accumulates, as from any other tensor
+    assert np.array_equal(w.grad, np.ones((2, 3)))
+
+
 def test_float32_stays_float32() -> None:
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     y = ((x * 2.0 + 1) @ Tensor(np.ones((3, 2), dtype=np.float32))).tanh().mean()
