@@ -200,9 +200,14 @@ def micrograd_step(params: list, x: np.ndarray, y: np.ndarray) -> Callable[[], f
 
 
 # --------------------------------------------------------------- timing
-def interleaved(steps: dict[str, Callable[[], float]], budget: float) -> dict[str, float]:
-    """Median seconds per call of each step, calls interleaved, within about
-    ``budget`` seconds in all."""
+def interleaved(
+    steps: dict[str, Callable[[], float]], budget: float, block: int = 10
+) -> dict[str, float]:
+    """Median seconds per call of each step within about ``budget`` seconds in
+    all: blocks of ``block`` calls of one step, the steps' blocks interleaved
+    (A B C A B C ...), so that drift on a shared machine affects all alike,
+    while each step runs warm, as in a training loop, rather than just after
+    another library has flushed the caches."""
     for step in steps.values():
         step()  # warm up
     samples: dict[str, list[float]] = {name: [] for name in steps}
@@ -211,8 +216,9 @@ def interleaved(steps: dict[str, Callable[[], float]], budget: float) -> dict[st
     while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
         for name, step in steps.items():
             start = time.perf_counter()
-            step()
-            samples[name].append(time.perf_counter() - start)
+            for _ in range(block):
+                step()
+            samples[name].append((time.perf_counter() - start) / block)
         rounds += 1
     return {name: statistics.median(values) for name, values in samples.items()}
 
@@ -252,7 +258,7 @@ def time_row(row: Row, dtype: type, budget: float) -> dict[str, float]:
         params, x, y = problem(row, dtype)
         step = micrograd_step(params, x, y)
         if step is not None:
-            times["micrograd"] = interleaved({"micrograd": step}, 0.0)["micrograd"]
+            times["micrograd"] = interleaved({"micrograd": step}, 0.0, block=1)["micrograd"]
     return times
 
 

@@ -382,6 +382,31 @@ def test_interrupted_grading_finishes_on_the_next_run(tmp_path: Path) -> None:
     assert json.loads((tmp_path / ".dlcourse" / "graded" / "a.json").read_text())
 
 
+def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Path) -> None:
+    """More deaths than the executor restarts the kernel for: nbgrader gives up
+    on that notebook; the student's other notebooks keep their points."""
+    for name in ("nbgrader_config.py", "solutions", "notebooks"):
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / name)
+    folder = tmp_path / "submitted" / "dies" / "ch01"
+    folder.mkdir(parents=True)
+    for path in sorted((ROOT / "notebooks" / "ch01").glob("*.ipynb")):
+        nb = nbformat.read(path, 4)
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                cell.source = (
+                    "import os\nos._exit(1)" if path.name == NOTEBOOK else ANSWERS[grade_id]
+                )
+        nbformat.write(nb, folder / path.name)
+    summary = grading.grade(tmp_path, grading.Options(workers=1, timeout=20))
+    got = grading.scores(tmp_path)["dies"]
+    assert len(got) == 14 and sum(got.values()) == 32 - FULL  # 1.1 and 1.3 in full, 1.2 lost
+    problems = summary.problems["dies"]
+    assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
+    assert any("kernel died" in p for p in problems), problems
+
+
 def test_lms_downloads_are_filed_without_overwriting(tmp_path: Path) -> None:
     downloads = tmp_path / "downloads"
     downloads.mkdir()

@@ -113,7 +113,7 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
         force=args.force,
         unsafe=args.unsafe,
     )
-    bar = tqdm(desc="grading", unit="notebook", file=sys.stdout)
+    bar = tqdm(desc="grading", unit="student", file=sys.stdout)
 
     def progress(done: int, total: int, failures: int) -> None:
         bar.total = total

@@ -9,11 +9,13 @@ runs it safely and at scale, and moves the verdicts out of the student's reach.
    never modified: a missing, empty, oversized, non-UTF-8, truncated or foreign
    notebook becomes a recorded problem for that student, and the rest of the
    class is graded.
-2. **Grade in parallel.** Each (student, notebook) is a task: a scratch
-   course holding a copy of the submission and a private copy of an empty
-   gradebook (made once by ``nbgrader generate_assignment`` and cached),
-   graded by ``nbgrader autograde`` in its own process, its kernel confined by
+2. **Grade in parallel.** Each student is a task: a scratch course holding
+   a copy of the submission and a private copy of an empty gradebook (made
+   once by ``nbgrader generate_assignment`` and cached), graded by one
+   ``nbgrader autograde`` in its own process, its kernels confined by
    :mod:`dlcourse.course.sandbox`. Workers never touch the real gradebook.
+   (If that run loses the submission, as nbgrader does when one notebook
+   fails beyond recovery, each notebook is graded again on its own.)
 3. **Verdicts outside the kernel.** nbgrader's execution step is replaced by
    :class:`ConfinedExecute`: the student's cells run in the kernel, but a test
    cell never does. Its source, read from the gradebook, runs in nbgrader's
@@ -138,16 +140,16 @@ class Options:
 @dataclass
 class Task:
     student: str
-    notebook: str  # file name, e.g. "01_deep_learning.ipynb"
-    path: Path  # the submitted file
+    notebooks: dict[str, Path]  # file name (e.g. "01_deep_learning.ipynb") -> the submitted file
 
 
 @dataclass
 class TaskResult:
     task: Task
-    grades: dict[str, tuple[float, float]] = field(default_factory=dict)  # test cell -> score
-    problem: str = ""
-    autograded: Path | None = None
+    # notebook -> test cell -> (score, max score); a notebook that could not be graded is absent
+    grades: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    autograded: dict[str, Path] = field(default_factory=dict)  # notebook -> graded copy
 
 
 @dataclass
@@ -339,8 +341,23 @@ class Grader:
         self.users = KernelUsers(options.workers)
 
     def run(self, task: Task, slot: int) -> TaskResult:
-        """Grade one notebook of one student in a scratch course; never raises for
-        a fault of the student's."""
+        """Grade a student's notebooks in a scratch course, all in one nbgrader
+        run; never raises for a fault of the student's. A notebook nbgrader
+        gives up on scores 0, with the cause. If the run loses the whole
+        submission (as nbgrader may when one notebook fails), each notebook
+        is graded again on its own, so that one cannot cost the others."""
+        result = self._attempt(task, slot)
+        if len(task.notebooks) == 1 or result.grades:
+            return result
+        combined = TaskResult(task)
+        for name, path in task.notebooks.items():
+            single = self._attempt(Task(task.student, {name: path}), slot)
+            combined.grades.update(single.grades)
+            combined.autograded.update(single.autograded)
+            combined.problems += single.problems
+        return combined
+
+    def _attempt(self, task: Task, slot: int) -> TaskResult:
         # the kernel's runtime folder, at a short path: a Unix socket's path may
         # not exceed 107 bytes
         runtime = Path(tempfile.mkdtemp(prefix="dlcourse-kernel-"))
@@ -356,10 +373,14 @@ class Grader:
         os.chmod(scratch, 0o700)
         shutil.copy2(self.course.root / "nbgrader_config.py", scratch)
         shutil.copy2(self.template_db, scratch / "gradebook.db")
-        target = scratch / "submitted" / task.student / ASSIGNMENT / task.notebook
-        target.parent.mkdir(parents=True)
-        released = self.course.root / "notebooks" / ASSIGNMENT / task.notebook
-        nbformat.write(restore_metadata(nbformat.read(task.path, 4), released), target)
+        folder = scratch / "submitted" / task.student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        cells = 0
+        for name, path in task.notebooks.items():
+            released = self.course.root / "notebooks" / ASSIGNMENT / name
+            nb = restore_metadata(nbformat.read(path, 4), released)
+            cells += len(nb.cells)
+            nbformat.write(nb, folder / name)
         env = tool_environment()
         kernel = "python3"
         if self.confined:
@@ -395,8 +416,10 @@ class Grader:
             )
             if self.confined:
                 config.write(IPC_CONFIG.format(runtime=str(runtime)))
-        name = task.notebook.removesuffix(".ipynb")
-        cells = len(nbformat.read(task.path, 4).cells)
+        only = []
+        if len(task.notebooks) == 1:
+            only = ["--notebook", next(iter(task.notebooks)).removesuffix(".ipynb")]
+        names = ", ".join(task.notebooks)
         try:
             log = nbgrader(
                 scratch,
@@ -404,33 +427,37 @@ class Grader:
                 ASSIGNMENT,
                 "--student",
                 task.student,
-                "--notebook",
-                name,
+                *only,
                 "--create",
                 "--force",
                 env=env,
-                timeout=60 + cells * (self.options.timeout + 5),
+                timeout=60 * len(task.notebooks) + cells * (self.options.timeout + 5),
             ).stdout
         except subprocess.TimeoutExpired:
-            return TaskResult(
-                task, problem=f"{task.notebook}: grading took too long and was stopped"
-            )
-        graded = scratch / "autograded" / task.student / ASSIGNMENT / task.notebook
+            return TaskResult(task, problems=[f"{names}: grading took too long and was stopped"])
+        result = TaskResult(task)
+        graded = scratch / "autograded" / task.student / ASSIGNMENT
         if not graded.exists():
-            return TaskResult(task, problem=f"{task.notebook}: {_cause(log)}")
-        result = TaskResult(task, autograded=graded)
+            if len(task.notebooks) == 1:  # otherwise run() grades them one by one
+                result.problems.append(f"{names}: {_cause(log)}")
+            return result
         with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gb:
-            for grade in gb.find_submission_notebook(name, ASSIGNMENT, task.student).grades:
-                result.grades[grade.name] = (grade.score, grade.max_score)
-        problems = [
+            for name in task.notebooks:
+                if not (graded / name).exists():  # nbgrader gave up on this one
+                    result.problems.append(f"{name}: {_cause(log)}")
+                    continue
+                nb = gb.find_submission_notebook(
+                    name.removesuffix(".ipynb"), ASSIGNMENT, task.student
+                )
+                result.grades[name] = {g.name: (g.score, g.max_score) for g in nb.grades}
+                result.autograded[name] = graded / name
+        result.problems += [
             line.split(PROBLEM_MARK, 1)[1].strip()
             for line in log.splitlines()
             if PROBLEM_MARK in line
         ]
         if "Timeout waiting for execute reply" in log:
-            problems.append(f"a cell ran over the {self.options.timeout} s limit")
-        if problems:
-            result.problem = f"{task.notebook}: " + "; ".join(problems)
+            result.problems.append(f"{names}: a cell ran over the {self.options.timeout} s limit")
         return result
 
 
@@ -473,6 +500,7 @@ class ConfinedExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         tests, setup = self._trusted_sources(resources["nbgrader"])
+        self.notebook_name = resources["nbgrader"]["notebook"]
         self.namespace = remote.TrustedNamespace(__name__="__main__")
         self.channel: remote.Channel | None = None
         self.restarts = 0
@@ -519,7 +547,7 @@ class ConfinedExecute(Execute):
         return tests, setup
 
     def _problem(self, text: str) -> None:
-        self.log.warning(PROBLEM_MARK + text)
+        self.log.warning(f"{PROBLEM_MARK}{self.notebook_name}.ipynb: {text}")
 
     def _connect(self) -> None:
         """Start the kernel's end of the channel (before any student code runs)."""
@@ -716,9 +744,9 @@ def _cause(log: str) -> str:
 
 
 def merge(course: Course, result: TaskResult) -> None:
-    """Write one task's scores into the course gradebook (the only writer)."""
+    """Write one task's scores into the course gradebook (the only writer); a
+    notebook that could not be graded scores 0."""
     task = result.task
-    name = task.notebook.removesuffix(".ipynb")
     with Gradebook(f"sqlite:///{course.db}") as gb, warnings.catch_warnings():
         # nbgrader's own submission code trips SQLAlchemy 2's autoflush warning
         warnings.simplefilter("ignore", SAWarning)
@@ -727,15 +755,18 @@ def merge(course: Course, result: TaskResult) -> None:
             gb.find_submission(ASSIGNMENT, task.student)
         except MissingEntry:
             gb.update_or_create_submission(ASSIGNMENT, task.student)
-        for grade in gb.find_submission_notebook(name, ASSIGNMENT, task.student).grades:
-            if grade.cell_type == "code" and grade.max_score:
-                grade.auto_score = result.grades.get(grade.name, (0.0, grade.max_score))[0]
-                grade.needs_manual_grade = False
+        for notebook in task.notebooks:
+            got = result.grades.get(notebook, {})
+            name = notebook.removesuffix(".ipynb")
+            for grade in gb.find_submission_notebook(name, ASSIGNMENT, task.student).grades:
+                if grade.cell_type == "code" and grade.max_score:
+                    grade.auto_score = got.get(grade.name, (0.0, grade.max_score))[0]
+                    grade.needs_manual_grade = False
         gb.db.commit()
-    if result.autograded is not None:
-        target = course.root / "autograded" / task.student / ASSIGNMENT / task.notebook
+    for notebook, graded in result.autograded.items():
+        target = course.root / "autograded" / task.student / ASSIGNMENT / notebook
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result.autograded, target)
+        shutil.copyfile(graded, target)
 
 
 def plan(course: Course, options: Options, summary: Summary) -> tuple[list[Task], dict]:
@@ -758,6 +789,7 @@ def plan(course: Course, options: Options, summary: Summary) -> tuple[list[Task]
         digests[student] = current
         for name in sorted(set(files) - set(expected)):
             summary.add_problem(student, f"{name} is not part of {ASSIGNMENT}; ignored")
+        gradable = {}
         for name, grade_ids in expected.items():
             if name not in files:
                 summary.add_problem(student, f"{name} is missing; its exercises score 0")
@@ -766,7 +798,9 @@ def plan(course: Course, options: Options, summary: Summary) -> tuple[list[Task]
             if problem:
                 summary.add_problem(student, problem + "; its exercises score 0")
             else:
-                tasks.append(Task(student, name, files[name]))
+                gradable[name] = files[name]
+        if gradable:
+            tasks.append(Task(student, gradable))
     return tasks, digests
 
 
@@ -807,12 +841,10 @@ def grade(
             shutil.copy2(template, course.db)
         mplconfig = _warm_matplotlib(base / "matplotlib")
         grader = Grader(course, options, base, template, mplconfig)
-        remaining = {s: sum(t.student == s for t in tasks) for s in digests}
-        for student, count in remaining.items():
-            if count == 0:
-                _record_zeros(course, student)
-                course.mark(student, digests[student])
-        _run_all(grader, tasks, options.workers, course, summary, remaining, digests, progress)
+        for student in set(digests) - {t.student for t in tasks}:  # nothing gradable
+            _record_zeros(course, student)
+            course.mark(student, digests[student])
+        _run_all(grader, tasks, options.workers, course, summary, digests, progress)
     finally:
         if grader is not None:
             grader.users.release()
@@ -830,7 +862,6 @@ def _run_all(
     workers: int,
     course: Course,
     summary: Summary,
-    remaining: dict[str, int],
     digests: dict,
     progress: Callable | None,
 ) -> None:
@@ -851,12 +882,11 @@ def _run_all(
                     free_slots.append(slot)
                     result = future.result()
                     merge(course, result)
-                    if result.problem:
+                    if result.problems:
                         failures += 1
-                        summary.add_problem(task.student, result.problem)
-                    remaining[task.student] -= 1
-                    if remaining[task.student] == 0:
-                        course.mark(task.student, digests[task.student])
+                        for problem in result.problems:
+                            summary.add_problem(task.student, problem)
+                    course.mark(task.student, digests[task.student])
                     done += 1
                     if progress:
                         progress(done, len(tasks), failures)
