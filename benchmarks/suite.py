@@ -313,12 +313,15 @@ def notebook_times(root: Path) -> dict[str, float]:
     import nbformat
     from nbclient import NotebookClient
 
+    from dlcourse.course.authoring import kernel_config
+
     out = {}
     for path in sorted((root / "solutions" / "ch01").glob("*.ipynb")):
         nb = nbformat.read(path, 4)
         start = time.perf_counter()
         NotebookClient(
             nb,
+            config=kernel_config(),
             timeout=120,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
@@ -366,9 +369,11 @@ def machine() -> dict[str, str]:
     return info
 
 
-def grading_throughput(root: Path, students: int = 4) -> dict[str, float]:
+def grading_throughput(root: Path, students: int = 6) -> dict[str, float]:
     """Submissions (all three notebooks, Appendix A's answers) graded per minute by
-    `dlcourse grade --workers 1`, `--workers 2` and plain `nbgrader autograde`."""
+    `dlcourse grade --workers 1`, `--workers 2` and plain nbgrader, each from the
+    submitted notebooks to the gradebook, the feedback and grades.csv (for
+    nbgrader: generate_assignment, autograde, generate_feedback and export)."""
     import shutil
     import tempfile
 
@@ -409,20 +414,19 @@ def grading_throughput(root: Path, students: int = 4) -> dict[str, float]:
             )
         target = course(Path(tmp) / "nbgrader")
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", "ch01", "--force"],
-            cwd=target,
-            env=tool_environment(),
-            capture_output=True,
-            check=True,
-        )
-        subprocess.run(
-            [sys.executable, "-m", "nbgrader", "autograde", "ch01", "--create"],
-            cwd=target,
-            env=tool_environment(),
-            capture_output=True,
-            check=True,
-        )
-        out["nbgrader autograde"] = students / (time.perf_counter() - start) * 60
+        for command in (
+            ["generate_assignment", "ch01", "--force"],
+            ["autograde", "ch01", "--create"],
+            ["generate_feedback", "ch01"],
+            ["export", "--to", "grades.csv"],
+        ):
+            subprocess.run(
+                [sys.executable, "-m", "nbgrader", *command],
+                cwd=target,
+                env=tool_environment(),
+                capture_output=True,
+                check=True,
+            )
+        out["plain nbgrader"] = students / (time.perf_counter() - start) * 60
     out["confined"] = float(not unsafe)
     return out
