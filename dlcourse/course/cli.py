@@ -46,10 +46,10 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         )
     root = course_root(args.root)
     env = dict(os.environ)
-    if "JUPYTER_CONFIG_DIR" not in env and "JUPYTERLAB_SETTINGS_DIR" not in env:
+    if "JUPYTER_CONFIG_DIR" not in env:  # the course's own configuration, kept in the course
         env["JUPYTER_CONFIG_DIR"] = str(root / ".dlcourse" / "jupyter")
-        answer_no_to_news(Path(env["JUPYTER_CONFIG_DIR"]))
-    env.setdefault("JUPYTER_CONFIG_DIR", str(root / ".dlcourse" / "jupyter"))
+        if "JUPYTERLAB_SETTINGS_DIR" not in env:
+            answer_no_to_news(Path(env["JUPYTER_CONFIG_DIR"]))
     env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     command = [
         sys.executable,
