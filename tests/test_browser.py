@@ -24,14 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import nbformat
 import pytest
 from fixtures.browser import artefacts_folder, browser_context, chromium_path
+
+from dlcourse.course.authoring import KERNEL
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/ch01/02_chain_rule.ipynb"
+GRADING_PROGRESS = "grading_progress.ipynb"
 CORRECT = """def chain_rule(f_prime, g, g_prime):
     def derivative(x):
         return f_prime(g(x)) * g_prime(x)
@@ -90,6 +94,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     course = tmp_path_factory.mktemp("lab") / "course"
     shutil.copytree(ROOT / "notebooks", course / "notebooks")
     shutil.copy2(ROOT / "nbgrader_config.py", course)
+    # an instructor's notebook showing grading's progress (the calls grade() makes)
+    instructor = nbformat.v4.new_notebook(metadata={"kernelspec": dict(KERNEL)})
+    instructor.cells.append(
+        nbformat.v4.new_code_cell(
+            "from dlcourse.course.grading import ProgressBar\n"
+            "bar = ProgressBar()\n"
+            "for done in range(1, 4):\n"
+            "    bar(done, 3, failures=1)\n"
+            "bar.close()"
+        )
+    )
+    nbformat.write(instructor, course / GRADING_PROGRESS)
     port, token = free_port(), secrets.token_hex(16)
     log = course.parent / "jupyterlab.log"
     # The Jupyter state folders of conftest.py, under a temporary folder, but the
@@ -277,5 +293,23 @@ def test_training_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
         )
         garbage = [t for t in texts if "|" in t and "%" in t and "epoch" in t]
         assert not garbage, f"a progress bar is shown as text: {garbage}"
+    assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
+    assert not watch.page_errors, watch.page_errors
+
+
+def test_grading_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
+    with browser_context((1400, 1000)) as (context, watch):
+        page = context.new_page()
+        open_notebook(page, lab, GRADING_PROGRESS)
+        # the workspace may bring back the sections opened before: act on this notebook
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)", has_text="ProgressBar")
+        panel.locator(".jp-Cell").first.click()
+        run_all(page, panel)
+        widget = panel.locator(".jp-OutputArea-output:has(.widget-hprogress)").first
+        widget.wait_for(state="attached", timeout=60_000)
+        shown = widget.text_content() or ""
+        assert "grading" in shown and "3/3" in shown and "problems=1" in shown, shown
+        widget.screenshot(path=shots / "9-grading-progress-widget.png")
+        assert panel.locator(STDERR).count() == 0
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
     assert not watch.page_errors, watch.page_errors

@@ -92,8 +92,6 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
-    from tqdm.auto import tqdm
-
     from dlcourse.course import grading
     from dlcourse.course.authoring import ASSIGNMENT
 
@@ -113,15 +111,9 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
         force=args.force,
         unsafe=args.unsafe,
     )
-    bar = tqdm(desc="grading", unit="student", file=sys.stdout)
-
-    def progress(done: int, total: int, failures: int) -> None:
-        bar.total = total
-        bar.set_postfix(problems=failures, refresh=False)
-        bar.update(done - bar.n)
-
+    bar = grading.ProgressBar()
     try:
-        summary = grading.grade(root, options, progress)
+        summary = grading.grade(root, options, bar)
     except grading.GradingError as error:
         raise SystemExit(f"dlcourse grade: {error}") from None
     finally:

@@ -815,6 +815,25 @@ def _record_zeros(course: Course, student: str) -> None:
             gb.update_or_create_submission(ASSIGNMENT, student)
 
 
+class ProgressBar:
+    """:func:`grade`'s progress as a tqdm bar (students done of all, problems so
+    far, time left): a widget in JupyterLab, a line of text in a terminal.
+    Pass it as ``progress`` and close it when grading ends."""
+
+    def __init__(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc="grading", unit="student", file=sys.stdout)
+
+    def __call__(self, done: int, total: int, failures: int) -> None:
+        self.bar.total = total
+        self.bar.set_postfix(problems=failures, refresh=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def grade(
     root: Path, options: Options, progress: Callable[[int, int, int], None] | None = None
 ) -> Summary:
