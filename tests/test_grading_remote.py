@@ -129,35 +129,36 @@ def test_the_student_cannot_reach_the_graders_builtins_or_globals(pair: tuple) -
         run(grader, "escape_attr(np.random.default_rng(0))")
 
 
-def test_nothing_received_is_unpickled_or_run() -> None:
+@pytest.fixture
+def raw() -> Iterator[tuple[remote.Channel, socket.socket]]:
+    """The grader's channel and the bare socket at the kernel's end, for a
+    kernel that misbehaves."""
     ours, theirs = socket.socketpair()
-    grader = remote.Channel(ours, trusted=True)
-    message = json.dumps({"id": 1, "ok": {"pickle": "gASVAAAAAAAAAAA="}}).encode()
-    theirs.sendall(remote._HEADER.pack(len(message)) + message)
-    with pytest.raises(remote.ChannelBroken, match="malformed"):
-        grader.request("lookup", name="x")
+    yield remote.Channel(ours, trusted=True), theirs
     ours.close()
     theirs.close()
 
 
-def test_a_student_that_never_answers_runs_out_of_time() -> None:
-    ours, theirs = socket.socketpair()
-    grader = remote.Channel(ours, trusted=True)
+def test_nothing_received_is_unpickled_or_run(raw: tuple) -> None:
+    grader, theirs = raw
+    message = json.dumps({"id": 1, "ok": {"pickle": "gASVAAAAAAAAAAA="}}).encode()
+    theirs.sendall(remote._HEADER.pack(len(message)) + message)
+    with pytest.raises(remote.ChannelBroken, match="malformed"):
+        grader.request("lookup", name="x")
+
+
+def test_a_student_that_never_answers_runs_out_of_time(raw: tuple) -> None:
+    grader, _ = raw
     grader.deadline = 0.0  # already over
     with pytest.raises(remote.Timeout):
         grader.request("lookup", name="x")
     assert grader.broken
     with pytest.raises(remote.ChannelBroken):
         grader.request("lookup", name="y")
-    ours.close()
-    theirs.close()
 
 
-def test_oversized_answers_are_refused() -> None:
-    ours, theirs = socket.socketpair()
-    grader = remote.Channel(ours, trusted=True)
+def test_oversized_answers_are_refused(raw: tuple) -> None:
+    grader, theirs = raw
     theirs.sendall(remote._HEADER.pack(remote.MAX_MESSAGE + 1))
     with pytest.raises(remote.ChannelBroken, match="over the"):
         grader.request("lookup", name="x")
-    ours.close()
-    theirs.close()
