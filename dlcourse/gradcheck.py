@@ -21,8 +21,7 @@ line and the message, not this module's internals.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -102,8 +101,7 @@ def _central_difference(value: Callable[[], Any], x: np.ndarray, i: tuple, eps: 
 
 
 # --------------------------------------------------------------- the checker
-@dataclass
-class _Input:
+class _Input(NamedTuple):
     name: str
     data: np.ndarray  # perturbed in place
     analytical: np.ndarray | None  # None: backward gave this input no gradient
@@ -162,7 +160,7 @@ def _directions_agree(
         saved = [item.data.copy() for item in inputs]
         try:
             for item, u in zip(inputs, us):
-                item.data += eps * u
+                item.data[...] += eps * u
             plus = value()
             for item, s, u in zip(inputs, saved, us):
                 item.data[...] = s - eps * u

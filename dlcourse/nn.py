@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
 from dlcourse.tensor import ArrayLike, ShapeError, Tensor, no_grad
 
 Init = str | float
-Rng = np.random.Generator | int | None
+Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on first use
 
 # ------------------------------------------------------------------ functional
 
