@@ -81,12 +81,11 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return log_softmax(x, axis).exp()
 
 
-def _labels(labels: Any, n: int) -> np.ndarray:
-    """Integer labels, one per row, as an array of unsigned indices.
+def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
+    """Integer labels, one per row, each in 0..classes-1, as an array of indices.
 
-    Viewed as unsigned, a negative label becomes a huge index, so indexing with
-    the labels rejects it just as it rejects a label >= the number of classes:
-    no separate pass over the labels to check their range.
+    Viewed as unsigned, a negative label becomes a huge number, so one
+    maximum checks both ends of the range.
     """
     y = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
     if y.dtype.kind not in "iu":
@@ -99,7 +98,13 @@ def _labels(labels: Any, n: int) -> np.ndarray:
             f"cross_entropy: labels have shape {y.shape} but the logits hold {n} examples; "
             f"pass one integer label per row, shape ({n},)."
         )
-    return y.astype(np.intp, copy=False).view(np.uintp)
+    y = y.astype(np.intp, copy=False)
+    if n and y.view(np.uintp).max() >= classes:
+        raise ValueError(
+            f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
+            f"found {y.min()}..{y.max()}."
+        )
+    return y
 
 
 def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
@@ -110,26 +115,18 @@ def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
             f"example; got {logits.shape}."
         )
     n, classes = logits.data.shape
-    y = _labels(labels, n)
+    y = _labels(labels, n, classes)
     rows = np.arange(n)
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    try:
-        correct = shifted[rows, y]  # the shifted score of each example's true class
-    except IndexError:
-        signed = y.view(np.intp)
-        raise ValueError(
-            f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
-            f"found {signed.min()}..{signed.max()}."
-        ) from None
+    correct = shifted[rows, y]  # the shifted score of each example's true class
     loss = (np.log(total[:, 0]) - correct).sum() / n
-    checked = y.view(np.intp)  # the labels are in range now: signed indexing is faster
 
     def backward(g: np.ndarray) -> None:
         # dL/dlogits = (softmax - onehot(y)) / N
         grad = exp / total
-        grad[rows, checked] -= 1.0
+        grad[rows, y] -= 1.0
         grad *= g.item() / n  # g is dL/dloss, a single number
         logits.accumulate(grad, fresh=True)
 
@@ -158,7 +155,8 @@ class Module:
     """Base class of layers and networks.
 
     Tensors with ``requires_grad=True`` and sub-modules assigned as
-    attributes (or kept in a list attribute) are found automatically.
+    attributes, or kept in a list attribute (named ``attribute.i``), are found
+    automatically; one shared between several places counts once.
     """
 
     def forward(self, x: Tensor) -> Tensor:
@@ -168,21 +166,24 @@ class Module:
         return self.forward(x if isinstance(x, Tensor) else Tensor(x))
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
-                yield name, value
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, Module):
-                        yield str(i), item
+        """(name, module) for every direct sub-module."""
+        yield from _attributes(self, Module)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, tensor) for every parameter, e.g. ``('0.weight', W)``."""
-        for name, value in vars(self).items():
-            if isinstance(value, Tensor) and value.requires_grad:
+        """(dotted name, tensor) for every parameter, e.g. ``('0.weight', W)``,
+        each once even when shared (tied weights are updated once per step)."""
+        seen: set[int] = set()
+        for name, p in self._all_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _all_parameters(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
+        for name, value in _attributes(self, Tensor):
+            if value.requires_grad:
                 yield prefix + name, value
         for name, child in self.named_children():
-            yield from child.named_parameters(prefix + name + ".")
+            yield from child._all_parameters(prefix + name + ".")
 
     def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]
@@ -204,6 +205,17 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
+
+def _attributes(module: Module, kind: type) -> Iterator[tuple[str, Any]]:
+    """Attributes of ``module`` that are a ``kind``, and items of list attributes."""
+    for name, value in vars(module).items():
+        if isinstance(value, kind):
+            yield name, value
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, kind):
+                    yield f"{name}.{i}", item
 
 
 def _generator(rng: Rng) -> np.random.Generator:
@@ -299,6 +311,14 @@ class Sequential(Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The layers, named by position ('0', '1', ...), then any other sub-modules."""
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+        for name, child in super().named_children():
+            if not name.startswith("layers."):
+                yield name, child
 
     def trace(self, x: ArrayLike) -> list[Tensor]:
         """The output of every layer, in order (for looking inside a network)."""

@@ -92,6 +92,8 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not all(0 <= b < 1 for b in betas):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}.")
+        if weight_decay < 0:
+            raise ValueError(f"Adam: weight_decay must be >= 0, got {weight_decay}.")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]

@@ -274,6 +274,10 @@ class Tensor:
 
         ``grad`` is dL/d(self); it may be omitted only for a one-element
         tensor (a loss), where it is 1.
+
+        The graph is kept, so a second ``backward()`` on it adds the same
+        gradients into the leaves once more (they double).  Between training
+        steps set the gradients to None (``optimizer.zero_grad()``).
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -300,6 +304,11 @@ class Tensor:
             self.accumulate(seed)
             return
         order = _topological_order(self)
+        # A retained tensor passes on only what this pass brings it; what it
+        # holds from earlier passes is added back at the end.
+        earlier = {node: node.grad for node in order if node._retain and node.grad is not None}
+        for node in earlier:
+            node.grad = None
         self.accumulate(seed)
         # Infinities and NaNs produced in the forward pass flow on silently,
         # as in the forward pass; gradcheck reports them.
@@ -310,6 +319,8 @@ class Tensor:
                     node.grad = None
                 if g is not None:
                     node._backward(g)
+        for node, grad in earlier.items():
+            node.grad = grad if node.grad is None else grad + node.grad
 
     # ------------------------------------------------------------ arithmetic
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -327,7 +338,7 @@ class Tensor:
         return Tensor.from_op(out, _graph_inputs(a, b), backward, "add")
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return self + other
+        return _reflected("add", Tensor.__add__, other, self)
 
     def __neg__(self) -> Tensor:
         a = self
@@ -352,7 +363,7 @@ class Tensor:
         return Tensor.from_op(out, _graph_inputs(a, b), backward, "sub")
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return -self + other
+        return _reflected("sub", lambda t, o: -t + o, other, self)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
         a, b = self, other
@@ -364,14 +375,15 @@ class Tensor:
 
         def backward(g: np.ndarray) -> None:
             # d(ab)/da = b and d(ab)/db = a
-            a.accumulate(_unbroadcast(g * b_data, a.data.shape))
-            if isinstance(b, Tensor):
+            if a.requires_grad:
+                a.accumulate(_unbroadcast(g * b_data, a.data.shape))
+            if isinstance(b, Tensor) and b.requires_grad:
                 b.accumulate(_unbroadcast(g * a.data, b.data.shape))
 
         return Tensor.from_op(out, _graph_inputs(a, b), backward, "mul")
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return self * other
+        return _reflected("mul", Tensor.__mul__, other, self)
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
         a, b = self, other
@@ -391,7 +403,9 @@ class Tensor:
         return Tensor.from_op(out, _graph_inputs(a, b), backward, "div")
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return Tensor(np.asarray(_data(other), dtype=self.data.dtype)) / self
+        if not isinstance(other, np.ndarray):  # a number takes the tensor's dtype
+            other = np.asarray(other, dtype=self.data.dtype)
+        return Tensor(other) / self
 
     def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
@@ -416,22 +430,30 @@ class Tensor:
                 f"matmul: shapes {a.shape} and {b.shape}: '@' needs at least one "
                 "dimension on each side; use '*' to multiply by a scalar."
             )
-        try:
-            out = a.data @ b.data
-        except ValueError:
+        inner = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != inner:
             raise ShapeError(
                 f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the "
                 f"left operand ({a.shape[-1]}) must equal the "
                 f"{'only' if b.ndim == 1 else 'second-to-last'} axis of the right operand "
-                f"({b.shape[0] if b.ndim == 1 else b.shape[-2]}). Did you forget a transpose (.T)?"
+                f"({inner}). Did you forget a transpose (.T)?"
+            )
+        try:
+            out = a.data @ b.data
+        except ValueError:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape}: the batch axes {a.shape[:-2]} and "
+                f"{b.shape[:-2]} (all but the last two) cannot be broadcast together."
             ) from None
 
         def backward(g: np.ndarray) -> None:
             A, B = a.data, b.data
             if A.ndim == 2 and B.ndim == 2:
                 # Y = A B:  dL/dA = dL/dY B^T  and  dL/dB = A^T dL/dY
-                a.accumulate(g @ B.T, fresh=True)
-                b.accumulate(A.T @ g, fresh=True)
+                if a.requires_grad:
+                    a.accumulate(g @ B.T, fresh=True)
+                if b.requires_grad:
+                    b.accumulate(A.T @ g, fresh=True)
                 return
             # 1-D operands act as a row (left) or a column (right) vector.
             if B.ndim == 1:
@@ -452,6 +474,7 @@ class Tensor:
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (all axes by default)."""
         a = self
+        _check_axis("sum", axis, a.data.shape)
         out = np.asarray(a.data.sum(axis=axis, keepdims=keepdims))
 
         def backward(g: np.ndarray) -> None:
@@ -462,13 +485,15 @@ class Tensor:
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes by default)."""
-        axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
-        count = int(np.prod([self.shape[i] for i in axes]))
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / max(count, 1))
+        _check_axis("mean", axis, self.data.shape)
+        total = self.sum(axis=axis, keepdims=keepdims)
+        count = self.data.size // total.data.size if total.data.size else 1
+        return total * (1.0 / max(count, 1))
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
         a = self
+        _check_axis("max", axis, a.data.shape)
         if a.data.size == 0:
             raise ValueError("max: the tensor is empty, so it has no maximum.")
         top = a.data.max(axis=axis, keepdims=True)
@@ -551,11 +576,13 @@ class Tensor:
         """Permute the axes (reverse them when none are given)."""
         a = self
         perm = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        perm = perm or tuple(reversed(range(a.ndim)))
-        if sorted(perm) != list(range(a.ndim)):
+        n = a.ndim
+        perm = perm or tuple(reversed(range(n)))
+        if any(not -n <= p < n for p in perm) or sorted(p % n for p in perm) != list(range(n)):
             raise ShapeError(
                 f"transpose: axes {perm} are not a permutation of the axes of shape {a.shape}."
             )
+        perm = tuple(p % n for p in perm)  # negative axes count from the end
         inverse = tuple(np.argsort(perm))
 
         def backward(g: np.ndarray) -> None:
@@ -590,6 +617,26 @@ class Tensor:
 # ----------------------------------------------------------- module functions
 def _graph_inputs(a: Tensor, b: Any) -> tuple[Tensor, ...]:
     return (a, b) if isinstance(b, Tensor) else (a,)
+
+
+def _reflected(
+    op: str, method: Callable[[Tensor, Any], Tensor], left: Any, right: Tensor
+) -> Tensor:
+    """``left <op> right`` where only ``right`` is a Tensor, computed as
+    ``method(right, left)``; a shape error names the operands in the user's order."""
+    try:
+        return method(right, left)
+    except ShapeError:
+        raise _broadcast_error(op, left, right.data) from None
+
+
+def _check_axis(op: str, axis: int | tuple[int, ...] | None, shape: tuple[int, ...]) -> None:
+    for ax in () if axis is None else axis if isinstance(axis, tuple) else (axis,):
+        if not -len(shape) <= ax < len(shape):
+            raise ShapeError(
+                f"{op}: axis {ax} is out of range for a tensor of shape {shape}: use 0 to "
+                f"{len(shape) - 1}, or a negative axis counting from the end."
+            )
 
 
 def _restore_axes(g: np.ndarray, axis: Any, keepdims: bool, ndim: int) -> np.ndarray:
@@ -675,18 +722,19 @@ def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
 def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
     """Elementwise ``a`` where ``condition`` holds, else ``b``."""
     cond = np.asarray(_data(condition), dtype=bool)
-    ta = a if isinstance(a, Tensor) else Tensor(a)
-    tb = b if isinstance(b, Tensor) else Tensor(b)
-    try:
-        out = np.where(cond, ta.data, tb.data)
+    try:  # a number on either side keeps the tensor's dtype, as in a + 0.0
+        out = _as_float_array(np.where(cond, _data(a), _data(b)), False)
     except ValueError:
         raise ShapeError(
-            f"where: condition {cond.shape}, a {ta.shape} and b {tb.shape} cannot be "
-            "broadcast together."
+            f"where: condition {cond.shape}, a {np.shape(_data(a))} and b {np.shape(_data(b))} "
+            "cannot be broadcast together."
         ) from None
 
     def backward(g: np.ndarray) -> None:
-        ta.accumulate(_unbroadcast(np.where(cond, g, 0.0), ta.data.shape))
-        tb.accumulate(_unbroadcast(np.where(cond, 0.0, g), tb.data.shape))
+        if isinstance(a, Tensor):
+            a.accumulate(_unbroadcast(np.where(cond, g, 0.0), a.data.shape))
+        if isinstance(b, Tensor):
+            b.accumulate(_unbroadcast(np.where(cond, 0.0, g), b.data.shape))
 
-    return Tensor.from_op(out, (ta, tb), backward, "where")
+    inputs = tuple(t for t in (a, b) if isinstance(t, Tensor))
+    return Tensor.from_op(out, inputs, backward, "where")

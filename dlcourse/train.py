@@ -19,16 +19,24 @@ LOSSES: dict[str, LossFn] = {"cross_entropy": nn.cross_entropy, "mse": nn.mse_lo
 
 @dataclass
 class History:
-    """Per-epoch metrics; accuracy lists stay empty for regression."""
+    """Per-epoch metrics; accuracy lists stay empty for regression.
+
+    ``stopped`` says why training ended early ('' when it ran every epoch).
+    """
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    stopped: str = ""
 
     def last(self) -> dict[str, float]:
         """The final value of every metric that was recorded."""
-        return {name: values[-1] for name, values in vars(self).items() if values}
+        return {
+            name: values[-1]
+            for name, values in vars(self).items()
+            if isinstance(values, list) and values
+        }
 
 
 def accuracy(logits: Tensor | np.ndarray, labels: np.ndarray) -> float:
@@ -75,6 +83,11 @@ def fit(
     of every epoch are measured on the whole training set (and on
     ``validation``, a pair (X_val, y_val), if given) after the epoch.  The
     progress bar is tqdm's: a widget in JupyterLab, text on stdout elsewhere.
+
+    A run that diverges (the training loss becomes inf or NaN, typically a
+    learning rate that is too large) stops after that epoch, says so on
+    stdout and in ``history.stopped``; numpy's overflow warnings, which
+    would otherwise pour out of every operation, are kept quiet.
     """
     try:
         from tqdm.auto import tqdm
@@ -91,19 +104,28 @@ def fit(
     rng = np.random.default_rng(seed)
     history = History()
     bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, file=sys.stdout)
-    for _ in bar:
-        for xb, yb in batches(X, y, batch_size=batch_size, shuffle=True, seed=rng):
-            optimizer.zero_grad()
-            loss_fn(model(Tensor(xb)), yb).backward()
-            optimizer.step()
-        train_loss, train_acc = evaluate(model, X, y, loss_fn)
-        history.loss.append(train_loss)
-        if train_acc is not None:
-            history.accuracy.append(train_acc)
-        if validation is not None:
-            val_loss, val_acc = evaluate(model, *validation, loss_fn)
-            history.val_loss.append(val_loss)
-            if val_acc is not None:
-                history.val_accuracy.append(val_acc)
-        bar.set_postfix(history.last(), refresh=False)
+    with np.errstate(over="ignore", invalid="ignore"), bar:
+        for epoch in bar:
+            for xb, yb in batches(X, y, batch_size=batch_size, shuffle=True, seed=rng):
+                optimizer.zero_grad()
+                loss_fn(model(Tensor(xb)), yb).backward()
+                optimizer.step()
+            train_loss, train_acc = evaluate(model, X, y, loss_fn)
+            history.loss.append(train_loss)
+            if train_acc is not None:
+                history.accuracy.append(train_acc)
+            if validation is not None:
+                val_loss, val_acc = evaluate(model, *validation, loss_fn)
+                history.val_loss.append(val_loss)
+                if val_acc is not None:
+                    history.val_accuracy.append(val_acc)
+            bar.set_postfix(history.last(), refresh=False)
+            if not np.isfinite(train_loss):
+                history.stopped = (
+                    f"diverged: the training loss is {train_loss} after epoch {epoch + 1} of "
+                    f"{epochs}; lower the learning rate (it is {optimizer.lr:g})"
+                )
+                break
+    if history.stopped:
+        print(f"fit: stopped early, {history.stopped}.")
     return history

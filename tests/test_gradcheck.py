@@ -53,6 +53,39 @@ def test_numerical_grad_and_vjp() -> None:
         numerical_grad(lambda v: v.sum(), np.arange(3))
 
 
+def test_numerical_gradients_check_the_output_shape() -> None:
+    x = np.array([0.5, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"f\(x\) has shape \(3,\), but it must be shape \(3, 1\)"):
+        numerical_vjp(np.sin, x, np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"must be a single number.*\.sum\(\)"):
+        numerical_grad(np.sin, x)
+    with pytest.raises(ValueError, match=r"check_grad: f\(x\) has shape \(3,\)"):
+        check_grad(np.sin, np.cos, x)
+
+
+def test_a_function_that_changes_its_argument_is_checked_on_copies() -> None:
+    def centred_square(v: np.ndarray) -> float:
+        v -= v.mean()  # in place, as a learner's stable softmax might shift its logits
+        return float(np.sum(v**2))
+
+    x = np.array([1.0, 2.0, 4.0])
+    assert check_grad(centred_square, lambda v: 2 * (v - v.mean()), x)
+    assert np.array_equal(x, [1.0, 2.0, 4.0])
+    assert check_backward(
+        lambda v: np.subtract(v, v.max(), out=v), lambda d: d - [0, 0, d.sum()], [x]
+    )
+
+
+def test_a_scalar_output_is_checked_as_it_is() -> None:
+    def wrong(x: Tensor) -> Tensor:  # sum(x^2) whose backward says 3x
+        return Tensor.from_op(np.sum(x.data**2), (x,), lambda g: x.accumulate(3 * g * x.data), "sq")
+
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(wrong, [Tensor([1.0, 2.0], requires_grad=True)])
+    assert "analytical (backward):    6\n" in str(info.value)
+    assert "numerical (central diff): 4" in str(info.value)
+
+
 def test_x_is_restored_even_when_f_raises() -> None:
     x = np.ones(3)
 
@@ -119,8 +152,10 @@ def test_hints() -> None:
     with pytest.raises(GradcheckError, match="opposite signs"):
         gradcheck(sign, [Tensor([1.0, 2.0], requires_grad=True)])
     x32 = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    assert gradcheck(lambda x: x.exp() * 1e3, [x32])  # numerical side in float64
+    nearly = lambda x: Tensor.from_op(x.data * 2, (x,), lambda g: x.accumulate(g * 2.004), "f")  # noqa: E731
     with pytest.raises(GradcheckError, match="float32"):
-        gradcheck(lambda x: x.exp() * 1e3, [x32])
+        gradcheck(nearly, [x32])
     with pytest.raises(GradcheckError, match="finite inputs"):
         gradcheck(lambda x: x * 2, [Tensor([1.0, np.nan], requires_grad=True)])
     with pytest.raises(GradcheckError, match="NaN or inf"):

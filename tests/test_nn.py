@@ -25,6 +25,48 @@ def test_module_api() -> None:
     assert len(nn.Linear(3, 2, bias=False).parameters()) == 1
 
 
+def test_parameters_in_lists_and_shared_ones() -> None:
+    class Twins(nn.Module):
+        def __init__(self) -> None:
+            self.encoders = [nn.Linear(2, 2, rng=0)]
+            self.decoders = [nn.Linear(2, 2, rng=1)]
+            self.scales = [Tensor(np.ones(2), requires_grad=True)]
+            self.tied = self.encoders[0]  # the same layer twice
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.tied(self.decoders[0](self.encoders[0](x))) * self.scales[0]
+
+    model = Twins()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == [
+        "scales.0",
+        "encoders.0.weight",
+        "encoders.0.bias",
+        "decoders.0.weight",
+        "decoders.0.bias",
+    ]
+    assert len({id(p) for p in model.parameters()}) == len(model.parameters()) == 5
+    assert "(encoders.0): Linear" in repr(model)
+    assert check_module(model, lambda m: (m(np.ones((3, 2))) ** 2).sum(), mode="full")
+    assert [name for name, _ in nn.MLP([2, 3, 1]).named_parameters()] == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+    ]
+
+
+def test_float32_models_check_against_float64_differences() -> None:
+    model = nn.MLP([3, 8, 2], activation="tanh", rng=0, dtype=np.float32)
+    x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    before = [p.data for p in model.parameters()]
+    assert check_module(
+        model, lambda m: nn.cross_entropy(m(x), np.array([0, 1, 1, 0])), mode="full"
+    )
+    after = [p.data for p in model.parameters()]
+    assert all(a is b and a.dtype == np.float32 for a, b in zip(before, after))
+
+
 def test_sequential_and_trace() -> None:
     model = nn.Sequential(nn.Linear(2, 4, rng=1), nn.Tanh(), nn.Linear(4, 1, rng=2), nn.Sigmoid())
     outputs = model.trace(np.ones((3, 2)))
@@ -102,6 +144,9 @@ def test_loss_errors() -> None:
         nn.cross_entropy(logits, np.array([[0], [1], [2]]))
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.3"):
         nn.cross_entropy(logits, np.array([0, 1, 4]))
+    for negative in (-1, -4, -5):  # not read as counting from the end
+        with pytest.raises(ValueError, match=rf"labels must lie in 0\.\.3 .* found {negative}\.\."):
+            nn.cross_entropy(logits, np.array([negative, 1, 2]))
     with pytest.raises(ShapeError, match=r"\(N,\) against \(N, 1\)"):
         nn.mse_loss(Tensor(np.zeros((3, 1))), np.zeros(3))
     with pytest.raises(ShapeError, match=r"expected \(N, 2\)"):
@@ -144,3 +189,5 @@ def test_optimiser_errors() -> None:
         optim.SGD([Tensor([1.0])], lr=0.1)
     with pytest.raises(ValueError, match="learning rate must be positive"):
         optim.Adam(nn.Linear(2, 2).parameters(), lr=0)
+    with pytest.raises(ValueError, match="Adam: weight_decay must be >= 0"):
+        optim.Adam(nn.Linear(2, 2).parameters(), weight_decay=-0.1)

@@ -213,6 +213,22 @@ def test_intermediate_gradients_are_released_unless_retained() -> None:
     assert z.grad is None
 
 
+def test_a_retained_tensor_passes_on_only_this_passs_gradient() -> None:
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    h = (a * 3).retain_grad()
+    y = (h * h).sum().retain_grad()
+    y.backward()
+    assert np.allclose(a.grad, [18.0, 36.0]) and np.allclose(h.grad, [6.0, 12.0])
+    y.backward()  # the same gradients once more, as documented
+    assert np.allclose(a.grad, [36.0, 72.0]) and np.allclose(h.grad, [12.0, 24.0])
+    assert y.grad == 2.0
+    b = Tensor([1.0], requires_grad=True)
+    shared = (b * 2).retain_grad()
+    (shared * 3).sum().backward()
+    (shared * 3).sum().backward()  # a second loss through the same retained tensor
+    assert np.allclose(b.grad, [12.0]) and np.allclose(shared.grad, [6.0])
+
+
 def test_graph_is_freed_by_reference_counting() -> None:
     gc.disable()
     try:
@@ -257,6 +273,28 @@ def test_backward_from_a_leaf_gives_the_seed() -> None:
     assert np.array_equal(w.grad, np.ones((2, 3)))
 
 
+def test_relu_has_slope_zero_at_zero() -> None:
+    x = Tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    x.relu().sum().backward()
+    assert np.array_equal(x.grad, [0.0, 0.0, 1.0])  # as in PyTorch
+
+
+def test_negative_axes() -> None:
+    x = leaf((2, 3, 4))
+    assert x.transpose(-1, 0, -2).shape == (4, 2, 3)
+    assert gradcheck(lambda x: x.transpose(-1, -3, 1), [x])
+    assert x.mean(axis=-1).shape == (2, 3)
+
+
+def test_where_keeps_the_dtype_of_its_tensors() -> None:
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    y = dl.where(np.array([True, False, True]), x, 0.0)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert np.array_equal(x.grad, [1.0, 0.0, 1.0]) and x.grad.dtype == np.float32
+    assert dl.where([True, False], 1, 2).dtype == np.float64
+
+
 def test_float32_stays_float32() -> None:
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     y = ((x * 2.0 + 1) @ Tensor(np.ones((3, 2), dtype=np.float32))).tanh().mean()
@@ -299,6 +337,27 @@ def test_errors_say_what_is_wrong() -> None:
         leaf((2,)) ** leaf((2,))
     with pytest.raises(ValueError, match="item"):
         leaf((2,)).item()
+
+
+def test_shape_errors_name_the_operation_and_the_operands_in_order() -> None:
+    with pytest.raises(ShapeError, match=r"sub: shapes \(3,\) and \(3, 4\)"):
+        np.ones(3) - leaf((3, 4))
+    with pytest.raises(ShapeError, match=r"add: shapes \(3,\) and \(3, 4\)"):
+        np.ones(3) + leaf((3, 4))
+    with pytest.raises(ShapeError, match=r"mul: shapes \(3,\) and \(3, 4\)"):
+        np.ones(3) * leaf((3, 4))
+    with pytest.raises(ShapeError, match=r"div: shapes \(3,\) and \(3, 4\)"):
+        np.ones(3) / leaf((3, 4))
+    with pytest.raises(ShapeError, match=r"batch axes \(2,\) and \(5,\)"):
+        leaf((2, 3, 4)) @ leaf((5, 4, 6))
+    with pytest.raises(ShapeError, match=r"mean: axis 5 is out of range for a tensor of shape"):
+        leaf((2, 3)).mean(axis=5)
+    with pytest.raises(ShapeError, match=r"sum: axis -3 is out of range"):
+        leaf((2, 3)).sum(axis=(0, -3))
+    with pytest.raises(ShapeError, match=r"max: axis 2 is out of range"):
+        leaf((2, 3)).max(axis=2)
+    with pytest.raises(ShapeError, match=r"transpose: axes \(0, 0\)"):
+        leaf((2, 3)).transpose(0, 0)
 
 
 def test_a_custom_operation_with_a_wrong_gradient_shape_is_caught() -> None:

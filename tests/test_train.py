@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,15 @@ def test_accuracy_and_errors() -> None:
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         fit(model, np.zeros((4, 2)), np.zeros(4, dtype=int), epochs=0)
     assert History().last() == {}
+
+
+def test_a_diverging_run_stops_quietly_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    x, y = data.regression_curve(n=100, seed=0)
+    model = nn.MLP([1, 32, 32, 1], activation="relu", rng=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings would land on stderr
+        history = fit(model, x, y, epochs=50, loss="mse", lr=5.0, progress=False)
+    assert 1 <= len(history.loss) < 50 and not np.isfinite(history.loss[-1])
+    assert history.stopped.startswith("diverged") and "learning rate (it is 5)" in history.stopped
+    captured = capsys.readouterr()
+    assert "fit: stopped early, diverged" in captured.out and captured.err == ""
