@@ -156,6 +156,94 @@ def test_reductions_property(x: np.ndarray, data: st.DataObject) -> None:
     )
 
 
+FINITE = st.floats(-3, 3, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair=broadcast_pair())
+def test_division_property(pair: tuple) -> None:
+    a, b = Tensor(pair[0], requires_grad=True), Tensor(np.abs(pair[1]) + 0.5, requires_grad=True)
+    assert gradcheck(lambda a, b: a / b, [a, b])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(
+        signature="(m?,n),(n,p?)->(m?,p?)", max_dims=4, max_side=3
+    ),
+    data=st.data(),
+)
+def test_matmul_property(shapes: hnp.BroadcastableShapes, data: st.DataObject) -> None:
+    a, b = (
+        Tensor(data.draw(hnp.arrays(np.float64, shape, elements=FINITE)), requires_grad=True)
+        for shape in shapes.input_shapes
+    )
+    assert gradcheck(lambda a, b: a @ b, [a, b])
+    assert (a @ b).shape == np.matmul(a.data, b.data).shape
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+        elements=st.integers(-100, 100).map(float),
+        unique=True,  # no ties, nor near ties: the maximum is differentiable
+    ),
+    data=st.data(),
+)
+def test_max_property(x: np.ndarray, data: st.DataObject) -> None:
+    axis = data.draw(st.none() | st.integers(-x.ndim, x.ndim - 1))
+    keepdims = data.draw(st.booleans())
+    assert gradcheck(lambda t: t.max(axis=axis, keepdims=keepdims), [Tensor(x, requires_grad=True)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair=broadcast_pair(), data=st.data())
+def test_where_property(pair: tuple, data: st.DataObject) -> None:
+    shape = np.broadcast_shapes(pair[0].shape, pair[1].shape)
+    cond = data.draw(hnp.arrays(np.bool_, shape))
+    a, b = (Tensor(x, requires_grad=True) for x in pair)
+    assert gradcheck(lambda a, b: dl.where(cond, a, b), [a, b])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3),
+    sizes=st.lists(st.integers(0, 3), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_concatenate_and_stack_property(shape: tuple, sizes: list, data: st.DataObject) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    rng = np.random.default_rng(0)
+
+    def along_axis(n: int) -> tuple[int, ...]:  # the shape with n at the joining axis
+        resized = list(shape)
+        resized[axis] = n
+        return tuple(resized)
+
+    parts = [Tensor(rng.standard_normal(along_axis(n)), requires_grad=True) for n in sizes]
+    assert gradcheck(lambda *ts: dl.concatenate(ts, axis=axis).tanh(), parts)
+    same = [Tensor(rng.standard_normal(shape), requires_grad=True) for _ in sizes]
+    new_axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    assert gradcheck(lambda *ts: dl.stack(ts, axis=new_axis).tanh(), same)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), elements=FINITE),
+    data=st.data(),
+)
+def test_indexing_property(x: np.ndarray, data: st.DataObject) -> None:
+    index = data.draw(
+        hnp.basic_indices(x.shape, allow_newaxis=True)
+        | hnp.integer_array_indices(x.shape, result_shape=hnp.array_shapes(max_dims=2, max_side=4))
+    )
+    t = Tensor(x, requires_grad=True)
+    assert np.array_equal(t[index].data, x[index])
+    assert gradcheck(lambda t: t[index] * 2, [t])
+
+
 def test_max_ties_share_the_gradient() -> None:
     a = Tensor([[1.0, 3.0, 3.0], [2.0, 0.0, -1.0]], requires_grad=True)
     a.max(axis=1).sum().backward()
