@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -124,9 +126,14 @@ def test_sparse_mode_finds_a_widespread_error() -> None:
     def doubled(x: Tensor) -> Tensor:
         return Tensor.from_op(x.data**2, (x,), lambda g: x.accumulate(g * 4 * x.data), "sq")
 
-    x = Tensor(np.random.default_rng(1).standard_normal(400) + 3, requires_grad=True)
-    with pytest.raises(GradcheckError, match="2 times too large"):
-        gradcheck(doubled, [x], mode="sparse", samples=10)
+    x = Tensor(np.random.default_rng(1).standard_normal(400) + 3, requires_grad=True, name="x")
+    with pytest.raises(GradcheckError, match="2 times too large") as info:
+        gradcheck(lambda x: doubled(x).sum(), [x], mode="sparse", samples=10)
+    message = str(info.value)
+    assert "input 'x' (shape (400,)): 10 of 10 checked elements disagree" in message
+    index = int(re.search(r"worst at index \((\d+),\)", message).group(1))
+    analytical = float(re.search(r"analytical \(backward\): +(\S+)", message).group(1))
+    assert analytical == pytest.approx(4 * x.data[index], rel=1e-6)  # the element named
 
 
 def test_named_inputs_by_mapping() -> None:
