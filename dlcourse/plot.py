@@ -183,7 +183,8 @@ def graph_layout(root: Tensor) -> tuple[list[Tensor], dict[int, tuple[float, flo
 
 
 def _describe(t: Tensor, show_values: bool, show_grads: bool) -> str:
-    title = t.name or (t.op if t.op else "input")
+    # a named result keeps its operation in view: "y = tanh"
+    title = f"{t.name} = {t.op}" if t.name and t.op else t.name or t.op or "input"
     lines = [title]
     if show_values:
         lines.append(f"{t.item():.4g}" if t.size == 1 else f"shape {t.shape}")
@@ -198,8 +199,10 @@ def graph(
     """Draw the computational graph that produced ``tensor``: inputs on the
     left, the output on the right, an arrow from each input to its operation.
 
-    Boxes show a tensor's ``name`` (or its operation), its value (or shape)
-    and its gradient when one is stored.  Readable up to a few dozen nodes.
+    Boxes show a tensor's ``name`` and the operation that produced it
+    (``y = tanh``; a leaf shows its name alone, an unnamed result its
+    operation), its value (or shape) and its gradient when one is stored;
+    arrows run from box edge to box edge.  Readable up to a few dozen nodes.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph: expected a dlcourse Tensor, got {type(tensor).__name__}.")
@@ -207,6 +210,17 @@ def graph(
     width = 2.2 * (1 + max(x for x, _ in position.values()))
     height = 1.2 * (1 + max(abs(y) for _, y in position.values()) * 2)
     fig, ax = _axes(ax, width=max(width, 4), height=max(height, 2.5))
+    boxes = {}
+    for node in nodes:  # the boxes first: each arrow is clipped to the two boxes it joins
+        colour = COLOURS[4] if node.is_leaf else COLOURS[1]
+        boxes[id(node)] = ax.text(
+            *position[id(node)],
+            _describe(node, show_values, show_grads),
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.4", "fc": colour, "alpha": 0.35, "ec": "#333333"},
+        )
     for node in nodes:
         for parent in node.inputs:
             ax.annotate(
@@ -216,21 +230,15 @@ def graph(
                 arrowprops={
                     "arrowstyle": "-|>",
                     "color": "#555555",
-                    "shrinkA": 28,
-                    "shrinkB": 28,
+                    # from the edge of the input's box to the edge of the operation's
+                    # (drawn after the boxes, so that their outlines are in place)
+                    "patchA": boxes[id(parent)].get_bbox_patch(),
+                    "patchB": boxes[id(node)].get_bbox_patch(),
+                    "shrinkA": 2,
+                    "shrinkB": 2,
                     "lw": 1.2,
                 },
             )
-    for node in nodes:
-        colour = COLOURS[4] if node.is_leaf else COLOURS[1]
-        ax.text(
-            *position[id(node)],
-            _describe(node, show_values, show_grads),
-            ha="center",
-            va="center",
-            fontsize=9,
-            bbox={"boxstyle": "round,pad=0.4", "fc": colour, "alpha": 0.35, "ec": "#333333"},
-        )
     xs = [x for x, _ in position.values()]
     ys = [y for _, y in position.values()]
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)

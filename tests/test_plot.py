@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.path import Path
 from matplotlib.text import Annotation
 
 from dlcourse import Tensor, data, nn, plot
@@ -59,6 +61,39 @@ def test_graph_draws_one_box_per_node_and_one_arrow_per_edge() -> None:
     assert any(b.startswith("a\n2\ngrad ") for b in boxes)
     with pytest.raises(TypeError, match="expected a dlcourse Tensor"):
         plot.graph(np.ones(2))
+
+
+def test_graph_names_results_with_their_operation_and_joins_boxes_at_their_edges() -> None:
+    x = Tensor(0.5, name="x")
+    w = Tensor(-1.5, requires_grad=True, name="w")
+    b = Tensor(0.8, requires_grad=True, name="b")
+    y = (w * x + b).tanh()
+    y.name = "y"
+    y.backward()
+    fig = plot.graph(y)
+    (ax,) = fig.axes
+    FigureCanvasAgg(fig).draw()  # places the boxes and clips the arrows
+    boxes = {
+        t.get_text().split("\n")[0]: t.get_bbox_patch().get_window_extent()
+        for t in ax.texts
+        if not isinstance(t, Annotation)
+    }
+    assert sorted(boxes) == ["add", "b", "mul", "w", "x", "y = tanh"]
+    arrows = [t.arrow_patch for t in ax.texts if isinstance(t, Annotation)]
+    assert len(arrows) == 5
+    ends = []
+    for arrow in arrows:
+        line, head = arrow._get_path_in_displaycoord()[0]  # in pixels
+        points = [*line.vertices, *head.vertices[head.codes != Path.CLOSEPOLY]]
+        for name, box in boxes.items():  # nowhere over a box or its label, even by a pixel
+            assert not any(box.padded(-1.0).contains(*p) for p in points), f"an arrow enters {name}"
+        ends += [line.vertices[0], line.vertices[-1]]
+    for point in ends:  # and each starts and ends a few pixels from a box's edge
+        gaps = [
+            max(box.x0 - point[0], point[0] - box.x1, box.y0 - point[1], point[1] - box.y1)
+            for box in boxes.values()
+        ]
+        assert 0 <= min(gaps) <= 6, f"an arrow ends {min(gaps):.1f} px from the nearest box"
 
 
 def test_graph_layout_handles_long_chains() -> None:
