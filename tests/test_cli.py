@@ -19,7 +19,8 @@ def test_check_on_the_unanswered_notebook(capsys: pytest.CaptureFixture[str]) ->
     assert main(["check", str(NOTEBOOK)]) == 1
     out = capsys.readouterr().out
     assert out.count("FAIL") == 4 and "NotImplementedError" in out
-    assert "total                        0  of 8" in out
+    assert "total                        0  of 8, if the hidden tests pass too" in out
+    assert "Visible tests only: when your instructor grades, hidden tests" in out
 
 
 def test_check_on_an_answered_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -33,7 +34,9 @@ def test_check_on_an_answered_notebook(tmp_path: Path, capsys: pytest.CaptureFix
     before = answered.read_bytes()
     assert main(["check", str(answered)]) == 0
     out = capsys.readouterr().out
-    assert out.count("pass") == 4 and "total                        8  of 8" in out
+    assert "points  visible tests  message" in out
+    assert out.count("  pass  ") == 4
+    assert "total                        8  of 8, if the hidden tests pass too" in out
     assert answered.read_bytes() == before  # the learner's file is not touched
 
 

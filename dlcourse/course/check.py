@@ -1,5 +1,9 @@
 """The learner's self-check: run a notebook and say, exercise by exercise,
-what passes and what fails, before handing it in."""
+what passes and what fails, before handing it in.
+
+Only the visible tests can run here: the released notebook has no hidden
+tests (nbgrader puts them back when the instructor grades), so the table says
+that its points are those of the visible tests."""
 
 from __future__ import annotations
 
@@ -51,15 +55,23 @@ def check(path: Path, timeout: int = 120) -> list[Row]:
     return rows
 
 
+NOTE = (
+    "Visible tests only: when your instructor grades, hidden tests on other inputs run too,\n"
+    "and an exercise that passes here but fails them loses its points."
+)
+
+
 def table(rows: list[Row]) -> str:
-    """The rows as a plain-text table with a total."""
+    """The rows as a plain-text table with a total, saying that only the
+    visible tests ran."""
     width = max([len(r.exercise) for r in rows] + [8])
-    lines = [f"{'exercise':<{width}}  points  result  message"]
+    lines = [f"{'exercise':<{width}}  points  visible tests  message"]
     for r in rows:
         first = r.message.splitlines()[0] if r.message else ""
-        lines.append(
-            f"{r.exercise:<{width}}  {r.points:>6g}  {'pass' if r.passed else 'FAIL':<6}  {first}"
-        )
+        verdict = "pass" if r.passed else "FAIL"
+        lines.append(f"{r.exercise:<{width}}  {r.points:>6g}  {verdict:<13}  {first}")
     earned = sum(r.points for r in rows if r.passed)
-    lines.append(f"{'total':<{width}}  {earned:>6g}  of {sum(r.points for r in rows):g}")
+    total = sum(r.points for r in rows)
+    lines.append(f"{'total':<{width}}  {earned:>6g}  of {total:g}, if the hidden tests pass too")
+    lines.append(NOTE)
     return "\n".join(lines)
