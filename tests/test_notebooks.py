@@ -12,12 +12,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urldefrag
 
 import mistune
 import nbformat
 import pytest
 from fixtures.correct_answers import OTHER_ANSWERS
-from fixtures.wrong_answers import WRONG_ANSWERS
+from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
@@ -61,13 +62,25 @@ def jupyterlab_anchor(heading: str) -> str:
     return html.unescape(text).strip().replace(" ", "-")
 
 
+def link_targets(markdown: str) -> list[str]:
+    """The targets of the links in ``markdown``, as a Markdown parser reads them."""
+    found, pending = [], list(mistune.create_markdown(renderer=None)(markdown))
+    while pending:
+        token = pending.pop(0)
+        if token["type"] == "link":
+            found.append(token["attrs"]["url"])
+        pending[:0] = token.get("children", [])
+    return found
+
+
 @pytest.mark.parametrize("page", [appendix.INDEX, appendix.APPENDIX], ids=lambda p: p.name)
 def test_links_resolve_to_headings(page: Path) -> None:
     nb = nbformat.read(ROOT / page, 4)
-    text = "\n".join(c.source for c in nb.cells)
-    links = re.findall(r"\]\(([^)#\s]+\.ipynb)(?:#([^)\s]+))?\)", text)
-    assert len(links) >= (30 if page == appendix.INDEX else 3)
-    for target, fragment in links:
+    links = [url for c in nb.cells for url in link_targets(c.source) if ".ipynb" in url]
+    assert len(links) >= (70 if page == appendix.INDEX else 3)
+    linked_exercises = 0
+    for url in links:
+        target, fragment = urldefrag(url)
         path = (ROOT / page).parent / target
         assert path.exists(), f"{page} links to {target}, which does not exist"
         if fragment:
@@ -75,6 +88,24 @@ def test_links_resolve_to_headings(page: Path) -> None:
                 jupyterlab_anchor(h) for h in appendix.headings(nbformat.read(path, 4).cells)
             }
             assert fragment in anchors, f"{page}: {target}#{fragment} is not a heading"
+            linked_exercises += fragment.startswith("Exercise-")
+    if page == appendix.INDEX:
+        assert linked_exercises >= 14, "the index should send readers to the exercises too"
+
+
+def test_an_index_term_links_to_every_place_that_treats_it() -> None:
+    terms = appendix.index_terms(ROOT)
+    assert sorted({n for n, _ in terms["sigmoid"]}) == NAMES  # 1.1's exercise, 1.2 and 1.3
+    assert ("01_deep_learning.ipynb", "Depth and initialisation") in terms["vanishing gradients"]
+    assert ("02_chain_rule.ipynb", "Long chains and vanishing gradients") in terms[
+        "vanishing gradients"
+    ]
+    assert terms["deep learning"][0] == ("01_deep_learning.ipynb", "1.1 Deep Learning")
+    with pytest.raises(ValueError, match="parentheses in pairs"):
+        appendix.anchor("Exercise 1: a dense layer (1 point")
+    assert appendix.anchor("Exercise 1: a (dense) layer (1 point)") == (
+        "Exercise-1:-a-(dense)-layer-(1-point)"
+    )
 
 
 def test_the_index_keeps_the_books_entry_and_the_issues_terms() -> None:
@@ -203,8 +234,13 @@ def test_each_mistake_costs_its_exercise_and_nothing_else(autograded: dict[str, 
 
 
 def test_a_failing_test_says_what_is_wrong(autograded: dict[str, Graded]) -> None:
+    assert set(HINTS) <= {what for _, what, _, _ in WRONG_ANSWERS}
+    unhelpful = []
     for student, (_, mistakes) in submissions().items():
         for exercise, what in mistakes.items():
             error = autograded[student].errors[f"test_{exercise}"]
             assert error.evalue.strip(), f"{what!r} fails {exercise} with a bare {error.ename}"
             assert "HIDDEN" not in error.evalue
+            if HINTS.get(what, "") not in error.evalue:
+                unhelpful.append(f"{what!r} lacks the hint {HINTS[what]!r}:\n{error.evalue}")
+    assert not unhelpful, "\n\n".join(unhelpful)

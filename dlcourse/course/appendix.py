@@ -3,8 +3,10 @@ notebook sources so that they can never disagree with them.
 
 The answers are the solution cells themselves with nbgrader's markers
 removed: exactly the code the autograder is tested to accept.  The index
-maps each term to the section headings that treat it, as links that
-JupyterLab resolves (a heading's anchor is its text with spaces as dashes).
+maps each term to the section headings that treat it (each source's
+``INDEX``: term -> a heading or a list of headings, exercises included), as
+links that JupyterLab resolves (a heading's anchor is its text with spaces as
+dashes).
 """
 
 from __future__ import annotations
@@ -49,18 +51,31 @@ def headings(cells: list[nbformat.NotebookNode]) -> list[str]:
 
 
 # Characters that would make a heading's rendered text differ from its source
-# (inline markup, math, HTML) or a link to it ambiguous (parentheses, #).
-_NOT_PLAIN = re.compile(r"[`*_$\\\[\]<>&#()]|[^\x20-\x7e]")
+# (inline markup, math, HTML) or a link to it ambiguous (#, %, quotes, which
+# browsers and JupyterLab may escape or decode in a fragment).
+_NOT_PLAIN = re.compile(r"[`*_$\\\[\]<>&#%\"]|[^\x20-\x7e]")
+
+
+def _balanced(text: str) -> bool:
+    """Parentheses in matched pairs, as Markdown needs them inside a link's target."""
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def anchor(heading: str) -> str:
     """The fragment JupyterLab gives a heading: the heading's rendered text
     (``textContent``) with each space replaced by a dash.  Only plain
-    headings, whose text is their source, can be linked to."""
-    if _NOT_PLAIN.search(heading):
+    headings, whose text is their source, can be linked to; parentheses, as
+    in "Exercise 1: a dense layer (1 point)", must come in pairs."""
+    if _NOT_PLAIN.search(heading) or not _balanced(heading):
         raise ValueError(
             f"cannot link to the heading {heading!r}: a linked heading must be plain ASCII "
-            "text without markup, math, HTML or parentheses, so that its anchor is predictable."
+            "text without markup, math, HTML, #, % or quotes, and with its parentheses in "
+            "pairs, so that its anchor is predictable and fits in a Markdown link."
         )
     return heading.replace(" ", "-")
 
@@ -120,14 +135,28 @@ implementation whose results match within floating-point tolerance.
 
 
 def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
-    """term -> [(notebook file, heading)], for every term the sources index."""
+    """term -> [(notebook file, heading)], for every term the sources index,
+    in the order of the chapter."""
     terms: dict[str, list[tuple[str, str]]] = {}
     for source in authoring.sources(root):
-        entries = dict(source.module.INDEX)
+        entries = {
+            term: [h] if isinstance(h, str) else list(h) for term, h in source.module.INDEX.items()
+        }
         if source.name.startswith("01"):
-            entries.update(BOOK_INDEX)
-        for term, heading in entries.items():
-            terms.setdefault(term, []).append((f"{source.name}.ipynb", heading))
+            for term, heading in BOOK_INDEX.items():
+                entries.setdefault(term, [])
+                if heading not in entries[term]:
+                    entries[term].insert(0, heading)
+        order = headings(source.cells)
+        for term, places in entries.items():
+            for heading in places:
+                if heading not in order:
+                    raise ValueError(
+                        f"{source.name}: the index sends {term!r} to {heading!r}, which is not "
+                        "a heading of that notebook."
+                    )
+            for heading in sorted(set(places), key=order.index):
+                terms.setdefault(term, []).append((f"{source.name}.ipynb", heading))
     return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
 
 
@@ -140,17 +169,28 @@ def index_notebook(root: Path) -> nbformat.NotebookNode:
         "- [Appendix A: Answers to Exercises](../solutions/appendix_a.ipynb) "
         "(your instructor may release it after the deadline)"
     )
+    numbers = {  # "01_deep_learning.ipynb" -> "1.1", from the title "1.1 Deep Learning"
+        f"{source.name}.ipynb": headings(source.cells)[0].split()[0]
+        for source in authoring.sources(root)
+    }
     lines = []
     for term, places in index_terms(root).items():
-        links = ", ".join(
-            f"[{heading}]({ASSIGNMENT}/{notebook}#{anchor(heading)})"
-            for notebook, heading in places
-        )
-        lines.append(f"- **{term}**: {links}")
+        groups: dict[str, list[str]] = {}  # notebook -> its headings for this term
+        for notebook, heading in places:
+            groups.setdefault(notebook, []).append(heading)
+        texts = []
+        for notebook, found in groups.items():
+            links = ", ".join(
+                f"[{heading}]({ASSIGNMENT}/{notebook}#{anchor(heading)})" for heading in found
+            )
+            number = numbers[notebook]  # "1.2 [The chain rule](...)", not "1.1 [1.1 Deep Learning]"
+            texts.append(links if found[0].startswith(number + " ") else f"{number} {links}")
+        lines.append(f"- **{term}**: " + "; ".join(texts))
     cells = [
         authoring.md("# Chapter 1: contents\n\n" + "\n".join(contents)),
         authoring.md(
-            "# Index\n\nEach term links to the sections that treat it.\n\n" + "\n".join(lines)
+            "# Index\n\nEach term links to the places that treat it, exercises included, "
+            "section by section.\n\n" + "\n".join(lines)
         ),
     ]
     return authoring.build(cells)

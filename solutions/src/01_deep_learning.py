@@ -15,12 +15,21 @@ CELLS = [
     md(r"""
 # 1.1 Deep Learning
 
+**Deep learning** is one branch of **machine learning**, the part of computing
+in which a program is not given rules by its author but adjusts itself to
+examples. In deep learning, the programs that adjust themselves are
+**artificial neural networks**. They owe the name to the brain: a unit of a network, like a nerve cell, adds up
+signals arriving from other units, each weighted by the strength of its
+connection, and passes a response on. The likeness is loose (nothing below
+needs any biology), but it explains the vocabulary of neurons, connections
+and activations.
+
 A neural network is a chain of simple functions called **layers**. Each layer
 takes a vector of numbers, mixes it linearly, and bends the result with a
 fixed nonlinear function. One or two such layers make a *shallow* network;
-**deep learning** stacks tens or hundreds of them, so that each layer can build
+deep learning stacks tens or hundreds of them, so that each layer can build
 on what the previous one extracted: edges, then shapes, then objects, in the
-classic picture.
+classic picture of a network that looks at images.
 
 In this notebook you will see what a single layer computes, why the bending
 (the nonlinearity) is essential, train a deep network on data no straight line
@@ -124,6 +133,12 @@ size of the activations steady: the factor 2 makes up for the ReLU zeroing
 half of its inputs. The plot shows the spread of each layer's activations
 for a 50-layer ReLU network with three choices of the weights' standard
 deviation.
+
+Training meets the same products on the way back: the gradient of the loss
+passes through the same 50 weight matrices in reverse order, so with a poor
+initialisation it too shrinks towards nothing (**vanishing gradients**) or
+blows up (**exploding gradients**), and the first layers learn nothing or
+diverge. Section 1.2 shows the vanishing on a chain of sigmoids.
 """),
     code(r"""
 x_batch = np.random.default_rng(0).standard_normal((256, 64))
@@ -161,7 +176,7 @@ x = np.array([[1.0, 2.0]])
 W = np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]])
 b = np.array([0.1, 0.2, 0.3])
 assert_close(dense(x.copy(), W.copy(), b.copy()), [[2.1, 2.2, 3.3]], name="dense(x, W, b)",
-             mistakes={"add the bias b": x @ W})
+             mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
 print("dense: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1101)
@@ -257,7 +272,11 @@ params = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
           (np.array([[1.0], [-1.0]]), np.array([0.5]))]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
 assert_close(mlp_forward(x.copy(), params, ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
-             mistakes={"no activation after the last layer": [[0.5]]})
+             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
+                       "apply the activation after every layer but the last": [[-8.5]]})
+assert_close(mlp_forward(x.copy(), params, np.tanh), [[np.tanh(-2.0) - np.tanh(7.0) + 0.5]],
+             name="mlp_forward(x, params, np.tanh)",
+             mistakes={"use the activation you are given, not a ReLU of your own": [[-6.5]]})
 print("mlp_forward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 def _reference_mlp(x, params, act):
@@ -303,11 +322,28 @@ def he_init(fan_in, fan_out, rng):
     ### END SOLUTION
 '''),
     tests("test_he_init", 2, r'''
+def through_50_relu_layers(seed):
+    """How much 50 ReLU layers made with he_init change the activations' mean square."""
+    h = np.random.default_rng(1).standard_normal((256, 256))
+    start = np.mean(h ** 2)
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        W, b = he_init(256, 256, rng)
+        h = np.maximum(h @ W + b, 0.0)
+    return np.mean(h ** 2) / start
+
 W, b = he_init(400, 300, np.random.default_rng(0))
 assert_close(np.shape(W), (400, 300), name="the shape of W")
 assert_close(np.shape(b), (300,), name="the shape of b")
+assert_close(b, np.zeros(300), name="b", mistakes={"the biases start at zero": np.ones(300)})
 assert_close(np.std(W), np.sqrt(2 / 400), name="the standard deviation of W", rtol=0.03,
-             mistakes={"use sqrt(2 / fan_in), not sqrt(1 / fan_in) (Xavier)": np.sqrt(1 / 400)})
+             mistakes={"use sqrt(2 / fan_in), not sqrt(1 / fan_in) (Xavier)": np.sqrt(1 / 400),
+                       "divide by fan_in (400, the rows of W), not fan_out (300)": np.sqrt(2 / 300)})
+ratio = through_50_relu_layers(seed=0)
+# He: between 0.05 and 10 for each of 300 random streams tried; Xavier's 1/fan_in: 2**-50
+assert 1e-3 < ratio < 1e3, (
+    f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
+    "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
 print("he_init: visible tests passed")
 ### BEGIN HIDDEN TESTS
 W1, _ = he_init(50, 60, np.random.default_rng(7))
@@ -316,20 +352,14 @@ W3, _ = he_init(50, 60, np.random.default_rng(8))
 assert np.array_equal(W1, W2) and not np.array_equal(W1, W3), (
     "he_init must draw from the generator rng it is given (same rng seed -> same W)")
 assert_close(np.mean(W1), 0.0, name="the mean of W", atol=0.03)
-h = np.random.default_rng(1).standard_normal((256, 256))
-start = np.mean(h ** 2)
-rng = np.random.default_rng(1104)
-for _ in range(50):
-    W, b = he_init(256, 256, rng)
-    h = np.maximum(h @ W + b, 0.0)
-ratio = np.mean(h ** 2) / start
-# He: between 0.05 and 10 for each of 300 random streams tried; Xavier's 1/fan_in: 2**-50
+ratio = through_50_relu_layers(seed=1104)
 assert 1e-3 < ratio < 1e3, (
     f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
     "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
-W, _ = he_init(30, 500, np.random.default_rng(9))
+W, b = he_init(30, 500, np.random.default_rng(9))
 assert_close(np.std(W), np.sqrt(2 / 30), name="the standard deviation of W for fan_in 30, fan_out 500",
              rtol=0.03, mistakes={"divide by fan_in, not fan_out": np.sqrt(2 / 500)})
+assert_close(b, np.zeros(500), name="b for fan_out 500", mistakes={"the biases start at zero": np.ones(500)})
 ### END HIDDEN TESTS
 '''),
 ]
@@ -361,18 +391,31 @@ average. Biases start at zero.
 """,
 }
 
+EX1 = "Exercise 1: a dense layer (1 point)"
+EX2 = "Exercise 2: activation functions (2 points)"
+EX3 = "Exercise 3: the forward pass of a deep network (2 points)"
+EX4 = "Exercise 4: He initialisation (2 points)"
+
+# term -> the headings of the sections that treat it (one or several)
 INDEX = {
-    "deep learning": "1.1 Deep Learning",
-    "layer": "What a layer computes",
-    "dense layer": "What a layer computes",
-    "activation function": "What a layer computes",
-    "ReLU": "What a layer computes",
+    "machine learning": "1.1 Deep Learning",
+    "neural network": "1.1 Deep Learning",
+    "layer": ["What a layer computes", EX3],
+    "dense layer": ["What a layer computes", EX1],
+    "activation function": ["What a layer computes", EX2],
+    "ReLU": ["What a layer computes", EX2],
+    "sigmoid": EX2,
+    "numerical overflow": EX2,
     "nonlinearity": "Why nonlinearity matters",
     "XOR": "Why nonlinearity matters",
-    "deep network": "A deep network on the spirals",
+    "deep network": ["A deep network on the spirals", EX3],
     "decision boundary": "A deep network on the spirals",
+    "forward pass": EX3,
+    "logits": ["Representations, layer by layer", EX3],
     "representation": "Representations, layer by layer",
-    "initialisation": "Depth and initialisation",
-    "He initialisation": "Depth and initialisation",
+    "initialisation": ["Depth and initialisation", EX4],
+    "He initialisation": ["Depth and initialisation", EX4],
     "exploding activations": "Depth and initialisation",
+    "exploding gradients": "Depth and initialisation",
+    "vanishing gradients": "Depth and initialisation",
 }

@@ -7,7 +7,6 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import dlcourse as dl
-from dlcourse import plot
 from dlcourse.gradcheck import GradcheckError, assert_close, numerical_grad
 """
 
@@ -57,15 +56,21 @@ ax.grid(alpha=0.3);
 ## Checking derivatives numerically
 
 A derivative is a limit of difference quotients, so we can approximate it
-with a small step $h$. The **forward difference** $\frac{f(x+h) - f(x)}{h}$
-has an error proportional to $h$; the **central difference**
+with a small step $h$. Taylor's expansion around $x$,
 
-$$f'(x) \approx \frac{f(x+h) - f(x-h)}{2h}$$
+$$f(x \pm h) = f(x) \pm h f'(x) + \frac{h^2}{2} f''(x) \pm \frac{h^3}{6} f'''(x) + \dots,$$
 
-cancels the $h$ term of the Taylor expansion, and its error shrinks like
-$h^2$: ten times smaller $h$, a hundred times smaller error — until $h$ is
-so small that rounding errors of floating-point numbers (about $10^{-16}$
-relative) take over. That is why gradient checks use $h \approx 10^{-5}$ to
+tells how far off each quotient is. The **forward difference**
+$\frac{f(x+h) - f(x)}{h} = f'(x) + \frac{h}{2} f''(x) + \dots$ has an error
+proportional to $h$. In the **central difference**
+
+$$\frac{f(x+h) - f(x-h)}{2h} = f'(x) + \frac{h^2}{6} f'''(x) + \dots$$
+
+the even-order terms, $f(x)$ and $\frac{h^2}{2} f''(x)$ and so on, are the
+same in both expansions and cancel, so the error starts at
+$\frac{h^2}{6} f'''(x)$ and shrinks like $h^2$: ten times smaller $h$, a
+hundred times smaller error — until $h$ is so small that rounding errors of
+floating-point numbers (about $10^{-16}$ relative) take over. That is why gradient checks use $h \approx 10^{-5}$ to
 $10^{-6}$. The slopes of the two lines in the log-log plot below are the
 powers of $h$.
 """),
@@ -106,6 +111,14 @@ $1/4$, so the derivative of a chain of $n$ sigmoids is at most $4^{-n}$: it
 **vanishes** exponentially with depth. The first layers of a deep sigmoid
 network receive almost no gradient and barely learn; this is one reason deep
 networks use ReLU, whose slope is exactly 1 wherever it is active.
+
+The plot also follows a chain of $\tanh$s from the same start. Its line falls
+far more slowly: $\tanh$ has slope 1 at 0 (four times the sigmoid's best),
+and the values passed along the chain drift towards 0, where each factor
+$1 - \tanh^2$ is close to 1. The derivative still shrinks, but like a power
+of $n$ rather than exponentially. That holds only near 0: a few units away
+from 0, $\tanh$ flattens out (saturates) like the sigmoid, and its slope is
+tiny there (0.01 at 3).
 """),
     code(r"""
 depths = np.arange(1, 31)
@@ -120,6 +133,7 @@ for name, fn in [("sigmoid", dl.Tensor.sigmoid), ("tanh", dl.Tensor.tanh)]:
         y.backward()
         grads[name].append(abs(x.grad.item()))
 print(f"dy/dx through 30 sigmoids: {grads['sigmoid'][-1]:.2e} (bound 4^-30 = {4.0 ** -30:.2e})")
+print(f"dy/dx through 30 tanhs:    {grads['tanh'][-1]:.2e}")
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 for name, g in grads.items():
     ax.semilogy(depths, g, "o-", ms=3, label=f"chain of {name}s")
@@ -147,8 +161,9 @@ def numerical_derivative(f, x, h=1e-5):
     tests("test_numerical_derivative", 2, r'''
 x = np.array([0.0, 0.5, 1.0])
 assert_close(numerical_derivative(np.sin, x.copy()), np.cos(x), name="numerical_derivative(np.sin, x)",
-             atol=1e-9, mistakes={"use the central difference (f(x+h) - f(x-h)) / (2h)":
-                                  (np.sin(x + 1e-5) - np.sin(x)) / 1e-5})
+             atol=1e-9, rtol=1e-9, mistakes={"use the central difference (f(x+h) - f(x-h)) / (2h)":
+                                  (np.sin(x + 1e-5) - np.sin(x)) / 1e-5,
+                                  "divide by 2h: the points x+h and x-h are 2h apart": 2 * np.cos(x)})
 print("numerical_derivative: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1201)
@@ -156,11 +171,11 @@ for shape in [(), (4,), (3, 2)]:
     x = rng.uniform(-2, 2, shape)
     cube = lambda u: u ** 3
     h = 1e-3  # the central difference of u^3 is exactly 3u^2 + h^2
-    assert_close(numerical_derivative(cube, np.copy(x), h=h), 3 * x ** 2 + h ** 2, atol=1e-9,
+    assert_close(numerical_derivative(cube, np.copy(x), h=h), 3 * x ** 2 + h ** 2, atol=1e-9, rtol=1e-9,
                  name=f"numerical_derivative(u**3, x, h=1e-3) for x of shape {np.shape(x)}",
                  mistakes={"use the step h you are given": 3 * x ** 2 + 1e-10,
                            "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x ** 2 + h ** 2)})
-    assert_close(numerical_derivative(np.exp, np.copy(x)), np.exp(x), atol=1e-8,
+    assert_close(numerical_derivative(np.exp, np.copy(x)), np.exp(x), atol=1e-8, rtol=1e-8,
                  name=f"numerical_derivative(np.exp, x) for x of shape {np.shape(x)}")
 ### END HIDDEN TESTS
 '''),
@@ -196,6 +211,21 @@ assert_close(sigmoid_prime(x), s * (1 - s), name="sigmoid_prime(x)",
              mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)})
 assert_close(tanh_prime(x), 1 - np.tanh(x) ** 2, name="tanh_prime(x)",
              mistakes={"tanh' = 1 - tanh(x)^2, not 1 - x^2": 1 - x ** 2})
+
+def without_overflow(name, derivative, x):
+    """derivative(x), failing with a hint if numpy warns (overflow, 0/0 or inf - inf)."""
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return derivative(np.copy(x))
+    except FloatingPointError as error:
+        raise GradcheckError(
+            f"{name}(x) warns for x from {np.min(x):.4g} to {np.max(x):.4g}: {error}.\n  hint: "
+            "exp(-x) overflows for x < -709; write sigma(x) as (1 + tanh(x / 2)) / 2, or treat "
+            "x >= 0 and x < 0 separately") from None
+
+far = np.array([-1000.0, 1000.0])
+for name, derivative in [("sigmoid_prime", sigmoid_prime), ("tanh_prime", tanh_prime)]:
+    assert_close(without_overflow(name, derivative, far), [0.0, 0.0], name=f"{name}([-1000, 1000])")
 print("sigmoid_prime and tanh_prime: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1202)
@@ -206,16 +236,12 @@ for shape in [(5,), (3, 4)]:
                  atol=1e-10)
     assert_close(tanh_prime(x), 1 - np.tanh(x) ** 2, name=f"tanh_prime(x) for x of shape {shape}",
                  atol=1e-10)
-far = np.array([-1000.0, 1000.0])
-for name, derivative in [("sigmoid_prime", sigmoid_prime), ("tanh_prime", tanh_prime)]:
-    try:
-        with np.errstate(over="raise", invalid="raise"):
-            at_far = derivative(far.copy())
-    except FloatingPointError as error:
-        raise GradcheckError(
-            f"{name}([-1000, 1000]) warns: {error}.\n  hint: exp(-x) overflows for x < -709; "
-            "write sigma(x) as (1 + tanh(x / 2)) / 2, or treat x >= 0 and x < 0 separately") from None
-    assert_close(at_far, [0.0, 0.0], name=f"{name}([-1000, 1000])")
+x = rng.uniform(-1000, 1000, (4, 5))
+s = 0.5 * (1 + np.tanh(0.5 * x))
+assert_close(without_overflow("sigmoid_prime", sigmoid_prime, x), s * (1 - s), atol=1e-12,
+             name="sigmoid_prime(x) for x in the hundreds")
+assert_close(without_overflow("tanh_prime", tanh_prime, x), 1 - np.tanh(x) ** 2, atol=1e-12,
+             name="tanh_prime(x) for x in the hundreds")
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -240,7 +266,8 @@ x = np.array([0.5, 1.0, 2.0])
 d = chain_rule(np.cos, lambda u: u ** 2, lambda u: 2 * u)  # d/dx sin(x^2)
 assert callable(d), "chain_rule must return a function of x"
 assert_close(d(x.copy()), np.cos(x ** 2) * 2 * x, name="chain_rule(cos, x^2, 2x)(x)",
-             mistakes={"evaluate f' at g(x), not at x": np.cos(x) * 2 * x})
+             mistakes={"evaluate f' at g(x), not at x": np.cos(x) * 2 * x,
+                       "multiply by g'(x): (1.1) has two factors": np.cos(x ** 2)})
 print("chain_rule: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1203)
@@ -287,7 +314,9 @@ f_primes = [np.cos, np.exp]
 assert_close(chain_derivative(fs, f_primes, x.copy()), np.exp(np.sin(x)) * np.cos(x),
              name="chain_derivative([sin, exp], [cos, exp], x)",
              mistakes={"evaluate each f' at the value its link receives, not at x":
-                       np.cos(x) * np.exp(x)})
+                       np.cos(x) * np.exp(x),
+                       "evaluate each f' at the value its link receives (its input), not at its output":
+                       np.cos(np.sin(x)) * np.exp(np.exp(np.sin(x)))})
 print("chain_derivative: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1204)
@@ -319,8 +348,9 @@ assert_close(empty, [1.0, 1.0], name="chain_derivative([], [], x) (the derivativ
 EXPLANATIONS = {
     "numerical_derivative": r"""
 The central difference evaluates `f` at two points $2h$ apart, symmetric
-around `x`; the $f''$ terms of the two Taylor expansions cancel, leaving an
-error of order $h^2$. Because `f` works elementwise, `x + h` shifts every
+around `x`; the even-order terms of the two Taylor expansions (among them
+$\frac{h^2}{2} f''$) cancel, leaving an error of about $\frac{h^2}{6} f'''$,
+of order $h^2$. Because `f` works elementwise, `x + h` shifts every
 element at once and the formula gives every element's derivative.
 """,
     "activation_derivatives": r"""
@@ -342,13 +372,23 @@ from 1 handles the empty chain.
 """,
 }
 
+EX1 = "Exercise 1: the central difference (2 points)"
+EX2 = "Exercise 2: derivatives of activations (2 points)"
+EX3 = "Exercise 3: the chain rule (2 points)"
+EX4 = "Exercise 4: a chain of any length (2 points)"
+
+# term -> the headings of the sections that treat it (one or several)
 INDEX = {
-    "chain rule": "The chain rule",
-    "derivative": "The chain rule",
-    "composition of functions": "The chain rule",
-    "numerical gradient": "Checking derivatives numerically",
-    "central difference": "Checking derivatives numerically",
+    "chain rule": ["The chain rule", EX3, EX4],
+    "derivative": ["The chain rule", EX2],
+    "composition of functions": ["The chain rule", EX4],
+    "numerical gradient": ["Checking derivatives numerically", EX1],
+    "Taylor expansion": "Checking derivatives numerically",
+    "forward difference": "Checking derivatives numerically",
+    "central difference": ["Checking derivatives numerically", EX1],
     "gradient check": "Checking derivatives numerically",
     "vanishing gradients": "Long chains and vanishing gradients",
-    "sigmoid": "Long chains and vanishing gradients",
+    "sigmoid": ["Long chains and vanishing gradients", EX2],
+    "tanh": ["Long chains and vanishing gradients", EX2],
+    "numerical overflow": EX2,
 }

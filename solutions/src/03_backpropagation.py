@@ -4,7 +4,6 @@ from dlcourse.course.authoring import answer, code, md, tests
 
 SETUP = """
 import math
-import sys
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -145,19 +144,46 @@ def linear_backward(dout, x, W):
     ### END SOLUTION
 '''),
     tests("test_linear_backward", 3, r'''
+def check_linear_backward(dout, x, W, b):
+    """linear_backward against the formulas, with hints for misplaced transposes, then
+    against numerical gradients."""
+    try:
+        grads = linear_backward(dout.copy(), x.copy(), W.copy())
+    except ValueError as error:  # numpy: the shapes in a matrix product do not fit
+        raise GradcheckError(
+            f"linear_backward(dout, x, W) raised ValueError: {error}\n  hint: a matrix product "
+            "got shapes that do not fit. Each gradient has the shape of its variable: dx (N, D_in) "
+            "= dout (N, D_out) @ W.T (D_out, D_in), dW (D_in, D_out) = x.T (D_in, N) @ dout "
+            "(N, D_out). Did you forget W.T in dx?") from None
+    if not isinstance(grads, (tuple, list)) or len(grads) != 3:
+        raise GradcheckError("linear_backward must return three arrays: dx, dW, db")
+    for got, name, shape, hint in [
+        (grads[0], "dx", x.shape, "dx has the shape of x: dout @ W.T (did you forget W.T?)"),
+        (grads[1], "dW", W.shape, "dW has the shape of W: x.T @ dout, not dout.T @ x"),
+        (grads[2], "db", b.shape, "db has the shape of b: dout summed over the batch (axis 0)"),
+    ]:
+        if got is not None and np.shape(got) != shape:
+            raise GradcheckError(f"{name} has shape {np.shape(got)} but should have shape {shape}."
+                                 f"\n  hint: {hint}")
+    dx, dW, db = grads
+    square = W.shape[0] == W.shape[1]  # where dout @ W has the right shape but not the right values
+    assert_close(dx, dout @ W.T, name=f"dx for x {x.shape}, W {W.shape}",
+                 mistakes={"dx = dout @ W.T: did you forget the transpose?": dout @ W} if square else {})
+    assert_close(dW, x.T @ dout, name=f"dW for x {x.shape}, W {W.shape}")
+    assert_close(db, dout.sum(axis=0), name=f"db for x {x.shape}, W {W.shape}",
+                 mistakes={"sum dout over the batch, do not average it": dout.mean(axis=0)})
+    check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x.copy(), W.copy()),
+                   {"x": x, "W": W, "b": b}, dout)
+
 rng = np.random.default_rng(0)
 x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
-dout = rng.standard_normal((4, 2))
-check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x, W),
-               {"x": x, "W": W, "b": b}, dout)
+check_linear_backward(rng.standard_normal((4, 2)), x, W, b)
 print("linear_backward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1301)
-for n, d_in, d_out in [(1, 1, 1), (7, 5, 3), (16, 2, 9)]:
+for n, d_in, d_out in [(1, 1, 1), (7, 5, 3), (16, 2, 9), (5, 4, 4)]:
     x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
-    dout = rng.standard_normal((n, d_out))
-    check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x, W),
-                   {"x": x, "W": W, "b": b}, dout)
+    check_linear_backward(rng.standard_normal((n, d_out)), x, W, b)
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -185,10 +211,10 @@ def sigmoid_backward(dout, z):
     tests("test_activation_backward", 2, r'''
 z = np.array([[-1.0, 0.5], [2.0, -0.3]])
 dout = np.array([[1.0, 2.0], [3.0, 4.0]])
-assert_close(relu_backward(dout, z), [[0.0, 2.0], [3.0, 0.0]], name="relu_backward(dout, z)",
+assert_close(relu_backward(dout.copy(), z.copy()), [[0.0, 2.0], [3.0, 0.0]], name="relu_backward(dout, z)",
              mistakes={"multiply dout by the mask z > 0: no gradient flows where the ReLU is off": dout})
 s = 1 / (1 + np.exp(-z))
-assert_close(sigmoid_backward(dout, z), dout * s * (1 - s), name="sigmoid_backward(dout, z)",
+assert_close(sigmoid_backward(dout.copy(), z.copy()), dout * s * (1 - s), name="sigmoid_backward(dout, z)",
              mistakes={"sigmoid'(z) = s (1 - s) with s = sigmoid(z), evaluated at z": dout * z * (1 - z)})
 print("relu_backward and sigmoid_backward: visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -197,8 +223,9 @@ for shape in [(5,), (4, 3), (2, 3, 4)]:
     z = rng.standard_normal(shape)
     z[np.abs(z) < 1e-3] = 0.5  # stay away from the kink of the ReLU
     dout = rng.standard_normal(shape)
-    check_backward(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z), {"z": z}, dout)
-    check_backward(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z), {"z": z}, dout)
+    check_backward(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z.copy()), {"z": z}, dout)
+    check_backward(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z.copy()), {"z": z},
+                   dout)
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -231,8 +258,27 @@ loss, dlogits = softmax_cross_entropy(logits.copy(), y.copy())
 p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 assert_close(loss, -np.mean(np.log(p[[0, 1], y])), name="the loss",
              mistakes={"average over the batch (mean), do not sum": -np.sum(np.log(p[[0, 1], y]))})
-check_grad(lambda L: softmax_cross_entropy(L, y)[0], lambda L: softmax_cross_entropy(L, y)[1],
-           logits, name="logits")
+check_grad(lambda L: softmax_cross_entropy(L, y.copy())[0],
+           lambda L: softmax_cross_entropy(L, y.copy())[1], logits, name="logits")
+
+def without_warnings(logits, y):
+    """softmax_cross_entropy(logits, y), failing with a hint if numpy warns."""
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            return softmax_cross_entropy(logits.copy(), y.copy())
+    except FloatingPointError as error:
+        raise GradcheckError(
+            f"softmax_cross_entropy warns for logits in the thousands: {error}.\n  hint: subtract "
+            "each row's maximum before exp, and take log-probabilities as shifted - "
+            "log(sum(exp(shifted))) rather than the log of probabilities that may underflow to 0"
+        ) from None
+
+loss, dlogits = without_warnings(np.array([[1000.0, -1000.0, 999.0], [-5000.0, 5000.0, 0.0]]),
+                                 np.array([2, 1]))
+assert_close(loss, (1 + np.log1p(np.exp(-1))) / 2, name="the loss for logits in the thousands")
+q = 0.25 * (1 + np.tanh(0.5))  # sigmoid(1) / N: the weight of logit 1000 against 999, over N = 2
+assert_close(dlogits, [[q, 0.0, -q], [0.0, 0.0, 0.0]],
+             name="dlogits for logits in the thousands", atol=1e-12)
 print("softmax_cross_entropy: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1303)
@@ -242,21 +288,15 @@ for n, c in [(1, 2), (8, 5), (32, 10)]:
     loss, _ = softmax_cross_entropy(logits.copy(), y.copy())
     assert_close(loss, expected, name=f"the loss for logits of shape {(n, c)}",
                  mistakes={"average over the batch (mean), do not sum": expected * n})
-    check_grad(lambda L: softmax_cross_entropy(L, y)[0], lambda L: softmax_cross_entropy(L, y)[1],
-               logits, name=f"logits of shape {(n, c)}")
-big = np.array([[1000.0, -1000.0, 999.0], [-5000.0, 5000.0, 0.0]])
-try:
-    with np.errstate(over="raise", invalid="raise", divide="raise"):
-        loss, dlogits = softmax_cross_entropy(big.copy(), np.array([2, 1]))
-except FloatingPointError as error:
-    raise GradcheckError(
-        f"softmax_cross_entropy warns for logits in the thousands: {error}.\n  hint: subtract each "
-        "row's maximum before exp, and take log-probabilities as shifted - log(sum(exp(shifted))) "
-        "rather than the log of probabilities that may underflow to 0") from None
-assert_close(loss, (1 + np.log1p(np.exp(-1))) / 2, name="the loss for logits in the thousands")
-q = 0.25 * (1 + np.tanh(0.5))  # sigmoid(1) / N: the weight of logit 1000 against 999, over N = 2
-assert_close(dlogits, [[q, 0.0, -q], [0.0, 0.0, 0.0]],
-             name="dlogits for logits in the thousands", atol=1e-12)
+    check_grad(lambda L: softmax_cross_entropy(L, y.copy())[0],
+               lambda L: softmax_cross_entropy(L, y.copy())[1], logits, name=f"logits of shape {(n, c)}")
+big, y = rng.standard_normal((6, 4)) * 3000, rng.integers(0, 4, 6)
+shifted = big - big.max(axis=1, keepdims=True)
+log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+loss, dlogits = without_warnings(big, y)
+assert_close(loss, -log_probs[np.arange(6), y].mean(), name="the loss for random logits in the thousands")
+assert_close(dlogits, (np.exp(log_probs) - np.eye(4)[y]) / 6, atol=1e-12,
+             name="dlogits for random logits in the thousands")
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -336,11 +376,11 @@ for sizes, n in [([4, 3], 5), ([2, 8, 8, 3], 10), ([5, 6, 6, 6, 6, 6, 6, 2], 7)]
               for m, k in zip(sizes, sizes[1:])]
     x, y = rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n)
     compare_with_engine(x, y, params)
-    W1 = params[0][0].copy()
-    def loss_of_first_weights(W):
-        return mlp_loss_and_grads(x, y, [(W, params[0][1])] + params[1:])[0]
-    check_grad(loss_of_first_weights, lambda W: mlp_loss_and_grads(x, y, [(W, params[0][1])] + params[1:])[1][0][0],
-               W1, name=f"W of layer 1 in a network of sizes {sizes}")
+    def with_first_weights(W):  # fresh copies for every call: the answer may change its arguments
+        rest = [(V.copy(), c.copy()) for V, c in params[1:]]
+        return mlp_loss_and_grads(x.copy(), y.copy(), [(W, params[0][1].copy())] + rest)
+    check_grad(lambda W: with_first_weights(W)[0], lambda W: with_first_weights(W)[1][0][0],
+               params[0][0], name=f"W of layer 1 in a network of sizes {sizes}")
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -476,6 +516,37 @@ t = math.tanh(2.0 * -3.0 + 2.0)
 assert_close(a.grad, (1 - t * t) * (-3.0 + 1.0), name="a.grad for tanh(a*b + a)",
              mistakes={"accumulate with +=: a is used twice": (1 - t * t) * -3.0})
 assert_close(b.grad, (1 - t * t) * 2.0, name="b.grad for tanh(a*b + a)")
+
+ORDER = ("a node's _backward ran before all its consumers had added into its grad: call _backward "
+         "in reverse topological order (each node after every node that was computed from it)")
+
+def with_order_hint(check):
+    """Run check(); a failure gains ORDER's hint (the local derivatives passed above)."""
+    try:
+        check()
+    except GradcheckError as error:
+        raise GradcheckError(f"{error}\n  hint: {ORDER}") from None
+
+p = Value(0.7)
+s = p * p
+out = s + s.tanh().tanh()  # s reaches out directly and through two tanh: paths of different lengths
+out.backward()
+t1 = math.tanh(0.49)
+expected = 2 * 0.7 * (1 + (1 - math.tanh(t1) ** 2) * (1 - t1 ** 2))
+with_order_hint(lambda: assert_close(p.grad, expected, name="p.grad for out = s + tanh(tanh(s)), s = p*p"))
+
+x = Value(0.3)
+y = x
+for _ in range(5000):
+    y = y * 1.0 + 0.0
+try:
+    y.backward()
+except RecursionError:
+    raise GradcheckError(
+        "backward() hit Python's recursion limit on a chain of 10,000 operations.\n  hint: build the "
+        "topological order with an explicit stack (a list you push to and pop from), not recursion"
+    ) from None
+assert_close(x.grad, 1.0, name="x.grad at the start of a chain of 10,000 operations")
 print("Value: visible tests passed")
 ### BEGIN HIDDEN TESTS
 def numerical(f, xs, i, h=1e-6):
@@ -499,18 +570,19 @@ for _ in range(3):
         assert_close(vs[i].grad, numerical(lambda *u: expression(*u, "math"), xs, i), atol=1e-6,
                      name=f"{name}.grad in a graph where values are reused")
 
-x = Value(0.3)
-y = x
-for _ in range(5000):
-    y = y * 1.0 + 0.0
-try:
-    y.backward()
-except RecursionError:
-    raise AssertionError(
-        "backward() hit Python's recursion limit on a chain of 10,000 operations: build the "
-        "topological order with an explicit stack (a list you push to and pop from), not recursion"
-    ) from None
-assert_close(x.grad, 1.0, name="x.grad at the start of a chain of 10,000 operations")
+def uneven(p, q, lib):  # p and q reach the output along paths of different lengths
+    tanh = (lambda v: v.tanh()) if lib == "value" else math.tanh
+    s = p * q
+    return s + tanh(tanh(s)) * q + tanh(tanh(tanh(s * p)))
+
+for _ in range(3):
+    xs = [float(v) for v in rng.uniform(-1.2, 1.2, 2)]
+    vs = [Value(v) for v in xs]
+    uneven(*vs, "value").backward()
+    for i, name in enumerate("pq"):
+        with_order_hint(lambda: assert_close(
+            vs[i].grad, numerical(lambda *u: uneven(*u, "math"), xs, i), atol=1e-6,
+            name=f"{name}.grad in a graph with paths of different lengths"))
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -519,6 +591,13 @@ assert_close(x.grad, 1.0, name="x.grad at the start of a chain of 10,000 operati
 With your backpropagation and gradient descent step, a network learns. The
 cell below trains a two-hidden-layer network on the spirals with full-batch
 gradient descent, using only your functions, and plots the loss.
+
+Every step uses the whole data set, so nothing random shakes the curve: with
+learning rate 0.3 the loss falls at every step. The learning rate is a
+compromise. Change it to 0.5 and the curve, faster overall, jumps up a few
+times early on: a step overshoots the bottom of a steep, narrow valley of the
+loss and lands higher up the far side. At 5, the first steps throw the
+weights so far that the loss never recovers.
 """),
     code(r"""
 X, labels = data.spirals(n_per_class=80, n_classes=3, seed=1)
@@ -529,7 +608,7 @@ try:
     losses = []
     for step in range(1500):
         loss, grads = mlp_loss_and_grads(X, labels, weights)
-        weights = sgd_step(weights, grads, lr=0.5)
+        weights = sgd_step(weights, grads, lr=0.3)
         losses.append(loss)
 except NotImplementedError:
     print("Complete exercises 1 to 5 first: this cell trains with your functions.")
@@ -596,17 +675,29 @@ length work.
 """,
 }
 
+EX1 = "Exercise 1: the dense layer (3 points)"
+EX2 = "Exercise 2: backward through activations (2 points)"
+EX3 = "Exercise 3: softmax cross-entropy (3 points)"
+EX4 = "Exercise 4: backpropagation through a deep network (4 points)"
+EX5 = "Exercise 5: a gradient descent step (1 point)"
+EX6 = "Exercise 6: an autodiff engine of your own (4 points)"
+
+# term -> the headings of the sections that treat it (one or several)
 INDEX = {
-    "backpropagation": "1.3 Backpropagation",
-    "computational graph": "A computational graph",
-    "local derivative": "A computational graph",
+    "backpropagation": ["1.3 Backpropagation", "The backward pass, from the last layer to the first", EX4],
+    "computational graph": ["A computational graph", EX6],
+    "local derivative": ["A computational graph", EX6],
     "forward pass": "The forward pass stores intermediates",
-    "softmax": "The forward pass stores intermediates",
-    "cross-entropy loss": "The forward pass stores intermediates",
-    "backward pass": "The backward pass, from the last layer to the first",
+    "softmax": ["The forward pass stores intermediates", EX3],
+    "cross-entropy loss": ["The forward pass stores intermediates", EX3],
+    "numerical overflow": EX3,
+    "backward pass": ["The backward pass, from the last layer to the first", EX1, EX4],
     "gradient": "The backward pass, from the last layer to the first",
-    "topological order": "Exercises",
-    "automatic differentiation": "Exercises",
-    "gradient descent": "Training with your own gradients",
-    "learning rate": "Training with your own gradients",
+    "dense layer": EX1,
+    "ReLU": EX2,
+    "sigmoid": EX2,
+    "topological order": EX6,
+    "automatic differentiation": ["A computational graph", EX6],
+    "gradient descent": [EX5, "Training with your own gradients"],
+    "learning rate": [EX5, "Training with your own gradients"],
 }
