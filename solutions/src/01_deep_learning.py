@@ -215,8 +215,10 @@ def sigmoid(z):
 z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
 assert_close(relu(z), [0.0, 0.0, 0.0, 0.5, 2.0], name="relu(z)",
              mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
+assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after relu(z) (relu must not change its input)")
 assert_close(sigmoid(z), 1 / (1 + np.exp(-z)), name="sigmoid(z)",
              mistakes={"sigma(z) = 1 / (1 + exp(-z)): check the sign": 1 / (1 + np.exp(z))})
+assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after sigmoid(z) (sigmoid must not change its input)")
 try:
     with np.errstate(over="raise", invalid="raise"):
         big = sigmoid(np.array([-1000.0, 1000.0]))
@@ -271,10 +273,11 @@ x = np.array([[1.0, -1.0]])
 params = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
           (np.array([[1.0], [-1.0]]), np.array([0.5]))]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
-assert_close(mlp_forward(x.copy(), params, ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
+fresh = lambda: [(W.copy(), b.copy()) for W, b in params]  # the answer may change its arguments
+assert_close(mlp_forward(x.copy(), fresh(), ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
              mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
                        "apply the activation after every layer but the last": [[-8.5]]})
-assert_close(mlp_forward(x.copy(), params, np.tanh), [[np.tanh(-2.0) - np.tanh(7.0) + 0.5]],
+assert_close(mlp_forward(x.copy(), fresh(), np.tanh), [[np.tanh(-2.0) - np.tanh(7.0) + 0.5]],
              name="mlp_forward(x, params, np.tanh)",
              mistakes={"use the activation you are given, not a ReLU of your own": [[-6.5]]})
 print("mlp_forward: visible tests passed")

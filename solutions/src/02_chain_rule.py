@@ -207,9 +207,9 @@ def tanh_prime(x):
     tests("test_activation_derivatives", 2, r'''
 x = np.array([-1.0, 0.0, 2.0])
 s = 1 / (1 + np.exp(-x))
-assert_close(sigmoid_prime(x), s * (1 - s), name="sigmoid_prime(x)",
+assert_close(sigmoid_prime(x.copy()), s * (1 - s), name="sigmoid_prime(x)",
              mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)})
-assert_close(tanh_prime(x), 1 - np.tanh(x) ** 2, name="tanh_prime(x)",
+assert_close(tanh_prime(x.copy()), 1 - np.tanh(x) ** 2, name="tanh_prime(x)",
              mistakes={"tanh' = 1 - tanh(x)^2, not 1 - x^2": 1 - x ** 2})
 
 def without_overflow(name, derivative, x):
@@ -232,9 +232,9 @@ rng = np.random.default_rng(1202)
 for shape in [(5,), (3, 4)]:
     x = rng.uniform(-6, 6, shape)
     s = 0.5 * (1 + np.tanh(0.5 * x))
-    assert_close(sigmoid_prime(x), s * (1 - s), name=f"sigmoid_prime(x) for x of shape {shape}",
+    assert_close(sigmoid_prime(x.copy()), s * (1 - s), name=f"sigmoid_prime(x) for x of shape {shape}",
                  atol=1e-10)
-    assert_close(tanh_prime(x), 1 - np.tanh(x) ** 2, name=f"tanh_prime(x) for x of shape {shape}",
+    assert_close(tanh_prime(x.copy()), 1 - np.tanh(x) ** 2, name=f"tanh_prime(x) for x of shape {shape}",
                  atol=1e-10)
 x = rng.uniform(-1000, 1000, (4, 5))
 s = 0.5 * (1 + np.tanh(0.5 * x))
