@@ -27,8 +27,14 @@ NOTEBOOK = "02_chain_rule.ipynb"
 ANSWERS = {a.grade_id: a.code for a in appendix.answers(ROOT)}
 CORRECT = ANSWERS["chain_rule"]
 WRONG = CORRECT.replace("f_prime(g(x)) * g_prime(x)", "f_prime(x) * g_prime(x)")
+# right values, but exp overflows (and warns) for large negative x: the test's
+# np.errstate(over="raise") must reach the kernel, where the student's code runs
+OVERFLOWS = ANSWERS["activation_derivatives"].replace(
+    "s = 0.5 * (1.0 + np.tanh(0.5 * x))", "s = 1.0 / (1.0 + np.exp(-x))"
+)
+assert ANSWERS["activation_derivatives"] != OVERFLOWS
 FULL = 8.0
-LOSE_ONE = 6.0  # the chain rule exercise lost, the three others kept
+LOSE_ONE = 6.0  # one exercise lost (2 points), the three others kept
 
 if sandbox.unavailable():
     pytest.skip(f"grading tests need the sandbox: {sandbox.unavailable()}", allow_module_level=True)
@@ -50,6 +56,7 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
     return {
         "honest": ({}, FULL),
         "partial": ({"chain_rule": WRONG}, LOSE_ONE),
+        "overflow": ({"activation_derivatives": OVERFLOWS}, LOSE_ONE),
         "loop": ({"chain_rule": "while True:\n    pass"}, LOSE_ONE),
         "memory": ({"chain_rule": "hog = bytearray(8 * 1024 ** 3)\n" + CORRECT}, LOSE_ONE),
         "exit": ({"chain_rule": "import sys\nsys.exit(1)\n" + CORRECT}, LOSE_ONE),

@@ -85,11 +85,30 @@ def test_the_student_gets_copies_and_calls_back_the_tests_functions(pair: tuple)
         "rng = np.random.default_rng(0)\n"
         "w1, w2 = draw(rng), draw(rng)\n",
     )
-    assert ns["x"].tolist() == [1.0, 1.0, 1.0]  # the test's array is untouched
+    assert ns["x"].tolist() == [0.0, 0.0, 0.0]  # changed in place, as within one process
     assert ns["y"].tolist() == [0.0, 0.0, 0.0]
     assert ns["z"].tolist() == [5.0]
     # the generator stays the test's: two calls draw different numbers
     assert not np.array_equal(ns["w1"], ns["w2"])
+
+
+def test_a_call_behaves_as_within_one_process(pair: tuple) -> None:
+    """Error state, warnings and in-place changes cross the channel, so a test
+    scores the same under dlcourse grade as under plain nbgrader."""
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "def naive_sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n"
+        "def shift(params):\n    for W, b in params:\n        W -= 1\n    return None\n",
+        student,
+    )
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        run(grader, "naive_sigmoid(np.array([-1000.0]))")
+    with pytest.warns(RuntimeWarning, match="overflow encountered in exp"):
+        ns = run(grader, "s = naive_sigmoid(np.array([-1000.0, 0.0]))")
+    assert ns["s"].tolist() == [0.0, 0.5]
+    ns = run(grader, "params = [(np.ones(2), np.zeros(1))]\nshift(params)")
+    assert ns["params"][0][0].tolist() == [0.0, 0.0]
 
 
 def test_exceptions_keep_their_type_and_message(pair: tuple) -> None:

@@ -15,8 +15,12 @@ string dtype (as ``.npy`` bytes read with ``allow_pickle=False``), and lists,
 tuples and dicts of data; anything else travels as a handle. Nothing is
 unpickled and nothing received is executed, so whatever the student's code
 does to its own process, it can only change the data its answers return.
-Data is copied: a student's function that mutates its arguments changes its
-copies, not the test's.
+
+A call behaves as it would inside one process, as under plain nbgrader: the
+student's function runs under the test's numpy error state (``np.errstate``),
+the warnings it raises are raised again in the grader (where a warning in a
+test cell counts as output on stderr), and arrays it changes in place are
+changed in the test too (the arguments travel as copies and come back).
 
 What the kernel may ask of the grader's objects is narrow: call a callable the
 test gave it (not a builtin such as ``eval`` or ``open``, not a class or a
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import io
 import json
 import operator
@@ -35,13 +40,16 @@ import struct
 import threading
 import time
 import types
-from collections.abc import Callable, MutableMapping
+import warnings
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import numpy as np
 
 MAX_MESSAGE = 64 * 1024 * 1024  # bytes; a larger answer is refused
 MAX_DEPTH = 64  # nesting of lists, tuples and dicts
+MAX_WARNINGS = 20  # per request; more are dropped
+_ERROR_MODES = ("ignore", "warn", "raise", "print")  # np.errstate values the kernel accepts
 _HEADER = struct.Struct("!Q")
 _DATA_KINDS = "biufcSU"  # numpy dtype kinds that travel as .npy bytes
 
@@ -329,6 +337,8 @@ class Channel:
         message = {"id": ident, "op": op}
         for key, value in fields.items():
             message[key] = value if key in ("name", "reflected") else self.encode(value)
+        if self.trusted:
+            message["errstate"] = np.geterr()
         self._send(message)
         while True:
             reply = self._recv()
@@ -337,25 +347,43 @@ class Channel:
                 continue
             if reply.get("id") != ident:
                 self._break("the kernel broke the protocol")
+            if self.trusted:
+                _warn_again(reply.get("warnings"))
             if "error" in reply:
                 name, text = reply["error"]
                 raise _remote_exception(str(name), str(text)[:2000])
             try:
+                if self.trusted and op == "call" and "after" in reply:
+                    _write_back(
+                        [fields.get("args"), fields.get("kwargs")], self.decode(reply["after"])
+                    )
                 return self.decode(reply.get("ok"))
             except (ValueError, KeyError, TypeError) as error:
                 self._break(f"the kernel sent a malformed answer ({error})")
 
     def _serve(self, message: dict) -> None:
+        reply: dict[str, Any] = {"id": message.get("id")}
+        caught: list[warnings.WarningMessage] = []
         try:
-            result = self.encode(self._perform(message))
-            reply = {"id": message.get("id"), "ok": result}
+            with _as_asked(message, record=not self.trusted) as caught:
+                result, after = self._perform(message)
+            reply["ok"] = self.encode(result)
+            if after is not None:
+                reply["after"] = self.encode(after)
         except BaseException as error:  # the other side's question failed; it hears why
             if isinstance(error, ChannelBroken | KeyboardInterrupt):
                 raise
-            reply = {"id": message.get("id"), "error": [type(error).__name__, str(error)[:2000]]}
+            reply.pop("ok", None)
+            reply["error"] = [type(error).__name__, str(error)[:2000]]
+        if caught:
+            reply["warnings"] = [
+                [w.category.__name__, str(w.message)[:2000]] for w in caught[:MAX_WARNINGS]
+            ]
         self._send(reply)
 
-    def _perform(self, message: dict) -> Any:
+    def _perform(self, message: dict) -> tuple[Any, Any]:
+        """The answer to ``message``, and for a call served to the grader, the
+        arguments as the call left them (the student may change them in place)."""
         op = message.get("op")
         if op == "lookup":
             if self.namespace is None:
@@ -363,14 +391,18 @@ class Channel:
             name = str(message.get("name"))
             if name not in self.namespace:
                 raise NameError(f"name {name!r} is not defined")
-            return self.namespace[name]
+            return self.namespace[name], None
         target = self.decode(message["target"]) if message.get("target") is not None else None
         if op == "call":
             args = self.decode(message.get("args", {"l": []}))
             kwargs = self.decode(message.get("kwargs", {"d": []}))
             if self.trusted:
                 _check_callable(target)
-            return target(*args, **kwargs)
+                return target(*args, **kwargs), None
+            return target(*args, **kwargs), [args, kwargs]
+        return self._perform_other(op, target, message), None
+
+    def _perform_other(self, op: Any, target: Any, message: dict) -> Any:
         if op == "getattr":
             name = str(message.get("name"))
             if self.trusted and (
@@ -403,6 +435,55 @@ class Channel:
                 return
             if "op" in message:
                 self._serve(message)
+
+
+@contextlib.contextmanager
+def _as_asked(message: dict, record: bool) -> Iterator[list[warnings.WarningMessage]]:
+    """Serve a request under the numpy error state the grader sent, recording
+    the warnings raised meanwhile (the kernel's end only)."""
+    with contextlib.ExitStack() as stack:
+        state = message.get("errstate")
+        if (
+            record
+            and type(state) is dict
+            and set(state) <= {"divide", "over", "under", "invalid"}
+            and all(v in _ERROR_MODES for v in state.values())
+        ):
+            stack.enter_context(np.errstate(**state))
+        if not record:
+            yield []
+            return
+        caught = stack.enter_context(warnings.catch_warnings(record=True))
+        warnings.simplefilter("always")
+        yield caught
+
+
+def _warn_again(received: Any) -> None:
+    """Raise in the grader the warnings the student's code raised in the kernel."""
+    for item in received if type(received) is list else []:
+        if type(item) is list and len(item) == 2:
+            category = getattr(builtins, str(item[0]), None)
+            if not (isinstance(category, type) and issubclass(category, Warning)):
+                category = RuntimeWarning
+            warnings.warn(str(item[1])[:2000], category, stacklevel=3)
+
+
+def _write_back(sent: Any, returned: Any) -> None:
+    """Copy into the test's arrays what the student's call did to them in place."""
+    if isinstance(sent, np.ndarray) and isinstance(returned, np.ndarray):
+        if (
+            sent.shape == returned.shape
+            and sent.dtype.kind in "biufc"
+            and sent.flags.writeable
+            and not np.array_equal(sent, returned, equal_nan=True)
+        ):
+            sent[...] = returned
+    elif isinstance(sent, list | tuple) and isinstance(returned, list | tuple):
+        for s, r in zip(sent, returned):
+            _write_back(s, r)
+    elif isinstance(sent, dict) and isinstance(returned, dict):
+        for key in sent.keys() & returned.keys():
+            _write_back(sent[key], returned[key])
 
 
 def _check_callable(target: Any) -> None:
