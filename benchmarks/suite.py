@@ -207,14 +207,14 @@ def interleaved(
     all: blocks of ``block`` calls of one step, the steps' blocks interleaved
     (A B C A B C ...), so that drift on a shared machine affects all alike,
     while each step runs warm, as in a training loop, rather than just after
-    another library has flushed the caches."""
-    for step in steps.values():
-        step()  # warm up
+    another library has flushed the caches: every block starts with one call
+    that is not timed."""
     samples: dict[str, list[float]] = {name: [] for name in steps}
     deadline = time.perf_counter() + budget
     rounds = 0
     while rounds < 5 or (time.perf_counter() < deadline and rounds < 2000):
         for name, step in steps.items():
+            step()  # warm up, untimed
             start = time.perf_counter()
             for _ in range(block):
                 step()
