@@ -44,7 +44,12 @@ def check(path: Path, timeout: int = 120) -> list[Row]:
             continue
         errors = [o for o in cell.outputs if o.output_type == "error"]
         stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
-        if errors:
+        if errors and errors[0].ename == "NotImplementedError" and not errors[0].evalue:
+            message = (
+                "NotImplementedError: not answered yet (replace `raise NotImplementedError()` in "
+                "its answer cell with your code)"
+            )
+        elif errors:
             message = f"{errors[0].ename}: {errors[0].evalue}".strip()
         elif stderr:
             message = "wrote to stderr (the grader counts that as a failure): " + stderr[0].text
