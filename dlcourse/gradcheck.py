@@ -60,8 +60,8 @@ def numerical_grad(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1
     """
     __tracebackhide__ = True
     x = _checked_float_array("numerical_grad", x)
-    _output_shape("numerical_grad", f, x, ())
-    return numerical_vjp(f, x, 1.0, eps)
+    _output_shape("numerical_grad", f, x)
+    return _vjp(f, x, np.ones(()), eps)
 
 
 def numerical_vjp(
@@ -70,12 +70,17 @@ def numerical_vjp(
     """The vector-Jacobian product ``dout . df/dx`` by central differences.
 
     For array-valued ``f`` this is what a ``backward(dout)`` must return for
-    ``x``: the gradient of ``sum(f(x) * dout)``.
+    ``x``: the gradient of ``sum(f(x) * dout)``.  ``dout`` has the shape of
+    ``f(x)``, or broadcasts to it (a number weights every output alike).
     """
     __tracebackhide__ = True
     x = _checked_float_array("numerical_vjp", x)
     dout = np.asarray(dout, dtype=float)
     _output_shape("numerical_vjp", f, x, dout.shape)
+    return _vjp(f, x, dout, eps)
+
+
+def _vjp(f: Callable[[np.ndarray], Any], x: np.ndarray, dout: np.ndarray, eps: float) -> np.ndarray:
     grad = np.zeros(x.shape, dtype=np.float64)
     for i in np.ndindex(x.shape):
         grad[i] = _central_difference(lambda: np.sum(np.asarray(f(x.copy())) * dout), x, i, eps)
@@ -93,15 +98,30 @@ def _checked_float_array(where: str, x: Any) -> np.ndarray:
     return x
 
 
-def _output_shape(where: str, f: Callable[[np.ndarray], Any], x: np.ndarray, shape: tuple) -> None:
-    """Raise unless ``f(x)`` has ``shape`` (one element will do for a scalar)."""
+def _output_shape(
+    where: str, f: Callable[[np.ndarray], Any], x: np.ndarray, dout: tuple | None = None
+) -> None:
+    """Raise unless ``f(x)`` is a single number (``dout`` None), or has an
+    output that a ``dout`` of that shape weights without adding elements."""
     __tracebackhide__ = True
+    if x.size == 0:
+        return  # nothing to perturb, nothing to check
     out = np.shape(f(x.copy()))
-    if out != shape and not (shape == () and np.prod(out) == 1):
-        wanted = "a single number" if shape == () else f"shape {shape}, the shape of dout"
+    if dout is None:
+        if np.prod(out) != 1:
+            raise ValueError(
+                f"{where}: f(x) has shape {out}, but it must be a single number "
+                "(a loss: reduce it with .sum() or .mean())."
+            )
+        return
+    try:
+        fits = np.prod(np.broadcast_shapes(out, dout)) == np.prod(out)
+    except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(
-            f"{where}: f(x) has shape {out}, but it must be {wanted}"
-            + (" (a loss: reduce it with .sum() or .mean())." if shape == () else ".")
+            f"{where}: f(x) has shape {out} and dout has shape {dout}; dout must have the "
+            "shape of f(x) (or broadcast to it without adding elements)."
         )
 
 
@@ -505,7 +525,7 @@ def check_grad(
     """Check a hand-written gradient ``grad_f(x)`` of a scalar function ``f(x)``."""
     __tracebackhide__ = True
     x = _checked_float_array("check_grad", np.array(x, dtype=float))
-    _output_shape("check_grad", f, x, ())
+    _output_shape("check_grad", f, x)
     analytical = _as_gradient(grad_f(x.copy()), x, name, "grad_f(x)")
     _compare(
         [_Input(name, x, analytical)],

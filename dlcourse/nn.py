@@ -180,7 +180,7 @@ class Module:
 
     def _all_parameters(self, prefix: str) -> Iterator[tuple[str, Tensor]]:
         for name, value in _attributes(self, Tensor):
-            if value.requires_grad:
+            if value.requires_grad and value.is_leaf:  # not a result kept from a forward pass
                 yield prefix + name, value
         for name, child in self.named_children():
             yield from child._all_parameters(prefix + name + ".")

@@ -633,9 +633,13 @@ def _reflected(
 def _check_axis(op: str, axis: int | tuple[int, ...] | None, shape: tuple[int, ...]) -> None:
     for ax in () if axis is None else axis if isinstance(axis, tuple) else (axis,):
         if not -len(shape) <= ax < len(shape):
+            valid = (
+                f"use 0 to {len(shape) - 1}, or a negative axis counting from the end"
+                if shape
+                else "a single number has no axes; leave axis=None"
+            )
             raise ShapeError(
-                f"{op}: axis {ax} is out of range for a tensor of shape {shape}: use 0 to "
-                f"{len(shape) - 1}, or a negative axis counting from the end."
+                f"{op}: axis {ax} is out of range for a tensor of shape {shape}: {valid}."
             )
 
 

@@ -57,8 +57,10 @@ def test_numerical_grad_and_vjp() -> None:
 
 def test_numerical_gradients_check_the_output_shape() -> None:
     x = np.array([0.5, 1.0, 2.0])
-    with pytest.raises(ValueError, match=r"f\(x\) has shape \(3,\), but it must be shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"f\(x\) has shape \(3,\) and dout has shape \(3, 1\)"):
         numerical_vjp(np.sin, x, np.ones((3, 1)))
+    assert np.allclose(numerical_vjp(np.sin, x, 2.0), 2 * np.cos(x))  # a number weights all
+    assert numerical_grad(lambda v: v.max(), np.zeros(0)).shape == (0,)
     with pytest.raises(ValueError, match=r"must be a single number.*\.sum\(\)"):
         numerical_grad(np.sin, x)
     with pytest.raises(ValueError, match=r"check_grad: f\(x\) has shape \(3,\)"):

@@ -7,9 +7,11 @@ so these tests are fast and check the protocol itself.
 
 from __future__ import annotations
 
+import collections
 import json
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -111,6 +113,31 @@ def test_a_call_behaves_as_within_one_process(pair: tuple) -> None:
     assert ns["params"][0][0].tolist() == [0.0, 0.0]
 
 
+def test_only_arrays_changed_in_place_come_back(pair: tuple) -> None:
+    """Reordering or rebinding the items of a list changes no array of the
+    test's; an array passed twice and changed once ends as changed once."""
+    grader, student = pair
+    exec(
+        "def reverse(caches):\n    caches.reverse()\n    return caches\n"
+        "def rebind(params):\n    params[0] = params[0] - 1\n    return params\n"
+        "def bump_first(a, b):\n    a += 1\n    return b\n",
+        student,
+    )
+    ns = run(
+        grader,
+        "W1, W2 = np.zeros(2), np.ones(2)\n"
+        "back = reverse([W1, W2])\n"
+        "W = np.ones(2)\n"
+        "rebound = rebind([W])\n"
+        "x = np.zeros(2)\n"
+        "b = bump_first(x, x)\n",
+    )
+    assert ns["W1"].tolist() == [0.0, 0.0] and ns["W2"].tolist() == [1.0, 1.0]
+    assert ns["back"][0].tolist() == [1.0, 1.0]
+    assert ns["W"].tolist() == [1.0, 1.0] and ns["rebound"][0].tolist() == [0.0, 0.0]
+    assert ns["x"].tolist() == [1.0, 1.0]
+
+
 def test_exceptions_keep_their_type_and_message(pair: tuple) -> None:
     grader, student = pair
     exec(
@@ -181,3 +208,38 @@ def test_oversized_answers_are_refused(raw: tuple) -> None:
     theirs.sendall(remote._HEADER.pack(remote.MAX_MESSAGE + 1))
     with pytest.raises(remote.ChannelBroken, match="over the"):
         grader.request("lookup", name="x")
+
+
+def reply(theirs: socket.socket, message: dict) -> None:
+    """Answer the grader's first request from the bare kernel socket."""
+    size = remote._HEADER.unpack(theirs.recv(remote._HEADER.size))[0]
+    request = json.loads(theirs.recv(size))
+    data = json.dumps({"id": request["id"], **message}).encode()
+    theirs.sendall(remote._HEADER.pack(len(data)) + data)
+
+
+def test_a_kernel_cannot_write_where_the_test_sent_no_array(raw: tuple) -> None:
+    grader, theirs = raw
+    secret = np.zeros(2)
+    sent = {"config": collections.OrderedDict(W=secret)}  # travels as a handle, not as data
+    target = remote.Proxy(grader, 1)
+    hostile = grader.encode([[[1, "config", "W"], np.full(2, 666.0)]])  # kwargs["config"]["W"]
+    thread = threading.Thread(target=reply, args=(theirs, {"ok": None, "changed": hostile}))
+    thread.start()
+    with pytest.raises(remote.ChannelBroken, match="malformed"):
+        target(**sent)
+    thread.join(5)
+    assert secret.tolist() == [0.0, 0.0]
+
+
+def test_warnings_from_the_kernel_are_capped(raw: tuple) -> None:
+    grader, theirs = raw
+    flood = [["RuntimeWarning", "x" * 5000]] * 1000
+    thread = threading.Thread(target=reply, args=(theirs, {"ok": 1, "warnings": flood}))
+    thread.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert grader.request("lookup", name="x") == 1
+    thread.join(5)
+    assert len(caught) == remote.MAX_WARNINGS
+    assert all(len(str(w.message)) == 2000 for w in caught)

@@ -444,6 +444,8 @@ def test_shape_errors_name_the_operation_and_the_operands_in_order() -> None:
         leaf((2, 3)).sum(axis=(0, -3))
     with pytest.raises(ShapeError, match=r"max: axis 2 is out of range"):
         leaf((2, 3)).max(axis=2)
+    with pytest.raises(ShapeError, match=r"single number has no axes; leave axis=None"):
+        Tensor(2.0).sum(axis=0)
     with pytest.raises(ShapeError, match=r"transpose: axes \(0, 0\)"):
         leaf((2, 3)).transpose(0, 0)
 

@@ -347,29 +347,31 @@ class Channel:
                 continue
             if reply.get("id") != ident:
                 self._break("the kernel broke the protocol")
-            if self.trusted:
-                _warn_again(reply.get("warnings"))
             if "error" in reply:
+                if self.trusted:
+                    _warn_again(reply.get("warnings"))
                 name, text = reply["error"]
                 raise _remote_exception(str(name), str(text)[:2000])
             try:
-                if self.trusted and op == "call" and "after" in reply:
-                    _write_back(
-                        [fields.get("args"), fields.get("kwargs")], self.decode(reply["after"])
-                    )
-                return self.decode(reply.get("ok"))
-            except (ValueError, KeyError, TypeError) as error:
+                answer = self.decode(reply.get("ok"))
+                if self.trusted and op == "call" and "changed" in reply:
+                    sent = [fields.get("args"), fields.get("kwargs")]
+                    _write_back(sent, self.decode(reply["changed"]))
+            except (ValueError, KeyError, TypeError, EOFError) as error:
                 self._break(f"the kernel sent a malformed answer ({error})")
+            if self.trusted:
+                _warn_again(reply.get("warnings"))
+            return answer
 
     def _serve(self, message: dict) -> None:
         reply: dict[str, Any] = {"id": message.get("id")}
         caught: list[warnings.WarningMessage] = []
         try:
             with _as_asked(message, record=not self.trusted) as caught:
-                result, after = self._perform(message)
+                result, changed = self._perform(message)
             reply["ok"] = self.encode(result)
-            if after is not None:
-                reply["after"] = self.encode(after)
+            if changed:
+                reply["changed"] = self.encode(changed)
         except BaseException as error:  # the other side's question failed; it hears why
             if isinstance(error, ChannelBroken | KeyboardInterrupt):
                 raise
@@ -381,9 +383,10 @@ class Channel:
             ]
         self._send(reply)
 
-    def _perform(self, message: dict) -> tuple[Any, Any]:
+    def _perform(self, message: dict) -> tuple[Any, list | None]:
         """The answer to ``message``, and for a call served to the grader, the
-        arguments as the call left them (the student may change them in place)."""
+        arrays among its arguments that the call changed in place, as
+        ``[path, array]`` pairs (see :func:`_arrays`)."""
         op = message.get("op")
         if op == "lookup":
             if self.namespace is None:
@@ -399,7 +402,14 @@ class Channel:
             if self.trusted:
                 _check_callable(target)
                 return target(*args, **kwargs), None
-            return target(*args, **kwargs), [args, kwargs]
+            before = [(path, a, a.copy()) for path, a in _arrays([args, kwargs])]
+            result = target(*args, **kwargs)
+            changed = [
+                [list(path), a]
+                for path, a, copy in before
+                if not np.array_equal(a, copy, equal_nan=a.dtype.kind in "fc")
+            ]
+            return result, changed
         return self._perform_other(op, target, message), None
 
     def _perform_other(self, op: Any, target: Any, message: dict) -> Any:
@@ -441,26 +451,25 @@ class Channel:
 def _as_asked(message: dict, record: bool) -> Iterator[list[warnings.WarningMessage]]:
     """Serve a request under the numpy error state the grader sent, recording
     the warnings raised meanwhile (the kernel's end only)."""
+    if not record:
+        yield []
+        return
     with contextlib.ExitStack() as stack:
         state = message.get("errstate")
-        if (
-            record
-            and type(state) is dict
-            and set(state) <= {"divide", "over", "under", "invalid"}
-            and all(v in _ERROR_MODES for v in state.values())
-        ):
-            stack.enter_context(np.errstate(**state))
-        if not record:
-            yield []
-            return
-        caught = stack.enter_context(warnings.catch_warnings(record=True))
-        warnings.simplefilter("always")
-        yield caught
+        if type(state) is dict:  # the modes a kernel can honour on its own ("call" cannot)
+            wanted = {
+                k: v
+                for k, v in state.items()
+                if k in ("divide", "over", "under", "invalid") and v in _ERROR_MODES
+            }
+            stack.enter_context(np.errstate(**wanted))
+        # the kernel's own filters decide, as they would for a test run in the kernel
+        yield stack.enter_context(warnings.catch_warnings(record=True))
 
 
 def _warn_again(received: Any) -> None:
     """Raise in the grader the warnings the student's code raised in the kernel."""
-    for item in received if type(received) is list else []:
+    for item in received[:MAX_WARNINGS] if type(received) is list else []:
         if type(item) is list and len(item) == 2:
             category = getattr(builtins, str(item[0]), None)
             if not (isinstance(category, type) and issubclass(category, Warning)):
@@ -468,22 +477,40 @@ def _warn_again(received: Any) -> None:
             warnings.warn(str(item[1])[:2000], category, stacklevel=3)
 
 
-def _write_back(sent: Any, returned: Any) -> None:
-    """Copy into the test's arrays what the student's call did to them in place."""
-    if isinstance(sent, np.ndarray) and isinstance(returned, np.ndarray):
-        if (
-            sent.shape == returned.shape
-            and sent.dtype.kind in "biufc"
-            and sent.flags.writeable
-            and not np.array_equal(sent, returned, equal_nan=True)
-        ):
-            sent[...] = returned
-    elif isinstance(sent, list | tuple) and isinstance(returned, list | tuple):
-        for s, r in zip(sent, returned):
-            _write_back(s, r)
-    elif isinstance(sent, dict) and isinstance(returned, dict):
-        for key in sent.keys() & returned.keys():
-            _write_back(sent[key], returned[key])
+def _arrays(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, np.ndarray]]:
+    """(path, array) for every numeric array in data as it travels, through
+    exact lists, tuples and dicts (their string and int keys), as
+    :meth:`Channel.encode` sends them."""
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biufc":
+        yield path, data
+    elif type(data) in (list, tuple):
+        for i, item in enumerate(data):
+            yield from _arrays(item, (*path, i))
+    elif type(data) is dict:
+        for key, item in data.items():
+            if type(key) in (str, int):
+                yield from _arrays(item, (*path, key))
+
+
+def _write_back(sent: Any, changed: Any) -> None:
+    """Copy into the test's arrays what the student's call did to them in
+    place: ``changed`` holds ``[path, array]`` pairs, a path leading through
+    the arguments as they were sent to a numeric array of the same shape and
+    dtype."""
+    if type(changed) is not list:
+        raise ValueError("malformed list of changed arguments")
+    targets = dict(_arrays(sent))
+    for item in changed:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not list:
+            raise ValueError("malformed changed argument")
+        path, array = tuple(item[0]), item[1]
+        target = targets.get(path)
+        if target is None or type(array) is not np.ndarray:
+            raise ValueError(f"no array of the test's at {path}")
+        if target.shape != array.shape or target.dtype != array.dtype:
+            raise ValueError(f"the array at {path} came back with another shape or dtype")
+        if target.flags.writeable:
+            target[...] = array
 
 
 def _check_callable(target: Any) -> None:
