@@ -18,9 +18,9 @@ CELLS = [
 **Deep learning** is one branch of **machine learning**, the part of computing
 in which a program is not given rules by its author but adjusts itself to
 examples. In deep learning, the programs that adjust themselves are
-**artificial neural networks**. They owe the name to the brain: a unit of a network, like a nerve cell, adds up
-signals arriving from other units, each weighted by the strength of its
-connection, and passes a response on. The likeness is loose (nothing below
+**artificial neural networks**. They owe the name to the brain: a unit of a
+network, like a nerve cell, adds up signals arriving from other units, each
+weighted by the strength of its connection, and passes a response on. The likeness is loose (nothing below
 needs any biology), but it explains the vocabulary of neurons, connections
 and activations.
 

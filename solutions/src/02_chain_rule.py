@@ -70,9 +70,9 @@ the even-order terms, $f(x)$ and $\frac{h^2}{2} f''(x)$ and so on, are the
 same in both expansions and cancel, so the error starts at
 $\frac{h^2}{6} f'''(x)$ and shrinks like $h^2$: ten times smaller $h$, a
 hundred times smaller error — until $h$ is so small that rounding errors of
-floating-point numbers (about $10^{-16}$ relative) take over. That is why gradient checks use $h \approx 10^{-5}$ to
-$10^{-6}$. The slopes of the two lines in the log-log plot below are the
-powers of $h$.
+floating-point numbers (about $10^{-16}$ relative) take over. That is why
+gradient checks use $h \approx 10^{-5}$ to $10^{-6}$. The slopes of the two
+lines in the log-log plot below are the powers of $h$.
 """),
     code(r"""
 f, f_prime, x0 = np.tanh, lambda u: 1 - np.tanh(u) ** 2, 0.7
