@@ -379,7 +379,8 @@ def grading_throughput(root: Path, students: int = 6) -> dict[str, float]:
 
     import nbformat
 
-    from dlcourse.course import appendix, grading, sandbox
+    from dlcourse.course import appendix, grading
+    from dlcourse.course.grading import sandbox
     from dlcourse.course.release import tool_environment
 
     answers = {a.grade_id: a.code for a in appendix.answers(root)}

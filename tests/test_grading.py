@@ -19,8 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dlcourse.course import appendix, grading, sandbox
+from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
+from dlcourse.course.grading import sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dlcourse.course import remote
+from dlcourse.course.grading import remote
 
 
 @pytest.fixture

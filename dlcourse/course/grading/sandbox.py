@@ -2,7 +2,7 @@
 
 The grader starts each kernel through a Jupyter kernelspec whose command is
 
-    unshare --net --mount --propagation private -- python -m dlcourse.course.sandbox
+    unshare --net --mount --propagation private -- python -m dlcourse.course.grading.sandbox
         --hide PATH ... --uid UID --memory MB --nproc N --connection FILE
         -- python -m ipykernel_launcher -f FILE
 
@@ -89,12 +89,12 @@ def write_kernelspec(
         "--",
         sys.executable,
         "-m",
-        "dlcourse.course.sandbox",
+        "dlcourse.course.grading.sandbox",
     ]
     for path in hide:
         argv += ["--hide", str(path)]
     # what the kernel must be able to read: the virtual environment and dlcourse itself
-    for path in (Path(sys.prefix), Path(__file__).resolve().parents[1]):
+    for path in (Path(sys.prefix), Path(__file__).resolve().parents[2]):
         argv += ["--expose", str(path)]
     argv += [
         "--uid",
@@ -177,7 +177,7 @@ def _limit(memory_mb: int, nproc: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Confine this process as described above, then run the kernel command."""
-    parser = argparse.ArgumentParser(prog="python -m dlcourse.course.sandbox")
+    parser = argparse.ArgumentParser(prog="python -m dlcourse.course.grading.sandbox")
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--expose", type=Path, action="append", default=[])
     parser.add_argument("--uid", type=int, required=True)

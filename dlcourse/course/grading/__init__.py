@@ -13,7 +13,7 @@ runs it safely and at scale, and moves the verdicts out of the student's reach.
    a copy of the submission and a private copy of an empty gradebook (made
    once by ``nbgrader generate_assignment`` and cached), graded by one
    ``nbgrader autograde`` in its own process, its kernels confined by
-   :mod:`dlcourse.course.sandbox`. Workers never touch the real gradebook.
+   :mod:`dlcourse.course.grading.sandbox`. Workers never touch the real gradebook.
    (If that run loses the submission, as nbgrader does when one notebook
    fails beyond recovery, each notebook is graded again on its own.)
 3. **Verdicts outside the kernel.** nbgrader's execution step is replaced by
@@ -23,7 +23,7 @@ runs it safely and at scale, and moves the verdicts out of the student's reach.
    cells run on both sides); the names it does not define are looked up in
    the kernel and come back as plain data (numbers, arrays) or as handles
    whose calls and operators are again requests to the kernel
-   (:mod:`dlcourse.course.remote`). The kernel belongs to the student: code
+   (:mod:`dlcourse.course.grading.remote`). The kernel belongs to the student: code
    there can rebind ``assert_close``, patch numpy or ``dlcourse.gradcheck``,
    rewrite the cells it is sent, swallow exceptions or forge the kernel's
    replies. None of that reaches the test, which only ever sees what the
@@ -80,8 +80,8 @@ from nbgrader.preprocessors import Execute
 from sqlalchemy.exc import SAWarning
 from traitlets import Integer, Unicode
 
-from dlcourse.course import remote, sandbox
 from dlcourse.course.authoring import ASSIGNMENT
+from dlcourse.course.grading import remote, sandbox
 from dlcourse.course.release import tool_environment
 
 MAX_NOTEBOOK_BYTES = 5 * 1024 * 1024
@@ -478,7 +478,7 @@ class ConfinedExecute(Execute):
     never does: its source, read from the gradebook (never from the
     submission), runs in this process against a :class:`remote.TrustedNamespace`
     whose unknown names are the student's objects in the kernel, reached
-    through :mod:`dlcourse.course.remote`. Its outputs, and so nbgrader's
+    through :mod:`dlcourse.course.grading.remote`. Its outputs, and so nbgrader's
     score, are this process's. The setup cells (locked, not graded) run on both
     sides, so the tests have their own numpy, ``assert_close`` and library.
 
@@ -561,7 +561,7 @@ class ConfinedExecute(Execute):
             listener.listen(1)
             listener.settimeout(self.startup_timeout)
             code = (
-                "import dlcourse.course.remote as _dlcourse_remote\n"
+                "import dlcourse.course.grading.remote as _dlcourse_remote\n"
                 f"_dlcourse_remote.serve_in_thread({self.socket_path!r}, get_ipython().user_ns)\n"
                 "del _dlcourse_remote"
             )
