@@ -19,9 +19,9 @@ from bs4 import BeautifulSoup
 from fixtures.browser import artefacts_folder, browser_context
 
 from dlcourse.course import book as bookmod
-from dlcourse.course.authoring import ASSIGNMENT
 from dlcourse.course.book import BookError, build_book
 from dlcourse.course.cli import main
+from dlcourse.course.layout import ASSIGNMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["01_deep_learning", "02_chain_rule", "03_backpropagation"]

@@ -23,7 +23,7 @@ from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
 from dlcourse.course import appendix, release
-from dlcourse.course.authoring import ASSIGNMENT
+from dlcourse.course.layout import ASSIGNMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = sorted((ROOT / "notebooks" / ASSIGNMENT).glob("*.ipynb"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 from dlcourse.course import authoring
-from dlcourse.course.authoring import ASSIGNMENT
+from dlcourse.course.layout import ASSIGNMENT
 
 APPENDIX = Path("solutions") / "appendix_a.ipynb"
 INDEX = Path("notebooks") / "index.ipynb"

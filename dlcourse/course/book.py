@@ -47,7 +47,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 from dlcourse.course import appendix, authoring
-from dlcourse.course.authoring import ASSIGNMENT
+from dlcourse.course.layout import ASSIGNMENT
 
 MARKER = ".dlcourse-book"  # marks a folder as a book this module built, safe to replace
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

@@ -93,12 +93,12 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import grading
-    from dlcourse.course.authoring import ASSIGNMENT
+    from dlcourse.course.layout import Layout
 
     root = course_root(args.root)
+    layout = Layout.of(root)
     if args.from_downloads:
-        names = grading.expected_notebooks(root)
-        filed, problems = grading.collect(root, Path(args.from_downloads), names)
+        filed, problems = grading.collect(root, Path(args.from_downloads))
         for path in filed:
             print(f"filed {path}")
         for problem in problems:
@@ -106,10 +106,12 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     options = grading.Options(
         workers=args.workers,
         timeout=args.timeout,
+        notebook_timeout=args.notebook_timeout,
         memory_mb=args.memory,
         students=args.student,
         force=args.force,
         unsafe=args.unsafe,
+        scheduler=args.scheduler,
     )
     bar = grading.ProgressBar()
     try:
@@ -124,8 +126,8 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     )
     if summary.graded:
         print(
-            f"gradebook: {root / 'gradebook.db'}; grades: {root / 'grades.csv'}; "
-            f"feedback: {root / 'feedback'}/<student>/{ASSIGNMENT}/"
+            f"gradebook: {layout.gradebook}; grades: {layout.grades_csv}; "
+            f"feedback: {layout.feedback('<student>')}/"
         )
     if summary.problems:
         print("\nproblems:")
@@ -172,11 +174,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="notebooks graded at once (default: the number of cores)",
     )
     grd.add_argument("--timeout", type=int, default=60, help="seconds per cell (default 60)")
+    grd.add_argument(
+        "--notebook-timeout",
+        type=int,
+        default=900,
+        help="seconds per notebook, all its cells together (default 900)",
+    )
     grd.add_argument("--memory", type=int, default=2048, help="MB per kernel (default 2048)")
     grd.add_argument("--student", action="append", help="grade only this student (repeatable)")
     grd.add_argument("--force", action="store_true", help="regrade students already graded")
     grd.add_argument(
         "--unsafe", action="store_true", help="grade even where student code cannot be confined"
+    )
+    grd.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)",
     )
     grd.add_argument(
         "--from-downloads",

@@ -8,36 +8,19 @@ temporary copy of the course) -> Appendix A and the index.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import nbformat
 
-from dlcourse.course import appendix, authoring
-from dlcourse.course.authoring import ASSIGNMENT
-
-
-class ReleaseError(RuntimeError):
-    """nbgrader could not generate the learner notebooks."""
-
-
-def tool_environment() -> dict[str, str]:
-    """The environment for running nbgrader: this Python's bin/ first on PATH
-    (nbgrader runs ``alembic`` as a command)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-    return env
+from dlcourse.course import appendix, authoring, nbgrader_cli
+from dlcourse.course.layout import Layout
 
 
 def build_solutions(root: Path, execute: bool = True) -> list[str]:
     """Write ``solutions/ch01/*.ipynb`` from their sources; the paths that changed."""
     changed = []
-    folder = root / "solutions" / ASSIGNMENT
+    folder = Layout.of(root).solutions
     for source in authoring.sources(root):
         nb = authoring.build(source.cells)
         if execute:
@@ -52,23 +35,11 @@ def build_solutions(root: Path, execute: bool = True) -> list[str]:
 def generate(root: Path) -> dict[str, nbformat.NotebookNode]:
     """The learner notebooks nbgrader makes from ``solutions/ch01``, by file name."""
     with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
-        course = Path(tmp)
-        shutil.copy2(root / "nbgrader_config.py", course)
-        shutil.copytree(root / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
-        result = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force"],
-            cwd=course,
-            env=tool_environment(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        released = sorted((course / "notebooks" / ASSIGNMENT).glob("*.ipynb"))
-        if result.returncode != 0 or not released:
-            raise ReleaseError(
-                "nbgrader generate_assignment failed:\n" + result.stdout + result.stderr
-            )
-        return {p.name: authoring.normalise(nbformat.read(p, as_version=4)) for p in released}
+        made = nbgrader_cli.generate_assignment(Layout.of(root), Path(tmp) / "course")
+        return {
+            p.name: authoring.normalise(nbformat.read(p, as_version=4))
+            for p in made.released_notebooks()
+        }
 
 
 def release(root: Path) -> list[str]:
@@ -77,7 +48,7 @@ def release(root: Path) -> list[str]:
     Returns the paths that changed."""
     changed = build_solutions(root)
     for name, nb in generate(root).items():
-        path = root / "notebooks" / ASSIGNMENT / name
+        path = Layout.of(root).release / name
         if authoring.write(nb, path):
             changed.append(str(path.relative_to(root)))
     changed += appendix.build(root)
@@ -98,12 +69,12 @@ def stale(root: Path) -> list[str]:
     solution notebooks aside, which nbval checks)."""
     out = []
     for source in authoring.sources(root):
-        path = root / "solutions" / ASSIGNMENT / f"{source.name}.ipynb"
+        path = Layout.of(root).solutions / f"{source.name}.ipynb"
         built = authoring.build(source.cells)
         if not path.exists() or _without_outputs(nbformat.read(path, 4)) != _without_outputs(built):
             out.append(str(path.relative_to(root)))
     for name, nb in generate(root).items():
-        path = root / "notebooks" / ASSIGNMENT / name
+        path = Layout.of(root).release / name
         if not path.exists() or path.read_text() != nbformat.writes(nb) + "\n":
             out.append(str(path.relative_to(root)))
     out += appendix.stale(root)

@@ -1,47 +1,76 @@
-"""How a student's kernel is confined while it is graded (Linux).
+"""How a student's kernel is confined while it is graded (Linux, as root).
 
-The grader starts each kernel through a Jupyter kernelspec whose command is
+This file uses the standard library only: the grader runs it as a script,
+``python -I -S sandbox.py ...``, between ``unshare`` and the kernel, so a
+kernel's start pays for no imports. Each kernel is started as
 
-    unshare --net --mount --propagation private -- python -m dlcourse.course.grading.sandbox
-        --hide PATH ... --uid UID --memory MB --nproc N --connection FILE
-        -- python -m ipykernel_launcher -f FILE
+    unshare --net --mount --ipc --propagation private --
+        python -I -S sandbox.py --runtime DIR --uid UID --hide PATH ...
+            -- python -m ipykernel_launcher -f FILE
 
-``unshare`` gives the kernel its own network namespace (no interfaces up,
-so no network at all) and its own mount namespace. This module, still root
-inside those namespaces, then
+``unshare`` gives the kernel its own network namespace (no interfaces up, so
+no network at all), mount namespace and IPC namespace (no System V or POSIX
+shared memory, semaphores or message queues shared with anyone). Before the
+kernel starts, the grader mounts a size-limited tmpfs as the kernel's
+*runtime folder*, owned by the kernel's user: the connection file, the
+sockets, the kernel's home and its working folder are there, and it is
+unmounted when the kernel is gone. Then :func:`main`, still root inside the
+new namespaces,
 
-1. hides what the student must not read: an empty read-only tmpfs is mounted
-   over each hidden folder (``solutions/``, the submissions, the gradebook's
-   folder...) and ``/dev/null`` over each hidden file;
-2. sets resource limits: address space (memory), number of processes (a
-   fork bomb stops there), core dumps off;
-3. makes the Python interpreter reachable if it lives in a closed folder
+1. hides what the student must not read: an empty read-only tmpfs over each
+   hidden folder (``solutions/``, the submissions, the grader's scratch
+   folders...), ``/dev/null`` over each hidden file;
+2. makes the Python interpreter reachable if it lives in a closed folder
    (pyenv under /root, say) by binding it alone into an empty tmpfs;
-4. hands the connection file and a home folder (with matplotlib's font
-   cache prepared) to the kernel's user and drops to that unprivileged user
-   (no supplementary groups), then runs the kernel.
+3. makes every mount read-only except the runtime folder, and mounts fresh,
+   size-limited tmpfs on ``/tmp``, ``/var/tmp`` and ``/dev/shm``: whatever the
+   kernel writes is private to it and gone with it, so no file outlives
+   grading or reaches the next student;
+4. sets resource limits (address space, processes, core dumps off) and a
+   clean environment (no figures rendered, one BLAS thread), drops to the
+   kernel's unprivileged user (no supplementary groups) and runs the kernel
+   in its working folder.
 
-The kernel talks to the grader over Unix sockets (Jupyter's ``ipc``
-transport) in a runtime folder the kernel's user may write to; it can write
-only there and in its working folder (a scratch copy of the submission).
+Each kernel has a user of its own, from :class:`KernelUsers`, so that
+:func:`kill_user` ends exactly what that kernel started.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import ctypes
+import fcntl
 import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-KERNEL_NAME = "dlcourse-sandbox"
+KERNEL_UIDS = range(62000, 63000)  # unprivileged users for kernels, one per live kernel
+RUNTIME = Path("/run/dlcourse")  # kernels' runtime folders: outside every temporary folder
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # the world-writable folders a kernel gets afresh
+NO_FIGURES = "module://dlcourse.course.grading.nofigures"
+
+# mount(2) flags, and the statvfs(3) flags they correspond to when remounting
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_NOATIME, MS_NODIRATIME = 32, 4096, 16384, 1024, 2048
+MS_RELATIME = 1 << 21
+MNT_DETACH = 2
+_KEPT_ON_REMOUNT = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
 
 
 @dataclass(frozen=True)
@@ -50,10 +79,15 @@ class Limits:
 
     memory_mb: int = 2048
     nproc: int = 256  # threads count too: numpy, zmq and ipykernel start a few dozen
+    disk_mb: int = 128  # each of its writable folders (runtime, /tmp, /var/tmp, /dev/shm)
+
+
+class SandboxError(RuntimeError):
+    """The kernel could not be confined as asked; it does not start."""
 
 
 def unavailable() -> str | None:
-    """Why the sandbox cannot be set up here, or None when it can."""
+    """Why kernels cannot be confined here, or None when they can."""
     if platform.system() != "Linux":
         return f"the sandbox needs Linux namespaces; this is {platform.system()}"
     if os.geteuid() != 0:
@@ -65,74 +99,130 @@ def unavailable() -> str | None:
     if shutil.which("unshare") is None:
         return "the `unshare` command (util-linux) is not installed"
     probe = subprocess.run(
-        ["unshare", "--net", "--mount", "--propagation", "private", "--", "true"],
-        capture_output=True,
-        text=True,
-        check=False,
+        [*UNSHARE, "true"], capture_output=True, text=True, check=False, timeout=30
     )
     if probe.returncode != 0:
-        return f"`unshare --net --mount` failed here: {probe.stderr.strip()}"
+        return f"`{' '.join(UNSHARE)} true` failed here: {probe.stderr.strip()}"
     return None
 
 
-def write_kernelspec(
-    folder: Path, hide: Sequence[Path], uid: int, limits: Limits, mplconfig: Path
-) -> Path:
-    """Write the sandboxed kernelspec into ``folder/kernels/``; returns ``folder``,
-    which goes on JUPYTER_PATH."""
-    argv = [
-        "unshare",
-        "--net",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        sys.executable,
-        "-m",
-        "dlcourse.course.grading.sandbox",
-    ]
+UNSHARE = ["unshare", "--net", "--mount", "--ipc", "--propagation", "private", "--"]
+
+
+# ------------------------------------------------------------------ host side
+class KernelUsers:
+    """Unprivileged users for kernels, each held through a lock file while its
+    kernel lives, so that no two live kernels (of this run or of another
+    grading run on the machine) ever share a user, or kill each other."""
+
+    def __init__(self, folder: Path = RUNTIME / "users"):
+        self.folder = folder
+
+    @contextmanager
+    def acquire(self) -> Iterator[int]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for uid in KERNEL_UIDS:
+            fd = os.open(self.folder / f"{uid}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            try:
+                kill_user(uid)  # whatever an earlier run may have left
+                yield uid
+            finally:
+                kill_user(uid)
+                os.close(fd)
+            return
+        raise SandboxError("no free kernel users: too many kernels at once")
+
+
+def kill_user(uid: int, spare: int | None = None) -> int:
+    """Kill every process of ``uid`` but ``spare`` (a kernel's forks outliving
+    the cell that made them, or the kernel itself); how many there were."""
+    found = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            owner = next(
+                line for line in status.read_text().splitlines() if line.startswith("Uid:")
+            )
+            pid = int(status.parent.name)
+            if int(owner.split()[1]) == uid and pid != spare:
+                found += 1
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, StopIteration, ValueError):
+            continue  # the process ended meanwhile
+    return found
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    result = _libc.mount(
+        source.encode(), target.encode(), fstype.encode() if fstype else None, flags, data.encode()
+    )
+    if result != 0:
+        error = ctypes.get_errno()
+        raise SandboxError(f"mount {source} on {target} failed: {os.strerror(error)}")
+
+
+def _umount(target: str) -> None:
+    _libc.umount2(target.encode(), MNT_DETACH)
+
+
+def make_runtime(uid: int | None, mplconfig: Path, disk_mb: int) -> Path:
+    """A kernel's runtime folder: its connection file, sockets, home (with
+    matplotlib's font cache prepared, so building it prints nothing) and
+    working folder. Confined (``uid`` given): a tmpfs of ``disk_mb`` under
+    :data:`RUNTIME`, owned by the kernel's user. Otherwise a temporary folder."""
+    if uid is None:
+        runtime = Path(tempfile.mkdtemp(prefix="dlcourse-kernel-"))
+    else:
+        RUNTIME.mkdir(mode=0o711, parents=True, exist_ok=True)
+        runtime = Path(tempfile.mkdtemp(prefix="k", dir=RUNTIME))  # short: sockets live here
+        _mount("dlcourse-kernel", str(runtime), "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={disk_mb}m,mode=0700")  # fmt: skip
+    shutil.copytree(mplconfig, runtime / "home" / "matplotlib")
+    (runtime / "home" / "ipython").mkdir()
+    (runtime / "work").mkdir()
+    if uid is not None:
+        for path in [runtime, *runtime.rglob("*")]:
+            os.chown(path, uid, uid)
+    return runtime
+
+
+def remove_runtime(runtime: Path) -> None:
+    """Unmount (if confined) and remove a runtime folder whose kernel is gone."""
+    if runtime.parent == RUNTIME:
+        _umount(str(runtime))
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def command(
+    runtime: Path, uid: int, limits: Limits, hide: Sequence[Path], kernel: Sequence[str]
+) -> list[str]:
+    """The command that starts ``kernel`` confined (see the module's docstring)."""
+    argv = [*UNSHARE, sys.executable, "-I", "-S", str(Path(__file__).resolve())]
     for path in hide:
         argv += ["--hide", str(path)]
-    # what the kernel must be able to read: the virtual environment and dlcourse itself
-    for path in (Path(sys.prefix), Path(__file__).resolve().parents[2]):
+    # what the kernel must be able to read: the Python installation, the virtual
+    # environment and dlcourse itself
+    for path in {Path(sys.base_prefix), Path(sys.prefix), Path(__file__).resolve().parents[3]}:
         argv += ["--expose", str(path)]
-    argv += [
-        "--uid",
-        str(uid),
-        "--memory",
-        str(limits.memory_mb),
-        "--nproc",
-        str(limits.nproc),
-        "--mplconfig",
-        str(mplconfig),
-        "--connection",
-        "{connection_file}",
-        "--",
-        sys.executable,
-        "-m",
-        "ipykernel_launcher",
-        "-f",
-        "{connection_file}",
-    ]
-    spec = {
-        "argv": argv,
-        "display_name": "Python 3 (dlcourse sandbox)",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    target = folder / "kernels" / KERNEL_NAME
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "kernel.json").write_text(json.dumps(spec, indent=1))
-    return folder
+    argv += ["--runtime", str(runtime), "--uid", str(uid)]
+    argv += ["--memory", str(limits.memory_mb), "--nproc", str(limits.nproc)]
+    argv += ["--disk", str(limits.disk_mb), "--path", os.environ.get("PATH", os.defpath)]
+    return [*argv, "--", *kernel]
 
 
+# ---------------------------------------------------------------- kernel side
 def _hide(path: Path) -> None:
-    if path.is_dir():
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=4k,mode=0555", "hidden", str(path)], check=True
-        )
-    elif path.exists():
-        subprocess.run(["mount", "--bind", "/dev/null", str(path)], check=True)
+    if path.is_dir() and not path.is_symlink():
+        _mount("hidden", str(path), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
+    elif path.is_file() and not path.is_symlink():
+        _mount("/dev/null", str(path), None, MS_BIND)
 
 
 def _closed_ancestor(path: Path) -> Path | None:
@@ -155,17 +245,43 @@ def _expose(paths: Sequence[Path]) -> None:
             below.setdefault(closed, []).append(path)
     for closed, inside in below.items():
         staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
-        subprocess.run(["mount", "--bind", str(closed), str(staging)], check=True)
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "mode=0755", "exposed", str(closed)], check=True
-        )
+        _mount(str(closed), str(staging), None, MS_BIND | MS_REC)
+        _mount("exposed", str(closed), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
         for path in inside:
-            (closed / path.relative_to(closed)).mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                ["mount", "--bind", str(staging / path.relative_to(closed)), str(path)], check=True
-            )
-        subprocess.run(["umount", "-l", str(staging)], check=True)
+            path.mkdir(parents=True, exist_ok=True)
+            _mount(str(staging / path.relative_to(closed)), str(path), None, MS_BIND | MS_REC)
+        _umount(str(staging))
         staging.rmdir()
+
+
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            field = line.split()[4]  # octal escapes for spaces and the like
+            points.append(field.encode().decode("unicode_escape").encode("latin-1").decode())
+    return points
+
+
+def _read_only_everywhere(writable: Path) -> None:
+    """Every mount read-only (keeping its other flags) but ``writable``'s."""
+    for point in _mount_points():
+        if Path(point) == writable or Path(point).is_relative_to(writable):
+            continue
+        try:
+            kept = os.statvfs(point).f_flag
+        except OSError:
+            continue  # covered by a later mount
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(ms for st, ms in _KEPT_ON_REMOUNT.items() if kept & st)
+        _mount("none", point, None, flags)
+
+
+def _private_tmp(disk_mb: int) -> None:
+    for folder in PRIVATE_TMP:
+        if Path(folder).is_dir():
+            _mount("private", str(Path(folder).resolve()), "tmpfs", MS_NOSUID | MS_NODEV,
+                   f"size={disk_mb}m,mode=1777")  # fmt: skip
 
 
 def _limit(memory_mb: int, nproc: int) -> None:
@@ -175,39 +291,54 @@ def _limit(memory_mb: int, nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def kernel_environment(runtime: Path, path: str) -> dict[str, str]:
+    """The kernel's whole environment: nothing of the grader's leaks in."""
+    home = runtime / "home"
+    return {
+        "PATH": path,
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "MPLCONFIGDIR": str(home / "matplotlib"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYTHONNOUSERSITE": "1",
+        # figures are made but never rendered: nobody sees them while grading
+        "MPLBACKEND": NO_FIGURES,
+        # one thread per BLAS call: kernels graded side by side do not fight over cores
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Confine this process as described above, then run the kernel command."""
-    parser = argparse.ArgumentParser(prog="python -m dlcourse.course.grading.sandbox")
+    parser = argparse.ArgumentParser(prog="sandbox.py")
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--expose", type=Path, action="append", default=[])
+    parser.add_argument("--runtime", type=Path, required=True)
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--memory", type=int, required=True)
     parser.add_argument("--nproc", type=int, required=True)
-    parser.add_argument("--mplconfig", type=Path, required=True)
-    parser.add_argument("--connection", type=Path, required=True)
+    parser.add_argument("--disk", type=int, required=True)
+    parser.add_argument("--path", required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    os.chown(args.connection, args.uid, args.uid)
+    os.chown(args.runtime / "kernel.json", args.uid, args.uid)  # written by the grader
     for path in args.hide:
         _hide(path)
-    # the kernel's home, in its runtime folder; matplotlib's font cache comes
-    # prepared, so building it prints nothing to stderr
-    home = args.connection.parent / "home"
-    shutil.copytree(args.mplconfig, home / "matplotlib", dirs_exist_ok=True)
-    (home / "ipython").mkdir(parents=True, exist_ok=True)
-    for path in [home, *home.rglob("*")]:
-        os.chown(path, args.uid, args.uid)
-    os.environ.update(
-        HOME=str(home), MPLCONFIGDIR=str(home / "matplotlib"), IPYTHONDIR=str(home / "ipython")
-    )
     interpreter = Path(os.path.realpath(command[0])).parent.parent
-    _expose([interpreter, args.connection.parent, *args.expose])
+    _expose([interpreter, args.runtime, *args.expose])
+    _read_only_everywhere(args.runtime)
+    _private_tmp(args.disk)
     _limit(args.memory, args.nproc)
     os.setgroups([])
     os.setgid(args.uid)
     os.setuid(args.uid)
-    os.execv(command[0], command)
+    os.chdir(args.runtime / "work")
+    os.execve(command[0], command, kernel_environment(args.runtime, args.path))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,106 @@
+"""Starting and ending the kernels that run a student's cells.
+
+A :class:`Launcher` starts each kernel in a runtime folder of its own (see
+:mod:`dlcourse.course.grading.sandbox`), confined as its own unprivileged
+user, or, with ``--unsafe``, as a plain local process; both talk to the
+grader over Unix sockets and run with the same environment, so grading
+gives the same results either way. :meth:`Kernel.close` ends the kernel,
+everything it started, and its files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_core.utils import run_sync
+from traitlets import Instance
+
+from dlcourse.course.grading import sandbox
+
+KERNEL = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+
+
+class _OneSpec(KernelSpecManager):
+    """A kernelspec manager that knows one kernel, built in code (no files, no
+    JUPYTER_PATH to set for the process)."""
+
+    spec = Instance(KernelSpec)
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return self.spec
+
+
+class Kernel:
+    """One live kernel: its manager, user (None when not confined) and runtime folder."""
+
+    def __init__(self, km: AsyncKernelManager, uid: int | None, runtime: Path,
+                 stack: contextlib.ExitStack):  # fmt: skip
+        self.km, self.uid, self.runtime, self._stack = km, uid, runtime, stack
+
+    @property
+    def pid(self) -> int | None:
+        process = getattr(self.km.provisioner, "process", None)
+        return process.pid if process is not None else None
+
+    def exit_status(self) -> int | None:
+        """The kernel process's exit status, or None while it runs."""
+        with contextlib.suppress(Exception):
+            return run_sync(self.km.provisioner.poll)()
+        return None
+
+    def reap(self) -> int:
+        """End what the kernel's cells started and left running (not the
+        kernel); how many processes there were."""
+        if self.uid is None:
+            return 0
+        return sandbox.kill_user(self.uid, spare=self.pid)
+
+    def close(self) -> None:
+        """End the kernel and everything of it: processes, files, its user."""
+        with contextlib.suppress(Exception):
+            run_sync(self.km.shutdown_kernel)(now=True)
+        self._stack.close()
+
+
+class Launcher:
+    """Starts one student's kernels."""
+
+    def __init__(self, confined: bool, limits: sandbox.Limits, hide: list[Path], mplconfig: Path):
+        self.confined, self.limits, self.hide, self.mplconfig = confined, limits, hide, mplconfig
+        self.users = sandbox.KernelUsers()
+
+    def start(self) -> Kernel:
+        stack = contextlib.ExitStack()
+        try:
+            uid = stack.enter_context(self.users.acquire()) if self.confined else None
+            runtime = sandbox.make_runtime(uid, self.mplconfig, self.limits.disk_mb)
+            stack.callback(sandbox.remove_runtime, runtime)
+            argv = list(KERNEL)
+            if uid is not None:
+                argv = sandbox.command(runtime, uid, self.limits, self.hide, KERNEL)
+                stack.callback(sandbox.kill_user, uid)
+            spec = KernelSpec(argv=argv, display_name="Python 3 (grading)", language="python",
+                              metadata={"debugger": False})  # fmt: skip
+            km = AsyncKernelManager(
+                kernel_name="dlcourse-grading",
+                kernel_spec_manager=_OneSpec(spec=spec),
+                transport="ipc",
+                ip=str(runtime / "ipc"),
+                connection_file=str(runtime / "kernel.json"),
+            )
+            env = sandbox.kernel_environment(runtime, os.environ.get("PATH", ""))
+            # what the kernel process itself prints (not its cells' output) is of no use
+            run_sync(km.start_kernel)(
+                cwd=str(runtime / "work"), env=env, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        except BaseException:
+            stack.close()
+            raise
+        return Kernel(km, uid, runtime, stack)

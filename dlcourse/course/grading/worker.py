@@ -1,0 +1,236 @@
+"""One student's grading, in a long-lived worker process.
+
+:func:`grade` runs in a worker (a local process, or a Dask worker on another
+machine) that imported nbgrader once. It takes a :class:`events.Task` and the
+course's :class:`events.Bundle` and returns a :class:`events.TaskResult`,
+data only: nothing here writes the course's gradebook or its folders.
+
+For each student it makes a scratch course folder (the course's
+``nbgrader_config.py``, a copy of the empty gradebook, the submission:
+about a millisecond) and runs nbgrader's own converters in this process:
+``Autograde`` one notebook at a time, so that a notebook nbgrader gives up on
+costs only itself, with :class:`executor.ConfinedExecute` as its execution
+step, then ``GenerateFeedback``. The scores are read back from the scratch
+gradebook, the graded notebooks and feedback pages are made inert and
+returned, and the scratch folder is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.converters.base import NbGraderException
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute
+from sqlalchemy.exc import SAWarning
+from traitlets.config import Config
+
+from dlcourse.course.grading import events, ledger, review, sandbox
+from dlcourse.course.grading.executor import ConfinedExecute
+from dlcourse.course.grading.kernels import Launcher
+from dlcourse.course.layout import ASSIGNMENT, CONFIG
+from dlcourse.course.nbgrader_cli import load_config
+
+
+class _Errors(logging.Handler):
+    """Keeps the messages of nbgrader's ERROR records: why it gave up on a
+    notebook, when the executor did not say so itself."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_process: dict[str, Path] = {}  # this worker process's own folders, made on first use
+
+
+def _folders() -> tuple[Path, Path]:
+    """(a private folder for scratch courses, a matplotlib configuration with
+    the font cache built), made once per worker process."""
+    if not _process:
+        base = Path(tempfile.mkdtemp(prefix="dlcourse-worker-"))
+        mplconfig = base / "matplotlib"
+        mplconfig.mkdir()
+        subprocess.run(
+            [sys.executable, "-c", "import matplotlib.font_manager"],
+            env={**os.environ, "MPLCONFIGDIR": str(mplconfig)},
+            check=True,
+            capture_output=True,
+        )
+        _process.update(base=base, mplconfig=mplconfig)
+    return _process["base"], _process["mplconfig"]
+
+
+def _config(folder: Path, bundle: events.Bundle, launcher: Launcher, events_file: Path) -> Config:
+    """The course's nbgrader configuration for a scratch course in ``folder``,
+    with the execution step replaced by the confined one."""
+    config = load_config(folder)
+    steps = list(
+        config.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default())
+    )
+    config.Autograde.autograde_preprocessors = [
+        ConfinedExecute if step is Execute else step for step in steps
+    ]
+    config.Execute.timeout = bundle.settings.timeout
+    config.ConfinedExecute.launcher = launcher
+    config.ConfinedExecute.events_file = str(events_file)
+    config.ConfinedExecute.notebook_timeout = bundle.settings.notebook_timeout
+    return config
+
+
+class WorkerRefused(RuntimeError):
+    """This worker cannot grade as asked (it cannot confine kernels)."""
+
+
+_one_at_a_time = threading.Lock()  # nbgrader's converters change the working folder
+
+
+def grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
+    """Grade one student's notebooks (see the module's docstring); never
+    raises for a fault of the student's. Tasks given to one process at once
+    (a Dask worker with several threads) run one after the other."""
+    if bundle.settings.confined:
+        reason = sandbox.unavailable()
+        if reason:
+            raise WorkerRefused(
+                f"the worker on {socket.gethostname()} cannot confine kernels: {reason}; "
+                "start it as root where `unshare` works, or grade with --unsafe"
+            )
+    with _one_at_a_time, warnings.catch_warnings():
+        # nbgrader's own submission code trips SQLAlchemy 2's autoflush warning
+        warnings.simplefilter("ignore", SAWarning)
+        return _grade(bundle, task)
+
+
+def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
+    started = time.monotonic()
+    base, mplconfig = _folders()
+    folder = Path(tempfile.mkdtemp(prefix="course-", dir=base))
+    log = logging.getLogger(f"dlcourse.grading.nbgrader.{folder.name}")
+    log.propagate = False
+    errors = _Errors()
+    log.addHandler(errors)
+    try:
+        (folder / CONFIG).write_text(bundle.config)
+        (folder / "gradebook.db").write_bytes(bundle.gradebook)
+        submitted = folder / "submitted" / task.student / ASSIGNMENT
+        submitted.mkdir(parents=True)
+        for name, data in task.notebooks.items():
+            (submitted / name).write_bytes(data)
+        if task.timestamp is not None:
+            (submitted / "timestamp.txt").write_text(task.timestamp)
+        hide = [Path(p) for p in bundle.private] + [base]
+        limits = sandbox.Limits(memory_mb=bundle.settings.memory_mb)
+        launcher = Launcher(bundle.settings.confined, limits, hide, mplconfig)
+        result = events.TaskResult(task.student)
+        for name in task.notebooks:
+            _autograde(folder, bundle, launcher, task.student, name, result, log, errors)
+        graded = folder / "autograded" / task.student / ASSIGNMENT
+        for name, notebook in result.notebooks.items():
+            nb = nbformat.reads(notebook.autograded, as_version=4)
+            released = nbformat.reads(bundle.released[name], as_version=4)
+            result.review.update(review.needs_review(nb, released))
+            notebook.autograded = nbformat.writes(nb)
+            (graded / name).write_text(notebook.autograded)
+        _feedback(folder, bundle, task.student, result, log)
+    finally:
+        log.removeHandler(errors)
+        shutil.rmtree(folder, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _coursedir(folder: Path, config: Config, student: str, notebook: str) -> CourseDirectory:
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id, coursedir.student_id, coursedir.notebook_id = (
+        ASSIGNMENT,
+        student,
+        notebook,
+    )
+    return coursedir
+
+
+def _autograde(
+    folder: Path,
+    bundle: events.Bundle,
+    launcher: Launcher,
+    student: str,
+    name: str,
+    result: events.TaskResult,
+    log: logging.Logger,
+    errors: _Errors,
+) -> None:
+    """Autograde one notebook into ``result``; a notebook nbgrader gives up on
+    scores 0, with the cause."""
+    stem = name.removesuffix(".ipynb")
+    events_file = folder / f"{stem}.events"
+    config = _config(folder, bundle, launcher, events_file)
+    converter = Autograde(
+        coursedir=_coursedir(folder, config, student, stem), config=config, log=log
+    )
+    converter.force = True
+    converter.create_student = True
+    errors.messages.clear()
+    failed = False
+    try:
+        converter.start()
+    except NbGraderException:
+        failed = True
+    reported = events.read_events(events_file)
+    result.problems += [event.message() for event in reported]
+    path = folder / "autograded" / student / ASSIGNMENT / name
+    if failed or not path.exists():
+        if not any(event.kind == events.GAVE_UP for event in reported):
+            why = next((m for m in errors.messages if "Traceback" not in m), "no reason given")
+            result.problems.append(
+                f"{name}: nbgrader could not grade it ({why[:300]}); its exercises score 0"
+            )
+        return
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
+        submission = gb.find_submission_notebook(stem, ASSIGNMENT, student)
+        grades = {g.name: (g.score, g.max_score) for g in submission.grades}
+    result.notebooks[name] = events.NotebookResult(grades, path.read_text())
+
+
+def _feedback(
+    folder: Path, bundle: events.Bundle, student: str, result: events.TaskResult,
+    log: logging.Logger,
+) -> None:  # fmt: skip
+    """nbgrader's feedback pages for the graded notebooks, into ``result``."""
+    if not result.notebooks:
+        return
+    config = load_config(folder)
+    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
+        for name in result.notebooks:
+            ledger.flag(gb, student, name.removesuffix(".ipynb"), result.review)
+        gb.db.commit()
+    converter = GenerateFeedback(
+        coursedir=_coursedir(folder, config, student, "*"), config=config, log=log
+    )
+    converter.force = True
+    try:
+        converter.start()
+    except NbGraderException:
+        result.problems.append("feedback could not be generated for this student")
+        return
+    pages = folder / "feedback" / student / ASSIGNMENT
+    for name, notebook in result.notebooks.items():
+        page = pages / (name.removesuffix(".ipynb") + ".html")
+        if page.exists():
+            notebook.feedback = page.read_text()

@@ -1,0 +1,117 @@
+"""The course's folders, files and names, defined once.
+
+The repository is an nbgrader course directory. Every other module (release,
+Appendix A, the book, grading, the command line, the tests and the
+benchmarks) asks :class:`Layout` where things are instead of joining paths
+by hand, and ``nbgrader_config.py`` reads its folder names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ASSIGNMENT = "ch01"
+CONFIG = "nbgrader_config.py"
+SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with the hidden tests
+RELEASE = "notebooks"  # nbgrader's release directory: what learners get
+STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything is in the course folder ``root``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, root: Path) -> Layout:
+        return cls(Path(root).resolve())
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def sources(self) -> Path:
+        """The notebooks' reviewable sources (``solutions/src/*.py``)."""
+        return self.root / SOURCE / "src"
+
+    @property
+    def solutions(self) -> Path:
+        return self.root / SOURCE / ASSIGNMENT
+
+    @property
+    def release(self) -> Path:
+        return self.root / RELEASE / ASSIGNMENT
+
+    @property
+    def appendix(self) -> Path:
+        return self.root / SOURCE / "appendix_a.ipynb"
+
+    @property
+    def index(self) -> Path:
+        return self.root / RELEASE / "index.ipynb"
+
+    @property
+    def submitted_root(self) -> Path:
+        return self.root / "submitted"
+
+    def submitted(self, student: str) -> Path:
+        return self.submitted_root / student / ASSIGNMENT
+
+    def autograded(self, student: str) -> Path:
+        return self.root / "autograded" / student / ASSIGNMENT
+
+    def feedback(self, student: str) -> Path:
+        return self.root / "feedback" / student / ASSIGNMENT
+
+    @property
+    def gradebook(self) -> Path:
+        return self.root / "gradebook.db"
+
+    @property
+    def grades_csv(self) -> Path:
+        return self.root / "grades.csv"
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    @property
+    def markers(self) -> Path:
+        """One file per graded student: the digests of what was graded."""
+        return self.state / "graded"
+
+    @property
+    def templates(self) -> Path:
+        """Empty gradebooks that know the assignment, by the digest of its sources."""
+        return self.state / "templates"
+
+    @property
+    def exchange(self) -> Path:
+        return self.state / "exchange"
+
+    @property
+    def jupyter_config(self) -> Path:
+        return self.state / "jupyter"
+
+    @property
+    def book(self) -> Path:
+        return self.root / "build" / "book"
+
+    def private(self) -> list[Path]:
+        """What a student's code must never read: solutions and hidden tests,
+        every submission and grade, and the course's state."""
+        return [
+            self.root / SOURCE,
+            self.submitted_root,
+            self.root / "autograded",
+            self.root / "feedback",
+            self.gradebook,
+            self.grades_csv,
+            self.state,
+        ]
+
+    def released_notebooks(self) -> list[Path]:
+        return sorted(self.release.glob("*.ipynb"))
