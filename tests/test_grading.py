@@ -21,7 +21,7 @@ import pytest
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
-from dlcourse.course.grading import sandbox
+from dlcourse.course.grading import intake, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"
@@ -231,7 +231,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "corrupt": nbformat.writes(submission({}))[:500].encode(),
         "foreign": nbformat.writes(nbformat.v4.new_notebook()).encode(),
         "binary": b"\xff\xfe\x00 not a notebook",
-        "huge": b" " * (grading.MAX_NOTEBOOK_BYTES + 1),
+        "huge": b" " * (intake.MAX_NOTEBOOK_BYTES + 1),
     }
     for student, data in bad.items():
         folder = course / "submitted" / student / "ch01"
@@ -426,7 +426,7 @@ def test_lms_downloads_are_filed_without_overwriting(tmp_path: Path) -> None:
     existing = tmp_path / "submitted" / "yan" / "ch01" / NOTEBOOK
     existing.parent.mkdir(parents=True)
     existing.write_text("an earlier version")
-    filed, problems = grading.collect(tmp_path, downloads, [NOTEBOOK])
+    filed, problems = grading.collect(tmp_path, downloads)
     assert filed == ["submitted/zoe/ch01/02_chain_rule.ipynb"]
     assert existing.read_text() == "an earlier version"
     assert any("exists and differs" in p for p in problems)

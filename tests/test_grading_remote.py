@@ -185,11 +185,56 @@ def raw() -> Iterator[tuple[remote.Channel, socket.socket]]:
     theirs.close()
 
 
+def send(theirs: socket.socket, message: dict, blobs: list[bytes] = ()) -> None:
+    """A message from the bare kernel socket, framed as the channel frames them."""
+    data = json.dumps(message).encode()
+    theirs.sendall(remote._HEADER.pack(len(data), len(blobs)) + data)
+    for blob in blobs:
+        theirs.sendall(remote._BLOB.pack(len(blob)) + blob)
+
+
 def test_nothing_received_is_unpickled_or_run(raw: tuple) -> None:
     grader, theirs = raw
-    message = json.dumps({"id": 1, "ok": {"pickle": "gASVAAAAAAAAAAA="}}).encode()
-    theirs.sendall(remote._HEADER.pack(len(message)) + message)
+    send(theirs, {"id": 1, "ok": {"pickle": "gASVAAAAAAAAAAA="}})
     with pytest.raises(remote.ChannelBroken, match="malformed"):
+        grader.request("lookup", name="x")
+
+
+@pytest.mark.parametrize(
+    ("description", "blobs"),
+    [
+        ([0, "|O", [1]], [b"\0" * 8]),  # objects
+        ([0, "V8", [1]], [b"\0" * 8]),  # raw void
+        ([0, "[('a', '<f8')]", [1]], [b"\0" * 8]),  # fields
+        ([0, "(2,)<f8", [1]], [b"\0" * 16]),  # a sub-array
+        ([0, "<f8", [3]], [b"\0" * 8]),  # fewer bytes than the shape needs
+        ([0, "<f8", [-1]], [b"\0" * 8]),  # a negative shape
+        ([1, "<f8", [1]], [b"\0" * 8]),  # a blob that is not there
+        ([0, "not a dtype", [1]], [b"\0" * 8]),
+        ({"x": 1}, []),
+    ],
+)
+def test_arrays_are_numbers_or_strings_of_exactly_their_size(
+    raw: tuple, description: object, blobs: list[bytes]
+) -> None:
+    grader, theirs = raw
+    send(theirs, {"id": 1, "ok": {"a": description}}, blobs)
+    with pytest.raises(remote.ChannelBroken, match="malformed"):
+        grader.request("lookup", name="x")
+
+
+def test_an_array_arrives_whole_and_writable(raw: tuple) -> None:
+    grader, theirs = raw
+    array = np.arange(6.0).reshape(2, 3)
+    send(theirs, {"id": 1, "ok": {"a": [0, array.dtype.str, [2, 3]]}}, [array.tobytes()])
+    got = grader.request("lookup", name="x")
+    assert np.array_equal(got, array) and got.flags.writeable
+
+
+def test_too_many_or_too_large_blobs_are_refused(raw: tuple) -> None:
+    grader, theirs = raw
+    theirs.sendall(remote._HEADER.pack(2, remote.MAX_BLOBS + 1) + b"{}")
+    with pytest.raises(remote.ChannelBroken, match="over the"):
         grader.request("lookup", name="x")
 
 
@@ -205,17 +250,26 @@ def test_a_student_that_never_answers_runs_out_of_time(raw: tuple) -> None:
 
 def test_oversized_answers_are_refused(raw: tuple) -> None:
     grader, theirs = raw
-    theirs.sendall(remote._HEADER.pack(remote.MAX_MESSAGE + 1))
+    theirs.sendall(remote._HEADER.pack(remote.MAX_MESSAGE + 1, 0))
     with pytest.raises(remote.ChannelBroken, match="over the"):
         grader.request("lookup", name="x")
 
 
-def reply(theirs: socket.socket, message: dict) -> None:
-    """Answer the grader's first request from the bare kernel socket."""
-    size = remote._HEADER.unpack(theirs.recv(remote._HEADER.size))[0]
+def test_blobs_count_towards_the_size_limit(raw: tuple) -> None:
+    grader, theirs = raw
+    data = json.dumps({"id": 1, "ok": None}).encode()
+    theirs.sendall(remote._HEADER.pack(len(data), 1) + data)
+    theirs.sendall(remote._BLOB.pack(remote.MAX_MESSAGE))
+    with pytest.raises(remote.ChannelBroken, match="over the"):
+        grader.request("lookup", name="x")
+
+
+def reply(theirs: socket.socket, message: dict, blobs: list[bytes] = ()) -> None:
+    """Answer the grader's first request (sent without arrays) from the bare kernel socket."""
+    size, count = remote._HEADER.unpack(theirs.recv(remote._HEADER.size))
+    assert count == 0
     request = json.loads(theirs.recv(size))
-    data = json.dumps({"id": request["id"], **message}).encode()
-    theirs.sendall(remote._HEADER.pack(len(data)) + data)
+    send(theirs, {"id": request["id"], **message}, blobs)
 
 
 def test_a_kernel_cannot_write_where_the_test_sent_no_array(raw: tuple) -> None:
@@ -223,8 +277,10 @@ def test_a_kernel_cannot_write_where_the_test_sent_no_array(raw: tuple) -> None:
     secret = np.zeros(2)
     sent = {"config": collections.OrderedDict(W=secret)}  # travels as a handle, not as data
     target = remote.Proxy(grader, 1)
-    hostile = grader.encode([[[1, "config", "W"], np.full(2, 666.0)]])  # kwargs["config"]["W"]
-    thread = threading.Thread(target=reply, args=(theirs, {"ok": None, "changed": hostile}))
+    kernel = remote.Channel(theirs)  # only to encode the hostile answer, as a kernel would
+    hostile = kernel.encode([[[1, "config", "W"], np.full(2, 666.0)]])  # kwargs["config"]["W"]
+    answer = {"ok": None, "changed": hostile}
+    thread = threading.Thread(target=reply, args=(theirs, answer, kernel._blobs_out))
     thread.start()
     with pytest.raises(remote.ChannelBroken, match="malformed"):
         target(**sent)

@@ -55,13 +55,18 @@ def code(source: str, locked: str | None = None) -> NotebookNode:
     return cell
 
 
-def answer(grade_id: str, source: str) -> NotebookNode:
+def answer(grade_id: str, source: str, *, gradient: bool = False) -> NotebookNode:
     """An exercise's answer cell: the solution sits between
-    ``### BEGIN SOLUTION`` and ``### END SOLUTION``."""
+    ``### BEGIN SOLUTION`` and ``### END SOLUTION``. ``gradient`` declares
+    that the answer computes a gradient, by hand: grading marks an answer
+    that hands the work to the library's engine or to finite differences for
+    manual grading (see :mod:`dlcourse.course.grading.review`)."""
     if "### BEGIN SOLUTION" not in source or "### END SOLUTION" not in source:
         raise ValueError(f"answer {grade_id!r}: the source needs BEGIN/END SOLUTION markers.")
     cell = nbformat.v4.new_code_cell(source.strip("\n"))
     cell.metadata.update(_nbgrader(grade_id, grade=False, solution=True, locked=False))
+    if gradient:
+        cell.metadata["dlcourse"] = {"gradient": True}
     return cell
 
 

@@ -34,6 +34,15 @@ def tool_environment() -> dict[str, str]:
     return env
 
 
+def put_tools_on_path() -> None:
+    """Put this Python's bin/ first on this process's PATH, as an absolute
+    path, for nbgrader run in this process: it runs ``alembic`` as a command,
+    after changing the working folder."""
+    tools = str(Path(sys.executable).parent.absolute())
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != tools:
+        os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
+
+
 def run(
     course: Path, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
 ) -> subprocess.CompletedProcess:
@@ -83,6 +92,7 @@ def generate_assignment(layout: Layout, into: Path) -> Layout:
     from nbgrader.converters.base import NbGraderException
     from nbgrader.coursedir import CourseDirectory
 
+    put_tools_on_path()
     target = Layout.of(into)
     target.solutions.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(layout.config, target.config)

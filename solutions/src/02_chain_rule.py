@@ -203,7 +203,7 @@ def tanh_prime(x):
     ### BEGIN SOLUTION
     return 1.0 - np.tanh(x) ** 2
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_activation_derivatives", 2, r'''
 x = np.array([-1.0, 0.0, 2.0])
 s = 1 / (1 + np.exp(-x))
@@ -260,7 +260,7 @@ def chain_rule(f_prime, g, g_prime):
 
     return derivative
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_chain_rule", 2, r'''
 x = np.array([0.5, 1.0, 2.0])
 d = chain_rule(np.cos, lambda u: u ** 2, lambda u: 2 * u)  # d/dx sin(x^2)
@@ -306,7 +306,7 @@ def chain_derivative(fs, f_primes, x):
         value = f(value)
     return derivative
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_chain_derivative", 2, r'''
 x = np.array([0.1, 0.6])
 fs = [np.sin, np.exp]            # y = exp(sin(x))

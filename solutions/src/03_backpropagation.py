@@ -142,7 +142,7 @@ def linear_backward(dout, x, W):
     db = dout.sum(axis=0)
     return dx, dW, db
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_linear_backward", 3, r'''
 def check_linear_backward(dout, x, W, b):
     """linear_backward against the formulas, with hints for misplaced transposes, then
@@ -207,7 +207,7 @@ def sigmoid_backward(dout, z):
     s = 0.5 * (1.0 + np.tanh(0.5 * z))
     return dout * s * (1.0 - s)
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_activation_backward", 2, r'''
 z = np.array([[-1.0, 0.5], [2.0, -0.3]])
 dout = np.array([[1.0, 2.0], [3.0, 4.0]])
@@ -250,7 +250,7 @@ def softmax_cross_entropy(logits, y):
     dlogits[np.arange(n), y] -= 1
     return loss, dlogits / n
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_softmax_cross_entropy", 3, r'''
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
 y = np.array([0, 2])
@@ -342,7 +342,7 @@ def mlp_loss_and_grads(x, y, params):
         dout = dout @ W.T  # into the layer below
     return loss, grads
     ### END SOLUTION
-'''),
+''', gradient=True),
     tests("test_mlp_loss_and_grads", 4, r'''
 def engine_loss_and_grads(x, y, params):
     """The same network in dlcourse's engine, for comparison."""
@@ -506,7 +506,7 @@ class Value:
 
     def __repr__(self):
         return f"Value(data={self.data:.4g}, grad={self.grad:.4g})"
-'''),
+''', gradient=True),
     tests("test_value", 4, r'''
 a, b = Value(2.0), Value(-3.0)
 c = a * b + a          # a is used twice

@@ -9,10 +9,11 @@ answer is again data or a proxy. The same holds the other way: a function the
 test hands to the student's code (``chain_rule(np.cos, lambda u: u ** 2, ...)``)
 stays in the grader and is called back through a proxy in the kernel.
 
-Both sides speak length-prefixed JSON. Data is ``None``, bools, ints, floats,
-complex numbers, strings, bytes, numpy arrays and scalars of a numeric, bool or
-string dtype (as ``.npy`` bytes read with ``allow_pickle=False``), and lists,
-tuples and dicts of data; anything else travels as a handle. Nothing is
+Both sides speak length-prefixed JSON, followed by the raw bytes of the arrays
+it describes. Data is ``None``, bools, ints, floats, complex numbers, strings,
+bytes, numpy arrays and scalars of a plain numeric, bool or string dtype (read
+back with ``np.frombuffer``, their byte count checked against their shape),
+and lists, tuples and dicts of data; anything else travels as a handle. Nothing is
 unpickled and nothing received is executed, so whatever the student's code
 does to its own process, it can only change the data its answers return.
 
@@ -32,8 +33,8 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
-import io
 import json
+import math
 import operator
 import socket
 import struct
@@ -50,8 +51,21 @@ MAX_MESSAGE = 64 * 1024 * 1024  # bytes; a larger answer is refused
 MAX_DEPTH = 64  # nesting of lists, tuples and dicts
 MAX_WARNINGS = 20  # per request; more are dropped
 _ERROR_MODES = ("ignore", "warn", "raise", "print")  # np.errstate values the kernel accepts
-_HEADER = struct.Struct("!Q")
-_DATA_KINDS = "biufcSU"  # numpy dtype kinds that travel as .npy bytes
+MAX_BLOBS = 4096  # arrays in one message
+_HEADER = struct.Struct("!QI")  # a message's JSON length, and how many blobs follow
+_BLOB = struct.Struct("!Q")
+_DATA_KINDS = "biufcSU"  # numpy dtype kinds that travel as raw bytes
+
+
+def _is_data(dtype: np.dtype) -> bool:
+    """Numbers, booleans or strings, without fields or sub-arrays (nothing
+    that could hold or describe an object)."""
+    return (
+        dtype.kind in _DATA_KINDS
+        and not dtype.hasobject
+        and dtype.fields is None
+        and dtype.subdtype is None
+    )
 
 OPERATORS: dict[str, Callable[..., Any]] = {
     name: getattr(operator, name)
@@ -217,6 +231,8 @@ class Channel:
         self.broken = ""
         self._next_ref = 0
         self._next_id = 0
+        self._blobs_out: list[bytes] = []  # the arrays of the message being encoded
+        self._blobs_in: list[bytearray] = []  # the arrays of the message last received
 
     # ---------------------------------------------------------------- encoding
     def encode(self, value: Any, depth: int = 0) -> Any:
@@ -231,11 +247,11 @@ class Channel:
             return {"c": [repr(value.real), repr(value.imag)]}
         if kind is bytes:
             return {"b": base64.b64encode(value).decode()}
-        if isinstance(value, np.ndarray | np.generic) and value.dtype.kind in _DATA_KINDS:
-            buffer = io.BytesIO()
-            np.save(buffer, np.asarray(value), allow_pickle=False)
+        if isinstance(value, np.ndarray | np.generic) and _is_data(value.dtype):
+            array = np.ascontiguousarray(value)
+            self._blobs_out.append(array.tobytes())
             tag = "a" if isinstance(value, np.ndarray) else "s"
-            return {tag: base64.b64encode(buffer.getvalue()).decode()}
+            return {tag: [len(self._blobs_out) - 1, array.dtype.str, list(array.shape)]}
         if kind in (list, tuple):
             return {kind.__name__[0]: [self.encode(v, depth + 1) for v in value]}
         if kind is dict:
@@ -265,7 +281,7 @@ class Channel:
         if tag == "b":
             return base64.b64decode(body)
         if tag in ("a", "s"):
-            array = np.load(io.BytesIO(base64.b64decode(body)), allow_pickle=False)
+            array = self._array(body)
             return array if tag == "a" else array[()]
         if tag == "l":
             return [self.decode(v, depth + 1) for v in body]
@@ -279,46 +295,81 @@ class Channel:
             return Proxy(self, int(body))
         raise ValueError(f"unknown tag {tag!r}")
 
+    def _array(self, body: Any) -> np.ndarray:
+        """An array from its description ``[blob, dtype, shape]`` and the
+        message's raw bytes: numbers, booleans and strings only, never
+        objects, and exactly as many bytes as the shape needs."""
+        if type(body) is not list or len(body) != 3 or type(body[0]) is not int:
+            raise ValueError("malformed array")
+        index, dtype, shape = body
+        if type(dtype) is not str or type(shape) is not list or len(shape) > 32:
+            raise ValueError("malformed array")
+        if not all(type(n) is int and n >= 0 for n in shape):
+            raise ValueError("malformed array shape")
+        kind = np.dtype(dtype)
+        if not _is_data(kind) or not 0 <= index < len(self._blobs_in):
+            raise ValueError("malformed array")
+        blob = self._blobs_in[index]
+        if math.prod(shape) * kind.itemsize != len(blob):
+            raise ValueError("an array's bytes do not match its shape")
+        return np.frombuffer(blob, dtype=kind).reshape(shape)
+
     # ---------------------------------------------------------------- transport
     def _send(self, message: dict) -> None:
+        """One message: a header (the JSON's length, how many blobs), the
+        JSON, then each blob (arrays' bytes) after its length."""
         if self.released:
             message["release"], self.released = self.released, []
         data = json.dumps(message).encode()
+        blobs, self._blobs_out = self._blobs_out, []
         try:
-            self.sock.sendall(_HEADER.pack(len(data)) + data)
+            self.sock.sendall(_HEADER.pack(len(data), len(blobs)) + data)
+            for blob in blobs:
+                self.sock.sendall(_BLOB.pack(len(blob)))
+                self.sock.sendall(blob)
         except OSError as error:
             self._break(f"the kernel is gone ({error})")
 
-    def _recv_exactly(self, size: int) -> bytes:
-        chunks, left = [], size
-        while left:
+    def _recv_exactly(self, size: int) -> bytearray:
+        buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size:
             if self.deadline is not None:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
                     self._break("the student's code ran over the time limit", Timeout)
                 self.sock.settimeout(remaining)
+            else:
+                self.sock.settimeout(None)
             try:
-                chunk = self.sock.recv(min(left, 1 << 20))
+                count = self.sock.recv_into(view[got:], min(size - got, 1 << 22))
             except TimeoutError:
                 self._break("the student's code ran over the time limit", Timeout)
             except OSError as error:
                 self._break(f"the kernel is gone ({error})")
-            if not chunk:
+            if not count:
                 self._break("the kernel died")
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+            got += count
+        return buffer
 
     def _recv(self) -> dict:
-        (size,) = _HEADER.unpack(self._recv_exactly(_HEADER.size))
-        if size > MAX_MESSAGE:
-            self._break(f"the kernel sent {size} bytes, over the {MAX_MESSAGE} byte limit")
+        size, count = _HEADER.unpack(self._recv_exactly(_HEADER.size))
+        if size > MAX_MESSAGE or count > MAX_BLOBS:
+            self._break(f"the kernel sent a message over the {MAX_MESSAGE} byte limit")
         try:
             message = json.loads(self._recv_exactly(size))
         except ValueError:
             self._break("the kernel broke the protocol")
         if type(message) is not dict:
             self._break("the kernel broke the protocol")
+        total, blobs = size, []
+        for _ in range(count):
+            (length,) = _BLOB.unpack(self._recv_exactly(_BLOB.size))
+            total += length
+            if total > MAX_MESSAGE:
+                self._break(f"the kernel sent a message over the {MAX_MESSAGE} byte limit")
+            blobs.append(self._recv_exactly(length))
+        self._blobs_in = blobs  # what decode() reads the message's arrays from
         for ref in message.get("release", []):
             self.exported.pop(ref, None)
         return message
@@ -357,7 +408,7 @@ class Channel:
                 if self.trusted and op == "call" and "changed" in reply:
                     sent = [fields.get("args"), fields.get("kwargs")]
                     _write_back(sent, self.decode(reply["changed"]))
-            except (ValueError, KeyError, TypeError, EOFError) as error:
+            except (ValueError, KeyError, TypeError, OverflowError) as error:
                 self._break(f"the kernel sent a malformed answer ({error})")
             if self.trusted:
                 _warn_again(reply.get("warnings"))
@@ -530,17 +581,31 @@ def _check_callable(target: Any) -> None:
 class TrustedNamespace(dict):
     """A test cell's globals: the test's own names and the setup cells', and
     for any other name the student's object of that name, looked up in the
-    kernel when the test uses it (builtins stay the grader's)."""
+    kernel when the test first uses it (builtins stay the grader's). What a
+    name refers to is looked up once per test cell (:meth:`forget` starts the
+    next): a test calling the student's function a thousand times asks the
+    kernel for it once."""
 
     channel: Channel | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._found: dict[str, Any] = {}
+
+    def forget(self) -> None:
+        self._found.clear()
+
     def __missing__(self, name: str) -> Any:
+        if name in self._found:
+            return self._found[name]
         if self.channel is None or name in builtins.__dict__:
             raise KeyError(name)
         try:
-            return self.channel.request("lookup", name=name)
+            found = self.channel.request("lookup", name=name)
         except NameError:
             raise KeyError(name) from None
+        self._found[name] = found
+        return found
 
 
 # -------------------------------------------------------------- kernel side

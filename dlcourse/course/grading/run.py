@@ -205,4 +205,3 @@ def collect(root: Path, downloads: Path) -> tuple[list[str], list[str]]:
     layout = Layout.of(root)
     names = [p.name for p in layout.released_notebooks()]
     return intake.collect(layout.submitted_root, downloads, ASSIGNMENT, names)
-

@@ -129,18 +129,36 @@ class KernelUsers:
                 os.close(fd)
                 continue
             try:
-                kill_user(uid)  # whatever an earlier run may have left
+                kill_user(uid)  # whatever an earlier kernel or run may have left
+            except SandboxError:
+                os.close(fd)
+                continue
+            try:
                 yield uid
             finally:
-                kill_user(uid)
-                os.close(fd)
+                try:
+                    kill_user(uid)
+                finally:
+                    os.close(fd)
             return
         raise SandboxError("no free kernel users: too many kernels at once")
 
 
 def kill_user(uid: int, spare: int | None = None) -> int:
     """Kill every process of ``uid`` but ``spare`` (a kernel's forks outliving
-    the cell that made them, or the kernel itself); how many there were."""
+    the cell that made them, or the kernel itself); how many there were.
+    Passes over /proc repeat until one finds nothing, so a fork bomb's
+    children forked during a pass die in the next."""
+    found = 0
+    for _ in range(100):
+        killed = _kill_once(uid, spare)
+        if not killed:
+            return found
+        found += killed
+    raise SandboxError(f"the processes of user {uid} keep multiplying; they could not be ended")
+
+
+def _kill_once(uid: int, spare: int | None) -> int:
     found = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -149,8 +167,8 @@ def kill_user(uid: int, spare: int | None = None) -> int:
             )
             pid = int(status.parent.name)
             if int(owner.split()[1]) == uid and pid != spare:
-                found += 1
                 os.kill(pid, signal.SIGKILL)
+                found += 1
         except (OSError, StopIteration, ValueError):
             continue  # the process ended meanwhile
     return found

@@ -18,6 +18,7 @@ returned, and the scratch folder is removed.
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import shutil
 import socket
@@ -42,7 +43,7 @@ from dlcourse.course.grading import events, ledger, review, sandbox
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG
-from dlcourse.course.nbgrader_cli import load_config
+from dlcourse.course.nbgrader_cli import load_config, put_tools_on_path
 
 
 class _Errors(logging.Handler):
@@ -74,6 +75,10 @@ def _folders() -> tuple[Path, Path]:
             capture_output=True,
         )
         _process.update(base=base, mplconfig=mplconfig)
+        # removed when the process ends (a pool's worker, or a Dask worker)
+        multiprocessing.util.Finalize(
+            None, shutil.rmtree, args=(base,), kwargs={"ignore_errors": True}, exitpriority=10
+        )
     return _process["base"], _process["mplconfig"]
 
 
@@ -120,6 +125,7 @@ def grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
 
 def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     started = time.monotonic()
+    put_tools_on_path()
     base, mplconfig = _folders()
     folder = Path(tempfile.mkdtemp(prefix="course-", dir=base))
     log = logging.getLogger(f"dlcourse.grading.nbgrader.{folder.name}")
@@ -132,7 +138,9 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         submitted = folder / "submitted" / task.student / ASSIGNMENT
         submitted.mkdir(parents=True)
         for name, data in task.notebooks.items():
-            (submitted / name).write_bytes(data)
+            nb = nbformat.reads(data.decode(), as_version=4)
+            released = nbformat.reads(bundle.released[name], as_version=4)
+            nbformat.write(restore_metadata(nb, released), submitted / name)
         if task.timestamp is not None:
             (submitted / "timestamp.txt").write_text(task.timestamp)
         hide = [Path(p) for p in bundle.private] + [base]
@@ -154,6 +162,30 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         shutil.rmtree(folder, ignore_errors=True)
     result.seconds = time.monotonic() - started
     return result
+
+
+def restore_metadata(
+    nb: nbformat.NotebookNode, released: nbformat.NotebookNode
+) -> nbformat.NotebookNode:
+    """The submission with every cell's nbgrader metadata as released (by
+    grade id), and none on cells whose grade id the assignment does not know
+    or that repeat one. nbgrader's OverwriteCells does this too, but crashes
+    on some tampering (a solution cell marked as graded), which would cost
+    the whole notebook."""
+    known = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
+        for c in released.cells
+        if "grade_id" in c.metadata.get("nbgrader", {})
+    }
+    seen: set[str] = set()
+    for cell in nb.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in known and grade_id not in seen:
+            seen.add(grade_id)
+            cell.metadata["nbgrader"] = dict(known[grade_id])
+        else:
+            cell.get("metadata", {}).pop("nbgrader", None)
+    return nb
 
 
 def _coursedir(folder: Path, config: Config, student: str, notebook: str) -> CourseDirectory:
