@@ -45,6 +45,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import nbformat
 import numpy as np
@@ -120,7 +121,7 @@ def is_student_id(name: str) -> bool:
     ``submitted/``, a gradebook key, a cell of grades.csv and part of
     formgrader's URLs, so it is ASCII letters, digits and ``. _ @ + -``,
     starting with a letter or digit: never ``..``, hidden, empty, spaced or
-    holding control characters, and never two spellings of one name."""
+    holding control characters, and never a name Unicode can spell two ways."""
     return _STUDENT_ID.fullmatch(name) is not None
 
 
@@ -186,13 +187,13 @@ def read_submission(
     problem. Never raises for anything in the folder: a notebook that cannot
     be graded costs only its own exercises."""
     result = Submission(student)
-    where = f"submitted/{_shown(student)}/{assignment}"
     if not is_student_id(student):
         result.problems.append(
             f"{_shown(student)} is not a valid student id (ASCII letters, digits and . _ @ + -, "
             "starting with a letter or digit); not graded"
         )
         return result
+    where = f"submitted/{student}/{assignment}"
     try:
         folder = _open_folders(submitted, (student, assignment))
     except FileNotFoundError:
@@ -321,18 +322,18 @@ def _read_file(
     try:
         _check_plain(name, os.stat(name, dir_fd=folder, follow_symlinks=False), fix_link, fix_large)
         descriptor = os.open(name, _READ, dir_fd=folder)
+        with open(descriptor, "rb") as file:
+            _check_plain(name, os.fstat(descriptor), fix_link, fix_large)
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         why = (
             "is a symbolic link; links are never followed"
             if error.errno == errno.ELOOP
-            else f"could not be opened ({error.strerror})"
+            else f"could not be read ({error.strerror})"
         )
         raise Refused(
             f"{_shown(name)} {why}: {fix_link}", _fingerprint(f"not read: errno {error.errno}")
         ) from None
-    with open(descriptor, "rb") as file:
-        _check_plain(name, os.fstat(descriptor), fix_link, fix_large)
-        data = file.read(MAX_FILE_BYTES + 1)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) > MAX_FILE_BYTES:  # it grew after fstat
         raise Refused(
@@ -353,13 +354,16 @@ def _open_folder(parent: int, name: str, where: str) -> int:
     except OSError as error:
         # Linux says ENOTDIR for a link opened with O_DIRECTORY | O_NOFOLLOW
         try:
-            why = _not_plain(os.stat(name, dir_fd=parent, follow_symlinks=False))
+            mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
         except OSError:
-            why = ""
-        raise Refused(
-            f"{where} {why or f'could not be opened ({error.strerror})'}: "
-            "the submission must be a real folder"
-        ) from None
+            mode = stat.S_IFDIR
+        if stat.S_ISLNK(mode):
+            why = "is a symbolic link; links are never followed"
+        elif not stat.S_ISDIR(mode):
+            why = "is not a folder"
+        else:
+            why = f"could not be opened ({error.strerror})"
+        raise Refused(f"{where} {why}: the submission must be a real folder") from None
 
 
 def _open_folders(root: Path, parts: tuple[str, ...]) -> int:
@@ -413,6 +417,7 @@ def _gradable(name: str, raw: bytes, grade_ids: set[str]) -> bytes:
     """``raw`` as the notebook to grade: outputs stripped, nbformat's JSON."""
     if not raw:
         raise Refused(f"{name} is empty: save the notebook in JupyterLab and submit it again")
+    _check_shape(name, raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -420,7 +425,6 @@ def _gradable(name: str, raw: bytes, grade_ids: set[str]) -> bytes:
             f"{name} is not UTF-8 text (byte {error.start}): not a notebook file; "
             "submit the .ipynb file JupyterLab saved"
         ) from None
-    _check_shape(name, raw)
     try:
         content = json.loads(text, parse_constant=_no_constant)
     except ValueError as error:  # JSONDecodeError, NaN, an integer of thousands of digits
@@ -437,8 +441,8 @@ def _gradable(name: str, raw: bytes, grade_ids: set[str]) -> bytes:
     major, minor = content["nbformat"], content.get("nbformat_minor")
     if type(major) is not int or major != 4 or type(minor) is not int or minor < 0:
         raise Refused(
-            f"{name} is in notebook format {_one_line(major)}.{_one_line(minor)}, "
-            f"not 4.x: {_RESAVE}"
+            f"{name} declares nbformat {_one_line(repr(major))}, nbformat_minor "
+            f"{_one_line(repr(minor))} (a notebook is format 4, minor 0 or more): {_RESAVE}"
         )
     cells = content.get("cells")
     if isinstance(cells, list) and len(cells) > MAX_CELLS:
@@ -463,8 +467,15 @@ def _gradable(name: str, raw: bytes, grade_ids: set[str]) -> bytes:
         raise Refused(
             f"{name} is not a valid notebook ({_one_line(error.message)}): {_RESAVE}"
         ) from None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as error:  # nbformat's error reporting trips on some invalid notebooks
+        raise Refused(
+            f"{name} is not a valid notebook (nbformat's validator failed on it: "
+            f"{type(error).__name__}): {_RESAVE}"
+        ) from None
     nb = nbformat.from_dict(content)
-    if grade_ids and not grade_ids & _grade_ids(nb):
+    if grade_ids and not grade_ids & _grade_ids(nb):  # (a release without tests takes any)
         raise Refused(
             f"{name} has none of this notebook's exercises: a notebook of another assignment? "
             f"submit the {name} that was released"
@@ -606,6 +617,7 @@ class _Filer:
         """``submitted/<parts>``, made where missing, no part of it a link."""
         for depth in range(1, len(parts) + 1):
             parent = _open_folders(self.submitted, parts[: depth - 1])
+            # something already there, a link included, is refused when opened below
             with _closing(parent), contextlib.suppress(FileExistsError):
                 os.mkdir(parts[depth - 1], 0o755, dir_fd=parent)
         return _open_folders(self.submitted, parts)
@@ -663,16 +675,13 @@ def _file_archive(filer: _Filer, folder: int, entry: str, names: set[str]) -> No
         filer.problems.append(f"{refused}; not filed")
 
 
-def _open_archive(file, entry: str) -> zipfile.ZipFile:
+def _open_archive(file: BinaryIO, entry: str) -> zipfile.ZipFile:
     """The archive in ``file``, its central directory capped before zipfile
     reads it: zipfile builds an object for every entry it lists, so a small
     file listing millions would cost gigabytes. ``zipfile._EndRecData`` is
     private, but it is exactly what ZipFile reads next, Zip64 included."""
     shown = _shown(entry)
-    try:
-        end = zipfile._EndRecData(file)
-    except OSError:
-        end = None
+    end = zipfile._EndRecData(file)
     if end is None:
         raise Refused(f"{shown} is not a readable zip file")
     if (
@@ -754,9 +763,11 @@ def _unsafe_notebook(info: zipfile.ZipInfo) -> str:
     if info.flag_bits & 0x1:
         return "is encrypted: zip it again without a password"
     if info.file_size > MAX_FILE_BYTES:
+        megabytes = info.file_size / 2**20
+        size = f"{megabytes / 1024:.1f} GB" if megabytes >= 1024 else f"{megabytes:.1f} MB"
         return (
-            f"would expand to {info.file_size / 2**30:.1f} GB, over the "
-            f"{MAX_FILE_BYTES // 2**20} MB a submitted file may be (a zip bomb?)"
+            f"would expand to {size}, over the {MAX_FILE_BYTES // 2**20} MB a submitted file may "
+            "be (a zip bomb?)"
         )
     # No compression makes data much larger (stored and deflate add under 0.1%,
     # bzip2 and lzma about 1%): compressed bytes far beyond the declared size
