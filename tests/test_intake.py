@@ -420,7 +420,10 @@ def first_cell(content: dict) -> dict:
 
 MALFORMED: dict[str, tuple[bytes, str]] = {
     "200,000 deep": (nested(200_000), "nests its JSON 200,000 levels deep, more than 64"),
-    "200,000 deep, never closed": (b"[" * 200_000, "not valid JSON (its brackets do not match)"),
+    "200,000 deep, never closed": (
+        b"[" * 200_000,
+        "not a readable notebook (its brackets do not match: truncated?)",
+    ),
     "200,000 deep in cell metadata": (
         with_placeholder("metadata", nested(200_000)),
         "levels deep, more than 64",
@@ -449,31 +452,38 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     ),
     "not UTF-8": (b"\xff\xfe\x00 not a notebook", "is not UTF-8 text (byte 0)"),
     "a Latin-1 byte in a cell": (replaced(b"Chain Rule", b"Cha\xeene Rule"), "is not UTF-8 text"),
-    "truncated": (HONEST[NOTEBOOK][:500], "is not valid JSON"),
-    "truncated by a byte": (HONEST[NOTEBOOK].rstrip()[:-1], "is not valid JSON"),
+    "truncated": (HONEST[NOTEBOOK][:500], "is not a readable notebook (its brackets do not match"),
+    "truncated by a byte": (HONEST[NOTEBOOK].rstrip()[:-1], "brackets do not match"),
     "empty": (b"", "is empty: save the notebook in JupyterLab"),
-    "only spaces": (b" " * 1000, "is not valid JSON (Expecting value"),
-    "a byte-order mark": (b"\xef\xbb\xbf" + HONEST[NOTEBOOK], "is not valid JSON"),
+    "only spaces": (b" " * 1000, "is not a readable notebook (JSONDecodeError: Expecting value"),
+    "a missing comma": (
+        replaced(b'"cell_type": "markdown",', b'"cell_type": "markdown"'),
+        "is not a readable notebook (JSONDecodeError: Expecting ',' delimiter: line 5",
+    ),
+    "a byte-order mark": (
+        b"\xef\xbb\xbf" + HONEST[NOTEBOOK],
+        "(JSONDecodeError: Unexpected UTF-8 BOM",
+    ),
     "an unterminated string of escaped quotes": (
         b'"' + b'\\"' * 1_000_000,
-        "is not valid JSON (Unterminated string",
+        "is not a readable notebook (JSONDecodeError: Unterminated string",
     ),
     "NaN": (
         with_placeholder("metadata", b"NaN"),
-        "is not valid JSON (NaN is not JSON)",
+        "is not a readable notebook (ValueError: NaN is not JSON)",
     ),
     "an integer of 5,000 digits": (
         with_placeholder("metadata", b"9" * 5000),
-        "is not valid JSON (Exceeds the limit",
+        "is not a readable notebook (ValueError: Exceeds the limit",
     ),
     "a lone surrogate": (
         with_placeholder("metadata", b'"\\ud800"'),
         "holds text that is not valid Unicode",
     ),
-    "a JSON list": (b"[]", "is not a Jupyter notebook"),
-    "a JSON string": (b'"notebook"', "is not a Jupyter notebook"),
-    "null": (b"null", "is not a Jupyter notebook"),
-    "an empty object": (b"{}", "is not a Jupyter notebook"),
+    "a JSON list": (b"[]", "(JSON, but with no nbformat version)"),
+    "a JSON string": (b'"notebook"', "(JSON, but with no nbformat version)"),
+    "null": (b"null", "(JSON, but with no nbformat version)"),
+    "an empty object": (b"{}", "(JSON, but with no nbformat version)"),
     "nbformat 3": (
         edited(lambda c: c.update(nbformat=3)),
         "declares nbformat 3, nbformat_minor 5 (a notebook is format 4, minor 0 or more)",

@@ -429,13 +429,13 @@ def _gradable(name: str, raw: bytes, grade_ids: set[str]) -> bytes:
         content = json.loads(text, parse_constant=_no_constant)
     except ValueError as error:  # JSONDecodeError, NaN, an integer of thousands of digits
         raise Refused(
-            f"{name} is not valid JSON ({_one_line(error)}): truncated, or edited by hand? "
-            "submit the notebook as JupyterLab saved it"
+            f"{name} is not a readable notebook ({type(error).__name__}: {_one_line(error)}): "
+            "truncated, or edited by hand? submit the notebook as JupyterLab saved it"
         ) from None
     del text
     if not isinstance(content, dict) or "nbformat" not in content:
         raise Refused(
-            f"{name} is not a Jupyter notebook (JSON without an nbformat version): "
+            f"{name} is not a readable notebook (JSON, but with no nbformat version): "
             "submit the .ipynb file JupyterLab saved"
         )
     major, minor = content["nbformat"], content.get("nbformat_minor")
@@ -525,7 +525,7 @@ def _check_shape(name: str, raw: bytes) -> None:
     depth -= np.arange(1, depth.size + 1, dtype=np.int32)  # opened - closed, after each bracket
     if opened != np.count_nonzero(closing) or (depth.size and depth.min() < 0):
         raise Refused(
-            f"{name} is not valid JSON (its brackets do not match): truncated? "
+            f"{name} is not a readable notebook (its brackets do not match: truncated?): "
             "submit the notebook as JupyterLab saved it"
         )
     if depth.size and depth.max() > MAX_DEPTH:
