@@ -509,11 +509,14 @@ def _check_shape(name: str, raw: bytes) -> None:
     there, and up to there this reading of the file is the parser's own.)"""
     unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     kept = np.frombuffer(unescaped.translate(None, delete=_NOT_STRUCTURE), dtype=np.uint8)
+    del unescaped  # a file of 256 MB makes arrays of as much: one fewer at a time
     quotes = kept == ord('"')
     in_strings = np.cumsum(quotes, dtype=np.uint8)  # its parity is all that is needed
     in_strings &= 1
     in_strings |= quotes
+    del quotes
     outside = kept[in_strings == 0]
+    del kept, in_strings
     opening = (outside == ord("[")) | (outside == ord("{"))
     closing = (outside == ord("]")) | (outside == ord("}"))
     opened = np.count_nonzero(opening)
