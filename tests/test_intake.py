@@ -395,7 +395,7 @@ def depth_of(value: object) -> int:
 
 
 def cells_json(count: int) -> bytes:
-    """A notebook of ``count`` empty code cells, written directly (nbformat takes seconds)."""
+    """A notebook of ``count`` empty raw cells, written directly (nbformat takes seconds)."""
     content = released()
     content["cells"] = ["@CELLS@"]
     cells = b",".join(
