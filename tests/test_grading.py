@@ -13,7 +13,6 @@ import hashlib
 import json
 import shutil
 import socket
-import zipfile
 from pathlib import Path
 
 import nbformat
@@ -413,24 +412,6 @@ def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Pa
     problems = summary.problems["dies"]
     assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
     assert any("kernel died" in p for p in problems), problems
-
-
-def test_lms_downloads_are_filed_without_overwriting(tmp_path: Path) -> None:
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    data = nbformat.writes(submission({})).encode()
-    with zipfile.ZipFile(downloads / "zoe_attempt1.zip", "w") as z:
-        z.writestr("work/02_chain_rule.ipynb", data)
-    (downloads / "yan_02_chain_rule.ipynb").write_bytes(data)
-    (downloads / "readme.txt").write_text("hi")
-    existing = tmp_path / "submitted" / "yan" / "ch01" / NOTEBOOK
-    existing.parent.mkdir(parents=True)
-    existing.write_text("an earlier version")
-    filed, problems = grading.collect(tmp_path, downloads)
-    assert filed == ["submitted/zoe/ch01/02_chain_rule.ipynb"]
-    assert existing.read_text() == "an earlier version"
-    assert any("exists and differs" in p for p in problems)
-    assert any("readme.txt" in p for p in problems)
 
 
 def test_refuses_without_a_sandbox_unless_unsafe(
