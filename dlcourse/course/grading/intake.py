@@ -114,6 +114,10 @@ class Submission:
     # every expected notebook present, gradable or not -> its fingerprint (see Refused.digest)
     digests: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # one line each
+    timestamp: str | None = None  # nbgrader's timestamp.txt (when it was submitted), if any
+
+
+TIMESTAMP = "timestamp.txt"  # written by nbgrader's exchange when it collects a submission
 
 
 def is_student_id(name: str) -> bool:
@@ -207,8 +211,10 @@ def read_submission(
         names = os.listdir(folder)
         if not any(name.endswith(".ipynb") for name in names):
             result.problems.append(f"no notebooks in {where}/")
-        for name in sorted(set(names) - set(expected)):
+        for name in sorted(set(names) - set(expected) - {TIMESTAMP}):
             result.problems.append(_extra(folder, name, assignment))
+        if TIMESTAMP in names:
+            _read_timestamp(folder, result)
         for name, grade_ids in expected.items():
             if name not in names:
                 result.problems.append(f"{name} is missing; its exercises score 0")
@@ -222,6 +228,27 @@ def read_submission(
                 result.digests[name] = notebook.digest
                 result.notebooks[name] = notebook
     return result
+
+
+def _read_timestamp(folder: int, result: Submission) -> None:
+    """nbgrader's record of when the submission was made, read as any file is
+    (never through a link); it counts towards what was graded, so a changed
+    submission time regrades the student."""
+    try:
+        data, digest = _read_file(folder, TIMESTAMP)
+        text = data.decode("ascii").strip()
+        if len(text) > 64:
+            raise ValueError
+    except Refused as refused:
+        result.problems.append(f"{refused}; the submission time is taken as unknown")
+        return
+    except ValueError:
+        result.problems.append(
+            f"{TIMESTAMP} is not a timestamp; the submission time is taken as unknown"
+        )
+        return
+    result.timestamp = text
+    result.digests[TIMESTAMP] = digest
 
 
 def collect(

@@ -129,10 +129,9 @@ def plan(layout: Layout, ledger: Ledger, options: Options, summary: Summary
         digests[student] = submission.digests
         for problem in submission.problems:
             summary.add_problem(student, problem)
-        stamp = layout.submitted(student) / "timestamp.txt"
-        timestamp = stamp.read_text() if stamp.is_file() and not stamp.is_symlink() else None
         notebooks = {name: nb.data for name, nb in submission.notebooks.items()}
-        tasks.append(events.Task(student, notebooks, timestamp))
+        if notebooks:
+            tasks.append(events.Task(student, notebooks, submission.timestamp))
     return tasks, digests
 
 
