@@ -108,7 +108,7 @@ BOOKKEEPING_METADATA = frozenset(
 )
 _CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CHECKSUM = re.compile(r"[0-9a-f]{32}")
-_WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end of page</p></body></html>"
+_WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end</p></body></html>"
 _UNRENDERABLE = "*(This markdown was removed by the grader: it could not be made inert.)*"
 
 
@@ -185,7 +185,7 @@ def _inert_html(html: str) -> tuple[str, list[str]]:
     verified = not _violations(clean)
     if verified and _parsed(html) == _parsed(clean):
         return html, []
-    found = _violations(html) or ["markup that sanitising rewrites (unbalanced tags)"]
+    found = _violations(html) or ["markup that sanitising rewrites"]
     if not verified:  # the sanitiser let through what the check does not: show it as text
         clean = f"<pre>{escape(html)}</pre>"
     return clean, found
@@ -235,20 +235,37 @@ def _url_scheme_allowed(tag: str, name: str, value: str) -> bool:
     return name == "href" and scheme[1].lower() in LINK_SCHEMES
 
 
+def _page(html: str) -> LexborHTMLParser:
+    """``html`` as a browser's HTML5 parser builds it inside a page, which goes
+    on after it; a ``<body>`` or ``<html>`` tag in it adds its attributes to
+    the page's own element, so the whole page is what counts."""
+    return LexborHTMLParser(_WRAPPER.format(html))
+
+
 def _parsed(html: str) -> str:
-    """``html`` as a browser's HTML5 parser builds it inside a page, serialised."""
-    return LexborHTMLParser(_WRAPPER.format(html)).body.html or ""
+    """The page ``html`` makes, serialised, with style attributes written as
+    the sanitiser writes them ("color: red;" as "color:red")."""
+    page = _page(html)
+    for node in page.css("[style]"):
+        declarations = (d.partition(":") for d in (node.attrs["style"] or "").split(";"))
+        node.attrs["style"] = ";".join(
+            f"{name.strip()}:{value.strip()}" for name, _, value in declarations if name.strip()
+        )
+    return page.html or ""
 
 
 def _violations(html: str) -> list[str]:
     """What in ``html`` the safelist does not allow, in words, each once."""
-    body = LexborHTMLParser(_WRAPPER.format(html)).body
+    page = _page(html)
     found: dict[str, None] = {}
-    children = list(body.iter(include_text=True)) if body is not None else []
-    if [child.tag for child in children] != ["div", "p"] or children[1].text() != "end of page":
+    for element in (page.root, page.body):
+        if element.attributes:
+            found[f"attributes for the page's <{element.tag}>"] = None
+    wrapper, *rest = page.body.iter(include_text=True)
+    if wrapper.tag != "div" or [node.tag for node in rest] != ["p"] or rest[0].text() != "end":
         found["unbalanced tags"] = None
-    for node in children[0].traverse(include_text=False) if children else ():
-        if node is children[0]:
+    for node in wrapper.traverse(include_text=False):
+        if node is wrapper:
             continue
         if node.tag == "-comment":
             found["an HTML comment"] = None
@@ -256,11 +273,12 @@ def _violations(html: str) -> list[str]:
         tag = node.tag or ""
         if tag not in TAGS:
             found[f"a <{tag}> element"] = None
+            continue
         allowed = ATTRIBUTES["*"] | ATTRIBUTES.get(tag, set())
         for name, value in node.attributes.items():
             text = value or ""
             if name not in allowed:
-                found[f"an {name}= attribute"] = None
+                found[f"{'an' if name[:1] in 'aeiou' else 'a'} {name}= attribute"] = None
             elif name in ("href", "src") and not _url_allowed(tag, name, text):
                 scheme = _SCHEME.match(re.sub(r"[\s\x00-\x1f]", "", text).removeprefix("files/"))
                 found[f"a {scheme[1].lower() if scheme else 'disallowed'}: URL in {name}="] = None
