@@ -75,8 +75,8 @@ HONEST_MARKDOWN = {
     "links and images": "See [the docs](https://numpy.org/doc/), [a section](#The-chain-rule), "
     '[a file](data/notes.md), <https://example.org> and ![a figure](figure.png "title").',
     "table": "| x | f(x) |\n|:--|--:|\n| 1 | 2.5 |\n| 2 | 4.0 |",
-    "code and lists": "1. first\n2. second\n   - nested\n\n```python\ndef f(x):\n    return x**2\n```"
-    "\n\n> a quote",
+    "code and lists": "1. first\n2. second\n   - nested\n\n"
+    "```python\ndef f(x):\n    return x**2\n```\n\n> a quote",
     "inline HTML a student may write": "Line<br>break, <b>bold</b>, <sub>sub</sub>, "
     '<span style="color: red">red</span>\n\n<div align="center">centred</div>',
 }
@@ -304,13 +304,13 @@ def test_raw_cells_are_sanitised() -> None:
 # Outputs.
 
 
-def graded_outputs(*outputs: NotebookNode, count: Any = 1) -> NotebookNode:
-    """The notebook with a code cell holding these outputs; make_inert run."""
+def graded_outputs(*outputs: NotebookNode, count: Any = 1) -> tuple[NotebookNode, list[str]]:
+    """The notebook with a code cell holding these outputs, after make_inert,
+    and make_inert's report."""
     cell = new_code_cell("student_code()")
     cell.execution_count, cell.outputs = count, list(outputs)  # no validation: counts are forged
     nb = autograded(cell)
-    nb.report = make_inert(nb, released_notebook())
-    return nb
+    return nb, make_inert(nb, released_notebook())
 
 
 def display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> NotebookNode:
@@ -318,29 +318,29 @@ def display(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> Not
 
 
 def test_html_output_is_sanitised() -> None:
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display({"text/html": f"<p>kept</p><script>{js('html')}</script>"}),
         display({"text/html": f'<p>also kept</p><img src="x.png" onerror="{js("unclosed")}"'}),
     )
     first, second = (output.data["text/html"] for output in nb.cells[-1].outputs)
     assert first == "<p>kept</p>" and second == "<p>also kept</p>"
-    assert nb.report[0] == "cell 5: output 1: text/html with a <script> element: sanitised"
+    assert report[0] == "cell 5: output 1: text/html with a <script> element: sanitised"
     # unclosed, the tag takes in the page after it: the template's </div> becomes attributes
-    assert nb.report[1].startswith("cell 5: output 2: text/html with unbalanced tags, an onerror=")
+    assert report[1].startswith("cell 5: output 2: text/html with unbalanced tags, an onerror=")
 
 
 def test_honest_html_output_survives() -> None:
     table = "<table>\n<tr><th>x</th><td>1.5</td></tr>\n</table>"
-    nb = graded_outputs(display({"text/html": table}), display({"text/html": PANDAS_TABLE}))
+    nb, report = graded_outputs(display({"text/html": table}), display({"text/html": PANDAS_TABLE}))
     plain, pandas = (output.data["text/html"] for output in nb.cells[-1].outputs)
     assert plain == table
     assert "<style" not in pandas and "dataframe tbody" not in pandas  # its style sheet goes
     assert '<table border="1" class="dataframe">' in pandas and "<td>0.25</td>" in pandas
-    assert nb.report == ["cell 5: output 2: text/html with a <style> element: sanitised"]
+    assert report == ["cell 5: output 2: text/html with a <style> element: sanitised"]
 
 
 def test_javascript_widgets_and_unknown_types_are_dropped() -> None:
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display({"application/javascript": js("js"), "text/plain": "<Javascript object>"}),
         display({"application/javascript": js("js-alone")}),
         display({"application/vnd.jupyter.widget-view+json": {"model_id": "</script>"}}),
@@ -355,20 +355,21 @@ def test_javascript_widgets_and_unknown_types_are_dropped() -> None:
         {"text/plain": "[removed by the grader: text/vnd.mermaid]"},
         {"text/plain": "kept"},
     ]
-    assert nb.report == [
-        f"cell 5: output {n}: {mime} output: removed"
-        for n, mime in enumerate(
-            ["application/javascript", "application/javascript"]
-            + ["application/vnd.jupyter.widget-view+json", "text/vnd.mermaid"]
-            + ["application/x-unknown"],
-            start=1,
-        )
+    removed = (
+        "application/javascript",
+        "application/javascript",
+        "application/vnd.jupyter.widget-view+json",
+        "text/vnd.mermaid",
+        "application/x-unknown",
+    )
+    assert report == [
+        f"cell 5: output {n}: {mime} output: removed" for n, mime in enumerate(removed, start=1)
     ]
 
 
 def test_images_are_kept_only_if_strictly_base64() -> None:
     wrapped = "\n".join(png(40, 30)[i : i + 76] for i in range(0, len(png(40, 30)), 76)) + "\n"
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display({"image/png": png(), "text/plain": "fig"}),
         display({"image/jpeg": "/9j/4AAQSkZJRg==", "text/plain": "photo"}),
         display({"image/png": wrapped}),
@@ -385,7 +386,7 @@ def test_images_are_kept_only_if_strictly_base64() -> None:
         {"text/plain": "fig"},
         {"text/plain": "[removed by the grader: image/jpeg]"},
     ]
-    assert nb.report == [
+    assert report == [
         "cell 5: output 4: image/png output: removed",
         "cell 5: output 5: image/jpeg output: removed",
     ]
@@ -393,7 +394,7 @@ def test_images_are_kept_only_if_strictly_base64() -> None:
 
 def test_svg_is_shown_as_an_img() -> None:
     svg = f'<svg xmlns="http://www.w3.org/2000/svg" onload="{js("svg")}"><script>x</script></svg>'
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display({"image/svg+xml": svg, "text/plain": "<svg>"}),
         display({"image/svg+xml": svg, "image/png": png()}),
     )
@@ -402,7 +403,7 @@ def test_svg_is_shown_as_an_img() -> None:
     assert base64.b64decode(encoded.removesuffix('">')).decode() == svg
     assert set(alone) == {"text/html", "text/plain"} and beside_png == {"image/png": png()}
     assert is_inert(alone["text/html"])
-    assert nb.report == [
+    assert report == [
         "cell 5: output 1: image/svg+xml output: shown as an <img>, where it cannot run script",
         "cell 5: output 2: image/svg+xml output: removed (the output has another image)",
     ]
@@ -410,7 +411,7 @@ def test_svg_is_shown_as_an_img() -> None:
 
 def test_markdown_and_latex_outputs() -> None:
     latex = r"$$\href{javascript:alert(1)}{x}$$ </div><img src=x onerror=alert(1)>"
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display({"text/markdown": f"**kept** <script>{js('md')}</script>"}),
         display({"text/markdown": f"honest {MATHS}"}),
         display({"text/latex": latex}),
@@ -419,11 +420,11 @@ def test_markdown_and_latex_outputs() -> None:
     assert "script" not in data[0]["text/markdown"] and "kept" in data[0]["text/markdown"]
     # LaTeX is text: every template escapes it, and MathJax typesets it with its Safe extension
     assert data[1:] == [{"text/markdown": f"honest {MATHS}"}, {"text/latex": latex}]
-    assert nb.report == ["cell 5: output 1: text/markdown with a <script> element: sanitised"]
+    assert report == ["cell 5: output 1: text/markdown with a <script> element: sanitised"]
 
 
 def test_output_metadata_keeps_only_numeric_sizes() -> None:
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         display(
             {"image/png": png(), "text/html": "<b>x</b>"},
             {
@@ -435,7 +436,7 @@ def test_output_metadata_keeps_only_numeric_sizes() -> None:
         )
     )
     assert nb.cells[-1].outputs[0].metadata == {"image/png": {"height": 30}, "width": 50.5}
-    assert nb.report == [
+    assert report == [
         "cell 5: output 1: metadata image/png.width, image/png.alt, text/html, filenames: removed"
     ]
 
@@ -444,18 +445,18 @@ def test_forged_execution_counts_are_cleared() -> None:
     forged = f'1</div><img src=x onerror="{js("count")}">'
     result = new_output("execute_result", data={"text/plain": "3"}, execution_count=7)
     result.execution_count = forged
-    nb = graded_outputs(result, count=forged)
+    nb, report = graded_outputs(result, count=forged)
     cell = nb.cells[-1]
     assert cell.execution_count is None and cell.outputs[0].execution_count is None
-    assert all("execution count '1</div>" in line for line in nb.report) and len(nb.report) == 2
-    honest = graded_outputs(
+    assert all("execution count '1</div>" in line for line in report) and len(report) == 2
+    honest, honest_report = graded_outputs(
         new_output("execute_result", data={"text/plain": "3"}, execution_count=7), count=7
     )
-    assert honest.cells[-1].execution_count == 7 and honest.report == []
+    assert honest.cells[-1].execution_count == 7 and honest_report == []
 
 
 def test_streams_and_errors_stay_text() -> None:
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         new_output("stream", name="stdout", text=f"<script>{js('stream')}</script>"),
         new_output("stream", name='stdout" onload="x', text="x"),
         from_dict(
@@ -467,11 +468,11 @@ def test_streams_and_errors_stay_text() -> None:
     assert outputs[0].text == f"<script>{js('stream')}</script>"  # templates escape streams
     assert outputs[1].name == "stdout"
     assert outputs[2].traceback == ["<img>", "3"]
-    assert nb.report == ["cell 5: output 2: stream name not stdout or stderr: stdout"]
+    assert report == ["cell 5: output 2: stream name not stdout or stderr: stdout"]
 
 
 def test_unknown_cells_outputs_and_fields_go() -> None:
-    nb = graded_outputs(
+    nb, report = graded_outputs(
         NotebookNode({"output_type": "shell", "html": "<script>"}),
         NotebookNode(
             {
@@ -484,15 +485,17 @@ def test_unknown_cells_outputs_and_fields_go() -> None:
     )
     nb.cells.append(NotebookNode({"cell_type": "widget", "source": "<script>", "metadata": {}}))
     nb.cells[-2].id = 'x"><script>'
-    report = make_inert(nb, released_notebook())
+    nb.cells[-2].html = "<script>"
+    again = make_inert(nb, released_notebook())
     assert [cell.cell_type for cell in nb.cells[4:]] == ["code"]
     assert [output.output_type for output in nb.cells[-1].outputs] == ["display_data"]
     assert "svg_filename" not in nb.cells[-1].outputs[0]
-    assert nb.report == [
+    assert report == [
         "cell 5: output 1: output of unknown type 'shell': removed",
         "cell 5: output 2: field(s) 'svg_filename': removed",
     ]
-    assert report == [
+    assert again == [
+        "cell 5: field(s) 'html': removed",
         "cell 5: cell id not of nbformat's form: replaced",
         "cell 6: cell of unknown type 'widget': removed",
     ]
@@ -641,6 +644,28 @@ def render(template: str, nb: NotebookNode, config: Config, folder: Path) -> str
     return make(config).from_filename(str(path), resources=copy.deepcopy(resources))[0]
 
 
+def test_a_forged_field_no_longer_costs_the_whole_page(tmp_path: Path) -> None:
+    """nbconvert validates a notebook before rendering it: a string execution
+    count (which the classic template would write into the page unescaped)
+    makes it refuse the notebook, so the student's feedback and formgrader's
+    page for it fail.  After make_inert the notebook is valid and renders."""
+    cell = new_code_cell("x = 1")
+    result = new_output("execute_result", data={"text/plain": "1"}, execution_count=1)
+    cell.outputs = [result, new_output("error", ename="E", evalue="v", traceback=[])]
+    cell.execution_count = result.execution_count = f'1</div><img src=x onerror="{js("n")}">'
+    cell.outputs[1].traceback = [3]
+    cell.extra = "field"
+    nb = autograded(cell)
+    nb.extra = "field"
+    for template in EXPORTERS:
+        with pytest.raises(nbformat.ValidationError):
+            render(template, nb, course_config(), tmp_path)
+    assert len(make_inert(nb, released_notebook())) == 4
+    nbformat.validate(nb)
+    for template in EXPORTERS:
+        assert "onerror" not in render(template, nb, course_config(), tmp_path)
+
+
 @pytest.mark.parametrize("template", EXPORTERS)
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_honest_pages_are_unchanged_by_the_course_sanitising(
@@ -673,13 +698,9 @@ def attack_notebook() -> NotebookNode:
         for name, (source, _) in MARKDOWN_VECTORS.items()
         if name != "unbalanced"  # it only moves the rest of the page, and would move the test's
     ]
-    tagged = new_code_cell("x = 1")
-    tagged.execution_count = f'1</div><img src=x onerror="{js("count")}">'
+    tagged = new_code_cell("x = 1", execution_count=1)
     tagged.metadata = {"tags": [f'"><img src=x onerror="{js("tags")}">'], "alt": '"><b>'}
-    result = new_output("execute_result", data={"text/plain": "1"}, execution_count=1)
-    result.execution_count = f'2</div><img src=x onerror="{js("result-count")}">'
     tagged.outputs = [
-        result,
         new_output("stream", name="stdout", text=f'<img src=x onerror="{js("stream")}">'),
         new_output("error", ename="E", evalue="<b>", traceback=[f"<script>{js('tb')}</script>"]),
         display({"text/html": f"<script>{js('html')}</script>"}),

@@ -106,6 +106,11 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/\n]*={0,2}\n*")
 BOOKKEEPING_METADATA = frozenset(
     {"collapsed", "deletable", "editable", "execution", "jupyter", "scrolled", "tags", "trusted"}
 )
+CELL_FIELDS = {
+    "code": frozenset({"cell_type", "execution_count", "id", "metadata", "outputs", "source"}),
+    "markdown": frozenset({"attachments", "cell_type", "id", "metadata", "source"}),
+    "raw": frozenset({"attachments", "cell_type", "id", "metadata", "source"}),
+}
 _CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CHECKSUM = re.compile(r"[0-9a-f]{32}")
 _WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end</p></body></html>"
@@ -125,6 +130,9 @@ def make_inert(nb: NotebookNode, released: NotebookNode) -> list[str]:
     sanitised"``, cells counted from 1; an honest notebook gives none.
     """
     changes: list[str] = []
+    for key in sorted(set(nb) - {"cells", "metadata", "nbformat", "nbformat_minor"}):
+        changes.append(f"notebook field {key!r}: removed")
+        del nb[key]
     for key in sorted(set(nb.metadata) - set(released.metadata) - {"kernelspec", "language_info"}):
         changes.append(f"notebook metadata {key!r}: removed")
     nb.metadata = copy.deepcopy(released.metadata)
@@ -134,7 +142,9 @@ def make_inert(nb: NotebookNode, released: NotebookNode) -> list[str]:
     for number, cell in enumerate(nb.cells, start=1):
         notes = _inert_cell(cell, release, seen)
         changes += [f"cell {number}: {note}" for note in notes]
-        if cell.get("cell_type") in ("code", "markdown", "raw"):
+        if cell.get("cell_type") in CELL_FIELDS:
+            if nb.get("nbformat_minor", 0) >= 5 and "id" not in cell:
+                cell["id"] = uuid.uuid4().hex[:12]  # nbformat 4.5 wants one on every cell
             cells.append(cell)
     nb.cells = cells
     return changes
@@ -357,10 +367,20 @@ def _grade_id(cell: Mapping[str, Any]) -> str | None:
 
 
 def _inert_cell(cell: NotebookNode, release: dict[str, dict], seen: set[str]) -> list[str]:
+    """Neutralise one cell in place: fields, metadata, source, outputs.
+
+    What nbformat's schema does not allow goes too: nbconvert validates the
+    notebook before rendering, so one forged field would lose the whole page."""
     kind = cell.get("cell_type")
-    if kind not in ("code", "markdown", "raw"):
+    if kind not in CELL_FIELDS:
         return [f"cell of unknown type {str(kind)[:40]!r}: removed"]
-    notes = _restore_metadata(cell, release, seen)
+    notes = []
+    extra = sorted(set(cell) - CELL_FIELDS[kind] - {"attachments"})
+    if extra:
+        notes.append(f"field(s) {', '.join(map(repr, extra))}: removed")
+        for key in extra:
+            del cell[key]
+    notes += _restore_metadata(cell, release, seen)
     if "id" in cell and not (isinstance(cell.id, str) and _CELL_ID.fullmatch(cell.id)):
         notes.append("cell id not of nbformat's form: replaced")
         cell["id"] = uuid.uuid4().hex[:12]
