@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nbformat
 import pytest
@@ -637,11 +638,19 @@ def as_graded(nb: NotebookNode) -> NotebookNode:
     return nb
 
 
-def render(template: str, nb: NotebookNode, config: Config, folder: Path) -> str:
-    make, resources = EXPORTERS[template]
+@functools.cache
+def exporter(template: str, course: bool) -> HTMLExporter:
+    """One exporter per template and configuration, reused as formgrader does."""
+    return EXPORTERS[template][0](course_config(inert_filters=course))
+
+
+def render(template: str, nb: NotebookNode, folder: Path, *, course: bool = True) -> str:
+    """The page the template makes of ``nb``, configured by the course's
+    nbgrader_config.py or (``course=False``) by plain nbgrader's."""
     path = folder / "notebook.ipynb"
     nbformat.write(as_graded(nb), path)  # formgrader renders from the file, so do we
-    return make(config).from_filename(str(path), resources=copy.deepcopy(resources))[0]
+    resources = copy.deepcopy(EXPORTERS[template][1])
+    return exporter(template, course).from_filename(str(path), resources=resources)[0]
 
 
 def test_a_forged_field_no_longer_costs_the_whole_page(tmp_path: Path) -> None:
@@ -659,11 +668,11 @@ def test_a_forged_field_no_longer_costs_the_whole_page(tmp_path: Path) -> None:
     nb.extra = "field"
     for template in EXPORTERS:
         with pytest.raises(nbformat.ValidationError):
-            render(template, nb, course_config(), tmp_path)
+            render(template, nb, tmp_path)
     assert len(make_inert(nb, released_notebook())) == 4
     nbformat.validate(nb)
     for template in EXPORTERS:
-        assert "onerror" not in render(template, nb, course_config(), tmp_path)
+        assert "onerror" not in render(template, nb, tmp_path)
 
 
 @pytest.mark.parametrize("template", EXPORTERS)
@@ -674,17 +683,17 @@ def test_honest_pages_are_unchanged_by_the_course_sanitising(
     """Figures, test messages, maths: honest pages are byte for byte what
     plain nbgrader makes."""
     nb = nbformat.read(ROOT / "solutions" / "ch01" / f"{name}.ipynb", 4)
-    course = render(template, nb, course_config(), tmp_path)
-    assert course == render(template, nb, course_config(inert_filters=False), tmp_path)
+    course = render(template, nb, tmp_path)
+    assert course == render(template, nb, tmp_path, course=False)
     assert "data:image/png;base64," in course
 
 
 def test_the_course_filters_protect_a_notebook_make_inert_never_saw(tmp_path: Path) -> None:
     nb = autograded(new_markdown_cell(f"Hello <script>{js('script')}</script> world"))
     for template in EXPORTERS:
-        html = render(template, nb, course_config(), tmp_path)
+        html = render(template, nb, tmp_path)
         assert "Hello" in html and js("script") not in html, template
-        assert js("script") in render(template, nb, course_config(inert_filters=False), tmp_path)
+        assert js("script") in render(template, nb, tmp_path, course=False)
 
 
 # Chromium.
@@ -719,8 +728,11 @@ def attack_notebook() -> NotebookNode:
         display(
             {
                 "application/vnd.jupyter.widget-view+json": {
-                    "model_id": f"</script><script>{js('view')}</script>"
-                }
+                    "model_id": "m",
+                    "version_major": 2,
+                    "x": f"</script><script>{js('view')}</script>",
+                },
+                "text/plain": "a widget",
             }
         ),
     ]
@@ -739,7 +751,8 @@ def attack_notebook() -> NotebookNode:
     nb = autograded(*cells, tagged, forged, raw)
     nb.metadata["widgets"] = {
         "application/vnd.jupyter.widget-state+json": {
-            "s": f"</script><script>{js('state')}</script>"
+            "version_major": 2,
+            "state": {"m": {"x": f"</script><script>{js('state')}</script>"}},
         }
     }
     return nb
@@ -784,13 +797,11 @@ HONEST_IN_PAGE = """() => ({
 
 
 class Sentinel(SimpleHTTPRequestHandler):
-    """Serves the pages, and counts requests a vector makes to /xss/."""
-
-    hits: list[str]
+    """Serves the pages, and answers requests a vector makes to /xss/ with
+    nothing (a meta refresh to one leaves the page where it is)."""
 
     def do_GET(self) -> None:
         if self.path.startswith("/xss/"):
-            self.hits.append(self.path)
             self.send_response(204)
             self.end_headers()
         else:
@@ -801,71 +812,79 @@ class Sentinel(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
+def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A folder served on 127.0.0.1 as formgrader serves its pages: nbgrader's
     static files (jQuery, Bootstrap, formgrade.js) under /formgrader/static/."""
     chromium_path()
     import nbgrader.server_extensions.formgrader as formgrader
 
-    static = Path(formgrader.__file__).parent / "static"
     (tmp_path / "formgrader").mkdir()
-    os.symlink(static, tmp_path / "formgrader" / "static")
-    hits: list[str] = []
-    handler = functools.partial(
-        type("Handler", (Sentinel,), {"hits": hits}), directory=str(tmp_path)
-    )
+    os.symlink(Path(formgrader.__file__).parent / "static", tmp_path / "formgrader" / "static")
+    handler = functools.partial(Sentinel, directory=str(tmp_path))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield tmp_path, f"http://127.0.0.1:{server.server_port}/", hits
+    yield tmp_path, f"http://127.0.0.1:{server.server_port}/"
     server.shutdown()
     server.server_close()
     thread.join()
 
 
+class Evidence:
+    """What a page's vectors did: console markers and requests to /xss/, from
+    the page and its frames."""
+
+    def __init__(self, page: Any) -> None:
+        self.seen: set[str] = set()
+        page.on("console", self.console)
+        page.on("request", self.request)
+
+    def console(self, message: Any) -> None:
+        if message.text.startswith("XSS:"):
+            self.seen.add(message.text.removeprefix("XSS:"))
+
+    def request(self, request: Any) -> None:
+        if "/xss/" in request.url:
+            self.seen.add("request " + urlsplit(request.url).path)
+
+
 @pytest.mark.parametrize("template", EXPORTERS)
 def test_no_vector_runs_in_chromium_after_make_inert(
-    template: str, served: tuple[Path, str, list[str]], capsys: pytest.CaptureFixture
+    template: str, served: tuple[Path, str], capsys: pytest.CaptureFixture
 ) -> None:
-    folder, url, hits = served
+    folder, url = served
     attack = attack_notebook()
     inert = copy.deepcopy(attack)
     make_inert(inert, released_notebook())
     honest = autograded(*honest_cells())
     make_inert(honest, released_notebook())
     pages = {}
-    for config_name, config in (
-        ("course", course_config()),
-        ("plain nbgrader", course_config(inert_filters=False)),
-    ):
+    for config_name, course in (("course", True), ("plain nbgrader", False)):
         for state, nb in (("baseline", honest), ("before", attack), ("after", inert)):
             name = f"{config_name}-{state}.html".replace(" ", "-")
-            (folder / name).write_text(render(template, nb, config, folder))
+            (folder / name).write_text(render(template, nb, folder, course=course))
             pages[config_name, state] = name
 
     ran: dict[tuple[str, str], list[str]] = {}
     features: dict[tuple[str, str], list[str]] = {}
     honest_parts: dict[tuple[str, str], dict] = {}
     with browser_context() as (context, _watch):
-        for key, name in pages.items():
+        opened = {}
+        for key, name in pages.items():  # all loading at once
             page = context.new_page()
-            markers: list[str] = []
-            page.on("console", lambda message, markers=markers: markers.append(message.text))
-            hits.clear()
+            opened[key] = page, Evidence(page)
             page.goto(url + name)
+        for key, (page, evidence) in opened.items():
             page.wait_for_load_state("networkidle")
-            marked = page.evaluate("() => window.__xss || []") if page.url == url + name else []
-            ran[key] = sorted(
-                {m.removeprefix("XSS:") for m in markers if m.startswith("XSS:")}
-                | set(marked)
-                | {f"request {hit}" for hit in hits}
-            )
+            if page.url == url + pages[key]:
+                evidence.seen.update(page.evaluate("() => window.__xss || []"))
+            ran[key] = sorted(evidence.seen)
             features[key] = page.evaluate(ACTIVE_FEATURES)
             honest_parts[key] = page.evaluate(HONEST_IN_PAGE)
-            page.close()
 
     with capsys.disabled():
-        print(f"\n  {template}: " + "; ".join(f"{c} {s}: {len(ran[c, s])} ran" for c, s in ran))
+        for (config_name, state), names in ran.items():
+            print(f"\n  {template}, {config_name}, {state}: {len(names)} ran {' '.join(names)}")
     for config_name in ("course", "plain nbgrader"):
         before, after = ran[config_name, "before"], ran[config_name, "after"]
         assert before, (
