@@ -143,7 +143,8 @@ def make_inert(nb: NotebookNode, released: NotebookNode) -> list[str]:
         notes = _inert_cell(cell, release, seen)
         changes += [f"cell {number}: {note}" for note in notes]
         if cell.get("cell_type") in CELL_FIELDS:
-            if nb.get("nbformat_minor", 0) >= 5 and "id" not in cell:
+            minor = nb.get("nbformat_minor")
+            if isinstance(minor, int) and minor >= 5 and "id" not in cell:
                 cell["id"] = uuid.uuid4().hex[:12]  # nbformat 4.5 wants one on every cell
             cells.append(cell)
     nb.cells = cells
@@ -329,7 +330,7 @@ def _inert_markdown(source: str, attachments: Mapping[str, Any]) -> tuple[str, l
     try:
         clean, found = _inert_html(_render_markdown(source, attachments))
     except Exception as error:  # a template would fail the same way, losing the whole page
-        found = [f"markdown that cannot be rendered ({type(error).__name__}: {error})"]
+        found = [f"markdown that cannot be rendered ({type(error).__name__}: {str(error)[:80]})"]
     else:
         if not found:
             return source, [], ""
@@ -384,8 +385,7 @@ def _inert_cell(cell: NotebookNode, release: dict[str, dict], seen: set[str]) ->
     if "id" in cell and not (isinstance(cell.id, str) and _CELL_ID.fullmatch(cell.id)):
         notes.append("cell id not of nbformat's form: replaced")
         cell["id"] = uuid.uuid4().hex[:12]
-    if not isinstance(cell.get("source"), str):
-        cell["source"] = "".join(map(str, cell.get("source") or []))
+    cell["source"] = _as_text(cell.get("source"))
     if kind == "code":
         if "attachments" in cell:
             del cell["attachments"]
@@ -479,6 +479,19 @@ def _inert_code(cell: NotebookNode) -> list[str]:
     return notes
 
 
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _as_text(value: object) -> str:
+    """Text as nbformat stores it: a string, or a list of lines."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(map(str, value))
+    return "" if value is None else str(value)
+
+
 def _is_count(value: object) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
@@ -496,8 +509,7 @@ def _inert_output(output: Any) -> tuple[NotebookNode | None, list[str]]:
     kind = output.get("output_type") if isinstance(output, Mapping) else None
     if kind == "stream":
         name = output.get("name") if output.get("name") in ("stdout", "stderr") else "stdout"
-        text = output.get("text")
-        text = text if isinstance(text, str) else "".join(map(str, text or []))
+        text = _as_text(output.get("text"))
         notes = [] if name == output.get("name") else ["stream name not stdout or stderr: stdout"]
         return from_dict({"output_type": "stream", "name": name, "text": text}), notes
     if kind == "error":
@@ -529,7 +541,10 @@ def _inert_output(output: Any) -> tuple[NotebookNode | None, list[str]]:
 
 
 def _inert_data(data: Any) -> tuple[dict[str, Any], list[str]]:
-    bundle = data if isinstance(data, Mapping) else {}
+    bundle = {
+        mime: "".join(value) if isinstance(value, list) and all(map(_is_str, value)) else value
+        for mime, value in (data.items() if isinstance(data, Mapping) else ())
+    }  # nbformat may store text as a list of lines
     kept: dict[str, Any] = {}
     notes = []
     for mime, value in bundle.items():
