@@ -32,3 +32,15 @@ c.GenerateFeedback.preprocessors = [
     ClearHiddenTests,
     ShortTracebacks,
 ]
+
+# Student HTML never runs (issue 11).  The grader makes every autograded notebook
+# inert (dlcourse/course/grading/inert.py) before formgrader or feedback renders
+# it; in depth, the exporter both use sanitises too.  nbgrader's templates render
+# markdown cells with markdown2html and ignore sanitize_html, and nbconvert's own
+# clean_html keeps too little for honest output (no <p>, <th> or <img>), so both
+# filters are the course's: the same safelist, leaving inert HTML unchanged.
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {
+    "clean_html": "dlcourse.course.grading.inert.clean_html",
+    "markdown2html": "dlcourse.course.grading.inert.markdown2html",
+}
