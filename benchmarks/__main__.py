@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import suite
+from benchmarks import grading, suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,14 +128,26 @@ def main() -> None:
             + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in notebooks.items())
             + f"; together {sum(notebooks.values()):.1f} s.",
         ]
-        rates = suite.grading_throughput(ROOT)
-        confined = "kernels confined" if rates.pop("confined") else "no sandbox here: --unsafe"
+        g = grading.throughput(ROOT)
+        confined = "kernels confined" if g.confined else "no sandbox here: --unsafe"
+        speedup = g.rows["dlcourse grade --workers 2"] / g.rows["plain nbgrader"]
+        overhead = g.per_submission / g.execute_once
         lines += [
             "",
-            f"Grading throughput, submissions of three notebooks per minute ({confined}): "
-            + ", ".join(f"{name} {rate:.1f}" for name, rate in rates.items())
-            + ".",
+            f"Grading throughput, {grading.STUDENTS} submissions of three notebooks, per minute "
+            f"({confined}): " + ", ".join(f"{name} {rate:.1f}" for name, rate in g.rows.items())
+            + f". Per submission: a worker's wall time {g.per_submission:.1f} s (--workers 2); "
+            f"executing its notebooks once {g.execute_once:.1f} s.",
+            "",
+            f"- dlcourse grade --workers 2 / plain nbgrader {speedup:.2f}x (target >= 2): "
+            + ("met" if speedup >= 2 else "missed"),
+            f"- a worker's time per submission / executing it once {overhead:.2f} "
+            "(target <= 1.5): " + ("met" if overhead <= 1.5 else "missed"),
         ]
+        lines += [
+            f"- problems reported ({row}): {problems}" for row, problems in g.problems.items()
+            if problems
+        ]  # fmt: skip
         print("\n".join(lines[-7:]))
     if not args.quick:
         args.out.write_text("\n".join(lines) + "\n")

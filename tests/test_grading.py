@@ -8,15 +8,21 @@ workers, through the command line; each test then checks one student.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import hashlib
+import io
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
 
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
+from nbgrader.api import Gradebook
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
@@ -159,7 +165,69 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
             },
             LOSE_ONE,
         ),
+        # what a kernel writes is its own: it works, and is gone after grading
+        "writer": ({"chain_rule": WRITES + CORRECT + "\nif not WROTE:\n" + indented(WRONG)}, FULL),
+        # a process left running, in a session of its own, dies with the kernel
+        "daemon": (
+            {
+                "chain_rule": "import subprocess\nsubprocess.Popen(['sleep', '600'], "
+                "start_new_session=True)\n" + CORRECT
+            },
+            FULL,
+        ),
+        # right values, from the library's numerical derivative: points kept, a human told
+        "engine": (
+            {
+                "chain_rule": "def chain_rule(f_prime, g, g_prime):\n"
+                "    def derivative(x):\n"
+                "        x = np.array(x, dtype=float)\n"
+                "        return f_prime(g(x)) * numerical_grad(lambda u: np.sum(g(u)), x)\n"
+                "    return derivative\n"
+            },
+            FULL,
+        ),
+        # markdown and outputs that would run in the instructor's browser
+        "xss": ({"chain_rule": XSS + CORRECT}, FULL),
     }
+
+
+MARK = "dlcourse-private-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+PRIVATE_FILES = [f"/tmp/{MARK}", f"/var/tmp/{MARK}", f"/dev/shm/{MARK}", f"{MARK}.txt"]
+WRITES = (
+    "import os\nWROTE = True\n"
+    f"for path in {PRIVATE_FILES!r}:\n"
+    "    try:\n        open(path, 'w').write('secret')\n"
+    "    except OSError:\n        WROTE = False\n"
+    "os.symlink('/etc/passwd', 'linked.ipynb')\n"
+)
+XSS = (
+    "from IPython.display import HTML, Javascript, display\n"
+    "display(HTML('<img src=x onerror=\"window.top.__xss=1\">'\n"
+    "             '<script>window.top.__xss=1</script>'))\n"
+    "display(Javascript('window.top.__xss = 1'))\n"
+)
+
+
+def problems_printed(out: str) -> dict[str, str]:
+    """student -> the problems `dlcourse grade` printed for them, joined."""
+    found: dict[str, list[str]] = {}
+    for line in out.split("\nproblems:\n", 1)[-1].splitlines():
+        student, _, problem = line.strip().partition(": ")
+        found.setdefault(student, []).append(problem)
+    return {student: " | ".join(problems) for student, problems in found.items()}
+
+
+def if_any_readable(paths: list[str]) -> str:
+    """chain_rule is right only if the student's code could read one of ``paths``."""
+    return (
+        f"CHEAT = False\nfor path in {paths!r}:\n"
+        "    try:\n        open(path).read(1)\n        CHEAT = True\n"
+        "    except OSError:\n        pass\n" + CORRECT + "\nif not CHEAT:\n" + indented(WRONG)
+    )
+
+
+def indented(code: str) -> str:
+    return "\n".join("    " + line for line in code.splitlines())
 
 
 def _test_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -226,17 +294,64 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         folder.mkdir(parents=True)
         nbformat.write(submission({"chain_rule": WRONG}, how), folder / NOTEBOOK)
         students[student] = ({}, LOSE_ONE)
+    with_markdown = submission(students["xss"][0])
+    with_markdown.cells.append(nbformat.v4.new_markdown_cell(
+        "<script>window.top.__xss = 1</script>[x](javascript:window.top.__xss=1)"
+    ))  # fmt: skip
+    nbformat.write(with_markdown, course / "submitted" / "xss" / "ch01" / NOTEBOOK)
     bad = {
         "corrupt": nbformat.writes(submission({}))[:500].encode(),
         "foreign": nbformat.writes(nbformat.v4.new_notebook()).encode(),
         "binary": b"\xff\xfe\x00 not a notebook",
-        "huge": b" " * (intake.MAX_NOTEBOOK_BYTES + 1),
+        "huge": nbformat.writes(
+            submission({"chain_rule": CORRECT + "\n# " + "x" * intake.MAX_NOTEBOOK_BYTES})
+        ).encode(),
+        "deep": b'{"cells": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        "manycells": json.dumps(
+            {
+                "cells": [
+                    {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": "1",
+                     "outputs": [], "execution_count": None}
+                    for i in range(100_000)
+                ],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+            }
+        ).encode(),
     }
     for student, data in bad.items():
         folder = course / "submitted" / student / "ch01"
         folder.mkdir(parents=True)
         (folder / NOTEBOOK).write_bytes(data)
         students[student] = ({}, 0.0)
+    # an honest notebook with 12 MB of stored figures: grading remakes outputs
+    figures = submission({})
+    png = base64.b64encode(os.urandom(3 * 2**20)).decode()
+    for cell in [c for c in figures.cells if c.cell_type == "code"][:3]:
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    folder = course / "submitted" / "figures" / "ch01"
+    folder.mkdir(parents=True)
+    nbformat.write(figures, folder / NOTEBOOK)
+    students["figures"] = ({}, FULL)
+    # links, to anything, are refused and never followed
+    for student, target in [
+        ("symlink", course / "solutions" / "ch01" / NOTEBOOK),
+        ("dangling", course / "nowhere.ipynb"),
+    ]:
+        folder = course / "submitted" / student / "ch01"
+        folder.mkdir(parents=True)
+        (folder / NOTEBOOK).symlink_to(target)
+        students[student] = ({}, 0.0)
+    elsewhere = course / "elsewhere.ipynb"
+    nbformat.write(submission({}), elsewhere)
+    folder = course / "submitted" / "hardlink" / "ch01"
+    folder.mkdir(parents=True)
+    os.link(elsewhere, folder / NOTEBOOK)
+    students["hardlink"] = ({}, 0.0)
+    (course / "submitted" / "linkedfolder").mkdir()
+    (course / "submitted" / "linkedfolder" / "ch01").symlink_to(
+        course / "submitted" / "honest" / "ch01"
+    )
+    students["linkedfolder"] = ({}, 0.0)
     (course / "submitted" / "empty" / "ch01").mkdir(parents=True)
     (course / "submitted" / "notes" / "ch01").mkdir(parents=True)
     (course / "submitted" / "notes" / "ch01" / "notes.txt").write_text("my notes")
@@ -244,27 +359,16 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     before = {
         p: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in (course / "submitted").rglob("*")
-        if p.is_file()
+        if p.is_file() and not p.is_symlink() and "linkedfolder" not in p.parts
     }
-    assert (
-        main(
-            [
-                "--root",
-                str(course),
-                "grade",
-                "--workers",
-                "2",
-                "--timeout",
-                "10",
-                "--memory",
-                "1500",
-            ]
-        )
-        == 0
-    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        command = ["--root", str(course), "grade", "--workers", "2", "--timeout", "10"]
+        assert main([*command, "--memory", "1500"]) == 0
     listener.close()
     return {
         "course": course,
+        "problems": problems_printed(out.getvalue()),
         "students": students,
         "before": before,
         "scores": grading.scores(course),
@@ -307,8 +411,19 @@ def total(graded: dict, student: str) -> float:
         "foreign",
         "binary",
         "huge",
+        "deep",
+        "manycells",
         "empty",
         "notes",
+        "writer",
+        "daemon",
+        "engine",
+        "xss",
+        "figures",
+        "symlink",
+        "dangling",
+        "hardlink",
+        "linkedfolder",
     ],
 )
 def test_each_student_gets_what_their_answers_are_worth(graded: dict, student: str) -> None:
@@ -420,3 +535,87 @@ def test_refuses_without_a_sandbox_unless_unsafe(
     monkeypatch.setattr(sandbox, "unavailable", lambda: "no namespaces here")
     with pytest.raises(grading.GradingError, match=r"no namespaces here.*--unsafe"):
         grading.grade(ROOT, grading.Options())
+
+
+def test_links_are_refused_and_never_followed(graded: dict) -> None:
+    problems = graded["problems"]
+    assert "02_chain_rule.ipynb is a symbolic link; links are never followed" in problems["symlink"]
+    assert "is a symbolic link" in problems["dangling"]
+    assert "hard link" in problems["hardlink"]
+    assert "submitted/linkedfolder/ch01 is a symbolic link" in problems["linkedfolder"]
+
+
+def test_malformed_json_costs_only_that_notebook(graded: dict) -> None:
+    assert "levels deep" in graded["problems"]["deep"]
+    assert "cells" in graded["problems"]["manycells"]
+
+
+def test_stored_outputs_are_not_held_against_the_student(graded: dict) -> None:
+    assert "MB" not in graded["problems"].get("figures", "")
+
+
+def test_what_a_kernel_writes_is_private_and_gone_after_grading(graded: dict) -> None:
+    course = graded["course"]
+    for path in PRIVATE_FILES[:3]:
+        assert not Path(path).exists(), path
+    assert not list(course.rglob(PRIVATE_FILES[3])) and not list(course.rglob("linked.ipynb"))
+    assert [p.name for p in (course / "autograded" / "writer" / "ch01").iterdir()] == [NOTEBOOK]
+    assert [p.name for p in (course / "feedback" / "writer" / "ch01").iterdir()] == [
+        NOTEBOOK.replace(".ipynb", ".html")
+    ]
+
+
+def test_no_process_or_runtime_folder_of_a_student_outlives_grading(graded: dict) -> None:
+    left = [
+        status.parent.name
+        for status in Path("/proc").glob("[0-9]*/status")
+        if any(
+            line.startswith("Uid:") and int(line.split()[1]) in sandbox.KERNEL_UIDS
+            for line in status.read_text().splitlines()
+        )
+    ]
+    assert left == []
+    assert [p.name for p in sandbox.RUNTIME.iterdir()] == ["users"]
+
+
+def test_a_gradient_the_library_computed_is_marked_for_manual_grading(graded: dict) -> None:
+    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}") as gb:
+        notebook = gb.find_submission_notebook("02_chain_rule", "ch01", "engine")
+        grades = {g.name: g for g in notebook.grades}
+        comments = {c.name: c for c in notebook.comments}
+        assert grades["test_chain_rule"].needs_manual_grade
+        assert not grades["test_chain_derivative"].needs_manual_grade
+        assert "uses numerical_grad" in comments["chain_rule"].auto_comment
+        honest = gb.find_submission_notebook("02_chain_rule", "ch01", "honest")
+        assert not any(g.needs_manual_grade for g in honest.grades)
+    assert "test_chain_rule needs manual grading" in graded["problems"]["engine"]
+
+
+def test_student_html_is_inert_in_what_the_instructor_and_student_open(graded: dict) -> None:
+    course = graded["course"]
+    nb = nbformat.read(course / "autograded" / "xss" / "ch01" / NOTEBOOK, 4)
+    made = [json.dumps(c.get("outputs", [])) for c in nb.cells]  # what the student's code made
+    made += [c.source for c in nb.cells if c.cell_type == "markdown"]  # and wrote
+    assert not [m for m in made if "__xss" in m and ("<script" in m or "onerror" in m)]
+    assert not [m for m in made if "javascript:" in m or "application/javascript" in m]
+    page = BeautifulSoup(
+        (course / "feedback" / "xss" / "ch01" / NOTEBOOK.replace(".ipynb", ".html")).read_text(),
+        "html.parser",
+    )
+    assert not [s for s in page.find_all("script") if "__xss" in s.get_text()]
+    assert not [
+        tag for tag in page.find_all(True)
+        if any(k.startswith("on") and "__xss" in str(v) for k, v in tag.attrs.items())
+        or str(tag.get("href", "")).strip().lower().startswith("javascript:")
+    ]  # fmt: skip
+    assert "sanitised" in graded["problems"]["xss"] or "removed" in graded["problems"]["xss"]
+
+
+def test_a_later_kernel_cannot_read_what_an_earlier_one_wrote(graded: dict) -> None:
+    course = graded["course"]
+    code = if_any_readable(PRIVATE_FILES)
+    folder = course / "submitted" / "reader" / "ch01"
+    folder.mkdir(parents=True)
+    nbformat.write(submission({"chain_rule": code}), folder / NOTEBOOK)
+    main(["--root", str(course), "grade", "--student", "reader"])
+    assert total({"scores": grading.scores(course)}, "reader") == LOSE_ONE

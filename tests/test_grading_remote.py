@@ -231,6 +231,22 @@ def test_an_array_arrives_whole_and_writable(raw: tuple) -> None:
     assert np.array_equal(got, array) and got.flags.writeable
 
 
+@pytest.mark.parametrize(
+    "value",
+    [np.float64(2.5), np.array(3.0), np.zeros((0, 3)), np.arange(12.0).reshape(3, 4).T,
+     np.array(["ab", "c"]), np.array([True, False]), np.arange(6, dtype=np.int8)[::2]],
+)  # fmt: skip
+def test_arrays_and_scalars_keep_their_shape_dtype_and_values(value: object) -> None:
+    channel = remote.Channel(None)
+    encoded = json.loads(json.dumps(channel.encode(value)))
+    channel._blobs_in = [bytearray(b) for b in channel._blobs_out]
+    back = channel.decode(encoded)
+    assert type(back) is type(value)
+    assert np.asarray(back).shape == np.shape(value)
+    assert np.asarray(back).dtype == np.asarray(value).dtype
+    assert np.array_equal(back, value)
+
+
 def test_too_many_or_too_large_blobs_are_refused(raw: tuple) -> None:
     grader, theirs = raw
     theirs.sendall(remote._HEADER.pack(2, remote.MAX_BLOBS + 1) + b"{}")

@@ -31,13 +31,13 @@ def local(bundle: events.Bundle, tasks: Iterable[events.Task], workers: int,
     result, problem)`` as each finishes. A worker process that dies (killed,
     out of memory) breaks the pool: its tasks are tried again in a new pool,
     and a task that breaks it twice is reported, not graded."""
+    from dlcourse.course.grading import worker
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["dlcourse.course.grading.worker"])
     queue, tries = list(tasks), dict.fromkeys((t.student for t in tasks), 0)
     while queue:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            from dlcourse.course.grading import worker
-
             running: dict[Future, events.Task] = {}
             broken = False
             while (queue and not broken) or running:
@@ -58,6 +58,7 @@ def local(bundle: events.Bundle, tasks: Iterable[events.Task], workers: int,
                             queue.append(task)
                     except worker.WorkerRefused as refused:
                         on_result(task, None, str(refused))
+    worker.sweep()
 
 
 def dask(address: str, bundle: events.Bundle, tasks: Iterable[events.Task],
@@ -83,3 +84,4 @@ def dask(address: str, bundle: events.Bundle, tasks: Iterable[events.Task],
                 on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
             else:
                 on_result(task, result, "")
+        client.run(worker.sweep)  # on every worker: what a worker that died there left

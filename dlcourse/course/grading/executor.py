@@ -160,7 +160,9 @@ class ConfinedExecute(Execute):
             )
             reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
             if reply is None or reply["content"]["status"] != "ok":
-                raise RuntimeError(f"the kernel could not connect to the grader: {reply}")
+                content = reply["content"] if reply else {}
+                why = f"{content.get('ename', 'no reply')}: {content.get('evalue', '')}"
+                raise RuntimeError(f"the kernel could not connect to the grader ({why})")
             sock, _ = listener.accept()
         finally:
             listener.close()

@@ -114,6 +114,9 @@ CELL_FIELDS = {
 _CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _CHECKSUM = re.compile(r"[0-9a-f]{32}")
 _WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end</p></body></html>"
+# A widget's view needs the page to load the widget manager; a static page shows
+# its text/plain instead. Honest notebooks have them (a progress bar).
+QUIETLY_REMOVED = {"application/vnd.jupyter.widget-view+json"}
 _UNRENDERABLE = "*(This markdown was removed by the grader: it could not be made inert.)*"
 
 
@@ -560,6 +563,8 @@ def _inert_data(data: Any) -> tuple[dict[str, Any], list[str]]:
             kept[mime], found, how = _inert_markdown(value, {})
             if found:
                 notes.append(f"text/markdown with {', '.join(found)}: {how}")
+        elif mime in QUIETLY_REMOVED:
+            continue  # an honest notebook's too (tqdm's bar): dropped without a note
         elif mime != "image/svg+xml" or not isinstance(value, str):
             notes.append(f"{str(mime)[:60]} output: removed")
     svg = bundle.get("image/svg+xml")

@@ -94,7 +94,7 @@ class Launcher:
                 ip=str(runtime / "ipc"),
                 connection_file=str(runtime / "kernel.json"),
             )
-            env = sandbox.kernel_environment(runtime, os.environ.get("PATH", ""))
+            env = sandbox.kernel_environment(runtime, os.environ.get("PATH", ""), os.getpid())
             # what the kernel process itself prints (not its cells' output) is of no use
             run_sync(km.start_kernel)(
                 cwd=str(runtime / "work"), env=env, stdout=subprocess.DEVNULL,

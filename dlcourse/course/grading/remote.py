@@ -248,8 +248,8 @@ class Channel:
         if kind is bytes:
             return {"b": base64.b64encode(value).decode()}
         if isinstance(value, np.ndarray | np.generic) and _is_data(value.dtype):
-            array = np.ascontiguousarray(value)
-            self._blobs_out.append(array.tobytes())
+            array = np.asarray(value)
+            self._blobs_out.append(array.tobytes())  # C order, whatever the layout
             tag = "a" if isinstance(value, np.ndarray) else "s"
             return {tag: [len(self._blobs_out) - 1, array.dtype.str, list(array.shape)]}
         if kind in (list, tuple):

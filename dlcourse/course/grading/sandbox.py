@@ -133,6 +133,9 @@ class KernelUsers:
             except SandboxError:
                 os.close(fd)
                 continue
+            if _processes(uid):  # zombies not yet reaped count against its process limit
+                os.close(fd)
+                continue
             try:
                 yield uid
             finally:
@@ -142,6 +145,30 @@ class KernelUsers:
                     os.close(fd)
             return
         raise SandboxError("no free kernel users: too many kernels at once")
+
+
+def sweep() -> None:
+    """End what a grader that died (killed, or its machine's worker lost)
+    left behind: the processes of every kernel user no live grader holds, and
+    the runtime folders of those users."""
+    users = RUNTIME / "users"
+    if not users.is_dir():
+        return
+    free = set()
+    for lock in users.glob("*.lock"):
+        fd = os.open(lock, os.O_WRONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live kernel's
+        finally:
+            os.close(fd)  # an acquired lock is released with the descriptor
+        free.add(int(lock.stem))
+    for uid in free:
+        kill_user(uid)
+    for runtime in RUNTIME.glob("k*"):
+        if runtime.is_dir() and runtime.stat().st_uid in free:
+            remove_runtime(runtime)
 
 
 def kill_user(uid: int, spare: int | None = None) -> int:
@@ -158,18 +185,35 @@ def kill_user(uid: int, spare: int | None = None) -> int:
     raise SandboxError(f"the processes of user {uid} keep multiplying; they could not be ended")
 
 
-def _kill_once(uid: int, spare: int | None) -> int:
+def _processes(uid: int) -> int:
+    """How many processes of ``uid`` there are, zombies included."""
     found = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             owner = next(
                 line for line in status.read_text().splitlines() if line.startswith("Uid:")
             )
+            found += int(owner.split()[1]) == uid
+        except (OSError, StopIteration, ValueError):
+            continue
+    return found
+
+
+def _kill_once(uid: int, spare: int | None) -> int:
+    """One pass: SIGKILL each live process of ``uid`` but ``spare`` (zombies
+    are dead already: they wait for their parent, or for init, to be reaped)."""
+    found = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
             pid = int(status.parent.name)
-            if int(owner.split()[1]) == uid and pid != spare:
+            live = not fields["State"].strip().startswith(("Z", "X"))
+            if int(fields["Uid"].split()[1]) == uid and pid != spare and live:
                 os.kill(pid, signal.SIGKILL)
                 found += 1
-        except (OSError, StopIteration, ValueError):
+        except (OSError, KeyError, ValueError, IndexError):
             continue  # the process ended meanwhile
     return found
 
@@ -232,6 +276,7 @@ def command(
     argv += ["--runtime", str(runtime), "--uid", str(uid)]
     argv += ["--memory", str(limits.memory_mb), "--nproc", str(limits.nproc)]
     argv += ["--disk", str(limits.disk_mb), "--path", os.environ.get("PATH", os.defpath)]
+    argv += ["--parent", str(os.getpid())]
     return [*argv, "--", *kernel]
 
 
@@ -309,11 +354,13 @@ def _limit(memory_mb: int, nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def kernel_environment(runtime: Path, path: str) -> dict[str, str]:
-    """The kernel's whole environment: nothing of the grader's leaks in."""
+def kernel_environment(runtime: Path, path: str, parent: int) -> dict[str, str]:
+    """The kernel's whole environment: nothing of the grader's leaks in.
+    ``parent`` is the grader's process: the kernel ends itself if it dies."""
     home = runtime / "home"
     return {
         "PATH": path,
+        "JPY_PARENT_PID": str(parent),
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "MPLCONFIGDIR": str(home / "matplotlib"),
@@ -341,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--nproc", type=int, required=True)
     parser.add_argument("--disk", type=int, required=True)
     parser.add_argument("--path", required=True)
+    parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -356,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.setgid(args.uid)
     os.setuid(args.uid)
     os.chdir(args.runtime / "work")
-    os.execve(command[0], command, kernel_environment(args.runtime, args.path))
+    os.execve(command[0], command, kernel_environment(args.runtime, args.path, args.parent))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from nbgrader.preprocessors import Execute
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
-from dlcourse.course.grading import events, ledger, review, sandbox
+from dlcourse.course.grading import events, inert, ledger, review, sandbox
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG
@@ -65,6 +65,7 @@ def _folders() -> tuple[Path, Path]:
     """(a private folder for scratch courses, a matplotlib configuration with
     the font cache built), made once per worker process."""
     if not _process:
+        sweep()
         base = Path(tempfile.mkdtemp(prefix="dlcourse-worker-"))
         mplconfig = base / "matplotlib"
         mplconfig.mkdir()
@@ -80,6 +81,13 @@ def _folders() -> tuple[Path, Path]:
             None, shutil.rmtree, args=(base,), kwargs={"ignore_errors": True}, exitpriority=10
         )
     return _process["base"], _process["mplconfig"]
+
+
+def sweep() -> None:
+    """End what a grader on this machine that died left behind (kernels,
+    their processes and runtime folders), if kernels are confined here."""
+    if os.geteuid() == 0 and sandbox.RUNTIME.is_dir():
+        sandbox.sweep()
 
 
 def _config(folder: Path, bundle: events.Bundle, launcher: Launcher, events_file: Path) -> Config:
@@ -154,6 +162,7 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
             nb = nbformat.reads(notebook.autograded, as_version=4)
             released = nbformat.reads(bundle.released[name], as_version=4)
             result.review.update(review.needs_review(nb, released))
+            result.problems += [f"{name}: {line}" for line in inert.make_inert(nb, released)]
             notebook.autograded = nbformat.writes(nb)
             (graded / name).write_text(notebook.autograded)
         _feedback(folder, bundle, task.student, result, log)
