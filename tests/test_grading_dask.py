@@ -158,7 +158,7 @@ def test_a_worker_killed_mid_student_costs_a_retry_elsewhere(tmp_path: Path) -> 
         killer.join()
         address.close()
     assert killed, "no worker was seen grading"
-    assert sorted(summary.graded) == sorted(students)
+    assert sorted(summary.graded) == sorted(students), summary.problems
     assert all(sum(cells.values()) == 8.0 for cells in grading.scores(root).values())
     rows = (root / "grades.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[3] for row in rows) == sorted(students)  # each graded once
@@ -174,8 +174,8 @@ def test_a_worker_that_cannot_confine_kernels_refuses_its_tasks(tmp_path: Path) 
     ):  # fmt: skip
         client.run(_no_sandbox)
         summary = grading.grade(root, grading.Options(scheduler=cluster.scheduler_address))
-    assert "cannot confine kernels: no namespaces on this worker" in summary.problems["honest"][0]
-    assert "--unsafe" in summary.problems["honest"][0]
+    refused = [p for p in summary.problems["honest"] if "cannot confine kernels" in p]
+    assert refused and "no namespaces on this worker" in refused[0] and "--unsafe" in refused[0]
     assert summary.graded == []
 
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag
@@ -22,11 +19,12 @@ from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
-from dlcourse.course import appendix, release
-from dlcourse.course.layout import ASSIGNMENT
+from dlcourse.course import appendix, nbgrader_cli, release
+from dlcourse.course.layout import ASSIGNMENT, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
-RELEASED = sorted((ROOT / "notebooks" / ASSIGNMENT).glob("*.ipynb"))
+LAYOUT = Layout.of(ROOT)
+RELEASED = LAYOUT.released_notebooks()
 NAMES = ["01_deep_learning.ipynb", "02_chain_rule.ipynb", "03_backpropagation.ipynb"]
 
 
@@ -127,7 +125,7 @@ def test_the_index_keeps_the_books_entry_and_the_issues_terms() -> None:
 
 def test_solution_notebooks_write_nothing_to_stderr() -> None:
     for name in NAMES:
-        nb = nbformat.read(ROOT / "solutions" / ASSIGNMENT / name, 4)
+        nb = nbformat.read(LAYOUT.solutions / name, 4)
         for cell in nb.cells:
             for output in cell.get("outputs", []):
                 assert output.get("name") != "stderr", (
@@ -160,17 +158,6 @@ def submissions() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     return students
 
 
-def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course,
-        env=release.tool_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @dataclass
 class Graded:
     scores: dict[str, tuple[float, float]]  # test cell -> (score, max score)
@@ -180,24 +167,22 @@ class Graded:
 @pytest.fixture(scope="session")
 def autograded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
     """Autograde every student of :func:`submissions` with plain nbgrader."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy2(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
-    assert nbgrader(course, "generate_assignment", ASSIGNMENT).returncode == 0
+    layout = nbgrader_cli.generate_assignment(LAYOUT, tmp_path_factory.mktemp("c") / "course")
+    course = layout.root
     students = submissions()
     for student, (code, _) in students.items():
-        folder = course / "submitted" / student / ASSIGNMENT
+        folder = layout.submitted(student)
         folder.mkdir(parents=True)
         for path in RELEASED:
             nbformat.write(injected(path, code), folder / path.name)
-    result = nbgrader(course, "autograde", ASSIGNMENT, "--create")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = nbgrader_cli.run(course, "autograde", ASSIGNMENT, "--create")
+    assert result.returncode == 0, result.stdout
     graded = {student: Graded({}, {}) for student in students}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for student in students:
             for name in NAMES:
                 # a kernel that died leaves no autograded notebook (and a 0 in the gradebook)
-                path = course / "autograded" / student / ASSIGNMENT / name
+                path = layout.autograded(student) / name
                 assert path.exists(), f"{student}'s {name} was not graded:\n{result.stdout}"
                 for cell in graded_cells(nbformat.read(path, 4), "grade"):
                     cell_id = cell.metadata["nbgrader"]["grade_id"]

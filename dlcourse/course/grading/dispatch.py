@@ -74,7 +74,7 @@ def dask(address: str, bundle: events.Bundle, tasks: Iterable[events.Task],
         for task in tasks:
             future = client.submit(worker.grade, shared, task, retries=1, pure=False)
             futures[future] = task
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             task = futures[future]
             try:
                 result = future.result()
