@@ -25,6 +25,7 @@ import numpy as np
 
 import dlcourse
 from dlcourse import nn
+from dlcourse.course.layout import Layout
 from dlcourse.gradcheck import check_module
 from dlcourse.optim import SGD
 
@@ -316,7 +317,7 @@ def notebook_times(root: Path) -> dict[str, float]:
     from dlcourse.course.authoring import kernel_config
 
     out = {}
-    for path in sorted((root / "solutions" / "ch01").glob("*.ipynb")):
+    for path in sorted((Layout(root).solutions).glob("*.ipynb")):
         nb = nbformat.read(path, 4)
         start = time.perf_counter()
         NotebookClient(

@@ -21,7 +21,7 @@ from fixtures.browser import artefacts_folder, browser_context
 from dlcourse.course import book as bookmod
 from dlcourse.course.book import BookError, build_book
 from dlcourse.course.cli import main
-from dlcourse.course.layout import ASSIGNMENT
+from dlcourse.course.layout import ASSIGNMENT, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["01_deep_learning", "02_chain_rule", "03_backpropagation"]
@@ -48,11 +48,11 @@ def secret_lines(kind: str) -> set[str]:
     learner = "\n".join(
         cell.source
         for name in SECTIONS
-        for cell in nbformat.read(ROOT / "notebooks" / ASSIGNMENT / f"{name}.ipynb", 4).cells
+        for cell in nbformat.read(Layout(ROOT).release / f"{name}.ipynb", 4).cells
     )
     lines: set[str] = set()
     for name in SECTIONS:
-        solution = nbformat.read(ROOT / "solutions" / ASSIGNMENT / f"{name}.ipynb", 4)
+        solution = nbformat.read(Layout(ROOT).solutions / f"{name}.ipynb", 4)
         for cell in solution.cells:
             blocks = re.findall(rf"### BEGIN {kind}\n(.*?)### END {kind}", cell.source, re.S)
             for block in blocks:
@@ -173,13 +173,13 @@ def small_course(root: Path, index_text: str, cells: list[str] = ()) -> Path:
     section.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     section.cells = [nbformat.v4.new_markdown_cell("# 1.1 Tiny\n\n$$a = b \\tag{1.1}$$")]
     section.cells += [nbformat.v4.new_code_cell(source) for source in cells]
-    (root / "notebooks" / ASSIGNMENT).mkdir(parents=True)
+    (Layout(root).release).mkdir(parents=True)
     (root / "solutions").mkdir()
-    nbformat.write(section, root / "notebooks" / ASSIGNMENT / "01_tiny.ipynb")
+    nbformat.write(section, Layout(root).release / "01_tiny.ipynb")
     index = nbformat.v4.new_notebook()
     index.cells = [nbformat.v4.new_markdown_cell(index_text)]
-    nbformat.write(index, root / "notebooks" / "index.ipynb")
-    nbformat.write(nbformat.v4.new_notebook(), root / "solutions" / "appendix_a.ipynb")
+    nbformat.write(index, Layout(root).index)
+    nbformat.write(nbformat.v4.new_notebook(), Layout(root).appendix)
     return root
 
 
@@ -206,7 +206,7 @@ def test_a_section_runs_without_its_tests_and_shows_widgets_as_they_ended(tmp_pa
         "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='steps'):\n    pass",
     ]
     course = small_course(tmp_path / "course", "[Tiny](ch01/01_tiny.ipynb)", cells)
-    as_exercise_test(course / "notebooks" / ASSIGNMENT / "01_tiny.ipynb", 2)
+    as_exercise_test(Layout(course).release / "01_tiny.ipynb", 2)
     build_book(course, tmp_path / "site")
     page = BeautifulSoup(
         (tmp_path / "site" / ASSIGNMENT / "01_tiny.html").read_text(), "html.parser"

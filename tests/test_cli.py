@@ -10,9 +10,10 @@ import pytest
 
 from dlcourse.course import appendix
 from dlcourse.course.cli import answer_no_to_news, main
+from dlcourse.course.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "ch01" / "02_chain_rule.ipynb"
+NOTEBOOK = Layout(ROOT).release / "02_chain_rule.ipynb"
 
 
 def test_check_on_the_unanswered_notebook(capsys: pytest.CaptureFixture[str]) -> None:

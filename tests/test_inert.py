@@ -38,6 +38,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from dlcourse.course.grading.inert import clean_html, make_inert
+from dlcourse.course.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("01_deep_learning", "02_chain_rule", "03_backpropagation")
@@ -558,7 +559,7 @@ def test_notebook_metadata_is_the_release() -> None:
 def test_the_course_notebooks_pass_unchanged(name: str) -> None:
     """The solutions (with their stored outputs: figures, prints) and the
     released notebooks: nothing to report, and nothing changed."""
-    released = nbformat.read(ROOT / "notebooks" / "ch01" / f"{name}.ipynb", 4)
+    released = nbformat.read(Layout(ROOT).release / f"{name}.ipynb", 4)
     for folder in ("solutions", "notebooks"):
         nb = nbformat.read(ROOT / folder / "ch01" / f"{name}.ipynb", 4)
         before = copy.deepcopy(nb)
@@ -683,7 +684,7 @@ def test_honest_pages_are_unchanged_by_the_course_sanitising(
 ) -> None:
     """Figures, test messages, maths: honest pages are byte for byte what
     plain nbgrader makes."""
-    nb = nbformat.read(ROOT / "solutions" / "ch01" / f"{name}.ipynb", 4)
+    nb = nbformat.read(Layout(ROOT).solutions / f"{name}.ipynb", 4)
     course = render(template, nb, tmp_path)
     assert course == render(template, nb, tmp_path, course=False)
     assert "data:image/png;base64," in course

@@ -27,14 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlcourse.course.grading import intake
+from dlcourse.course.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT / "notebooks" / "ch01"
+RELEASE = Layout(ROOT).release
 EXPECTED = intake.expected_notebooks(RELEASE)
 NOTEBOOK = "02_chain_rule.ipynb"
 OTHERS = sorted(set(EXPECTED) - {NOTEBOOK})
 HONEST = {name: (RELEASE / name).read_bytes() for name in EXPECTED}
-SOLVED = (ROOT / "solutions" / "ch01" / NOTEBOOK).read_bytes()  # gradable, and full marks
+SOLVED = (Layout(ROOT).solutions / NOTEBOOK).read_bytes()  # gradable, and full marks
 
 
 def released(name: str = NOTEBOOK) -> dict:
@@ -49,8 +50,8 @@ def dumps(content: dict) -> bytes:
 def course(tmp_path: Path) -> Path:
     """A course with what a link could reach (solutions, a gradebook) and an
     honest student, ``honest``, whose notebooks a link could also reach."""
-    (tmp_path / "solutions" / "ch01").mkdir(parents=True)
-    (tmp_path / "solutions" / "ch01" / NOTEBOOK).write_bytes(SOLVED)
+    (Layout(tmp_path).solutions).mkdir(parents=True)
+    (Layout(tmp_path).solutions / NOTEBOOK).write_bytes(SOLVED)
     (tmp_path / "gradebook.db").write_bytes(b"SQLite format 3\0")
     hand_in(tmp_path, "honest")
     return tmp_path
@@ -58,7 +59,7 @@ def course(tmp_path: Path) -> Path:
 
 def hand_in(course: Path, student: str, **files: bytes) -> Path:
     """``submitted/<student>/ch01/`` with the released notebooks, but ``files``."""
-    folder = course / "submitted" / student / "ch01"
+    folder = Layout(course).submitted(student)
     folder.mkdir(parents=True)
     for name, data in {**HONEST, **files}.items():
         (folder / name).write_bytes(data)
@@ -90,7 +91,7 @@ def bind_socket(path: Path) -> None:
 # what to make at a path -> what the message says it is
 ENTRIES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "symlink to the solutions": (
-        lambda path, course: path.symlink_to(course / "solutions" / "ch01" / NOTEBOOK),
+        lambda path, course: path.symlink_to(Layout(course).solutions / NOTEBOOK),
         "is a symbolic link; links are never followed",
     ),
     "relative symlink to another student's notebook": (
@@ -122,11 +123,11 @@ ENTRIES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
         "is a symbolic link; links are never followed",
     ),
     "hard link to the solutions": (
-        lambda path, course: os.link(course / "solutions" / "ch01" / NOTEBOOK, path),
+        lambda path, course: os.link(Layout(course).solutions / NOTEBOOK, path),
         "is a hard link (the same file as 1 other name(s)); links are never followed",
     ),
     "hard link to another student's notebook": (
-        lambda path, course: os.link(course / "submitted" / "honest" / "ch01" / NOTEBOOK, path),
+        lambda path, course: os.link(Layout(course).submitted("honest") / NOTEBOOK, path),
         "is a hard link",
     ),
     "named pipe (would block a reader)": (
@@ -209,7 +210,7 @@ def test_a_student_folder_that_is_a_link_refuses_the_submission(
         link, where = course / "submitted" / "zoe", "submitted/zoe"
     else:
         (course / "submitted" / "zoe").mkdir(parents=True)
-        link, where = course / "submitted" / "zoe" / "ch01", "submitted/zoe/ch01"
+        link, where = Layout(course).submitted("zoe"), "submitted/zoe/ch01"
         point = point / "ch01" if target != "a file" else point
     link.symlink_to(point)
     got = read(course, "zoe")
@@ -251,11 +252,11 @@ def test_a_device_node_in_a_submission_is_refused(course: Path) -> None:
 # Each swap happens after intake's lstat saw a plain file and before its open.
 SWAPS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "symlink": (
-        lambda path, course: path.symlink_to(course / "solutions" / "ch01" / NOTEBOOK),
+        lambda path, course: path.symlink_to(Layout(course).solutions / NOTEBOOK),
         "is a symbolic link; links are never followed",
     ),
     "hard link": (
-        lambda path, course: os.link(course / "solutions" / "ch01" / NOTEBOOK, path),
+        lambda path, course: os.link(Layout(course).solutions / NOTEBOOK, path),
         "is a hard link",
     ),
     "named pipe": (lambda path, course: os.mkfifo(path), "is a named pipe (FIFO)"),
@@ -289,7 +290,7 @@ def test_fingerprints_of_refused_files_are_stable_and_change_when_the_file_does(
 ) -> None:
     folder = hand_in(course, "zoe")
     (folder / NOTEBOOK).unlink()
-    (folder / NOTEBOOK).symlink_to(course / "solutions" / "ch01" / NOTEBOOK)
+    (folder / NOTEBOOK).symlink_to(Layout(course).solutions / NOTEBOOK)
     first, again = read(course, "zoe"), read(course, "zoe")
     assert first.digests == again.digests
     (folder / NOTEBOOK).unlink()
@@ -348,7 +349,7 @@ def test_missing_folders_and_notebooks_keep_todays_messages(course: Path) -> Non
     assert read(course, "nobody").problems == ["no folder submitted/nobody/ch01/"] + [
         f"{name} is missing; its exercises score 0" for name in EXPECTED
     ]
-    (course / "submitted" / "empty" / "ch01").mkdir(parents=True)
+    (Layout(course).submitted("empty")).mkdir(parents=True)
     assert read(course, "empty").problems == ["no notebooks in submitted/empty/ch01/"] + [
         f"{name} is missing; its exercises score 0" for name in EXPECTED
     ]
@@ -784,7 +785,7 @@ def test_lms_downloads_are_filed_without_overwriting(course: Path, downloads: Pa
         z.writestr("work/02_chain_rule.ipynb", HONEST[NOTEBOOK])
     (downloads / "yan_02_chain_rule.ipynb").write_bytes(HONEST[NOTEBOOK])
     (downloads / "readme.txt").write_text("hi")
-    existing = course / "submitted" / "yan" / "ch01" / NOTEBOOK
+    existing = Layout(course).submitted("yan") / NOTEBOOK
     existing.parent.mkdir(parents=True)
     existing.write_text("an earlier version")
     filed, problems = intake.collect(course / "submitted", downloads, "ch01", [NOTEBOOK])
@@ -795,7 +796,7 @@ def test_lms_downloads_are_filed_without_overwriting(course: Path, downloads: Pa
         "yan_02_chain_rule.ipynb: submitted/yan/ch01/02_chain_rule.ipynb exists and differs; "
         "left as it is (move it away to replace it)",
     ]
-    assert (course / "submitted" / "zoe" / "ch01" / NOTEBOOK).read_bytes() == HONEST[NOTEBOOK]
+    assert (Layout(course).submitted("zoe") / NOTEBOOK).read_bytes() == HONEST[NOTEBOOK]
 
 
 def test_every_notebook_of_an_archive_is_filed_once(course: Path, downloads: Path) -> None:
@@ -811,7 +812,7 @@ def test_every_notebook_of_an_archive_is_filed_once(course: Path, downloads: Pat
         f"submitted/zoe/ch01/{name}" for name in EXPECTED
     ]
     assert collect(course, downloads) == ([], [])  # the same again: nothing to do
-    assert os.stat(course / "submitted" / "zoe" / "ch01" / NOTEBOOK).st_nlink == 1
+    assert os.stat(Layout(course).submitted("zoe") / NOTEBOOK).st_nlink == 1
     assert intake.read_submission(course / "submitted", "zoe", "ch01", EXPECTED).problems == []
 
 
@@ -1047,7 +1048,7 @@ def test_an_archive_that_is_not_one_is_reported(
 
 DOWNLOADS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "a symlink to the solutions": (
-        lambda path, course: path.symlink_to(course / "solutions" / "ch01" / NOTEBOOK),
+        lambda path, course: path.symlink_to(Layout(course).solutions / NOTEBOOK),
         "is a symbolic link; links are never followed",
     ),
     "a symlink to an archive elsewhere": (
@@ -1058,7 +1059,7 @@ DOWNLOADS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
         "is a symbolic link; links are never followed",
     ),
     "a hard link to the solutions": (
-        lambda path, course: os.link(course / "solutions" / "ch01" / NOTEBOOK, path),
+        lambda path, course: os.link(Layout(course).solutions / NOTEBOOK, path),
         "is a hard link",
     ),
     "a named pipe": (lambda path, course: os.mkfifo(path), "is a named pipe (FIFO)"),
@@ -1115,7 +1116,7 @@ def test_nothing_is_written_through_a_link_in_submitted(
         where = "submitted/zoe"
     else:
         (course / "submitted" / "zoe").mkdir()
-        (course / "submitted" / "zoe" / "ch01").symlink_to(outside / "ch01")
+        (Layout(course).submitted("zoe")).symlink_to(outside / "ch01")
         where = "submitted/zoe/ch01"
     (downloads / f"zoe_{NOTEBOOK}").write_bytes(HONEST[NOTEBOOK])
     before = snapshot(course)
@@ -1133,7 +1134,7 @@ def test_nothing_is_written_through_a_link_in_submitted(
 def test_an_existing_link_in_place_of_the_notebook_is_left_and_never_written_through(
     course: Path, downloads: Path, target: str
 ) -> None:
-    folder = course / "submitted" / "zoe" / "ch01"
+    folder = Layout(course).submitted("zoe")
     folder.mkdir(parents=True)
     (course / "outside").mkdir()
     (folder / NOTEBOOK).symlink_to(course / target)

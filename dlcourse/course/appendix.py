@@ -18,10 +18,8 @@ from pathlib import Path
 import nbformat
 
 from dlcourse.course import authoring
-from dlcourse.course.layout import ASSIGNMENT
+from dlcourse.course.layout import APPENDIX, ASSIGNMENT, INDEX, RELEASE
 
-APPENDIX = Path("solutions") / "appendix_a.ipynb"
-INDEX = Path("notebooks") / "index.ipynb"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 # The book's own index entry, kept as it stands: "deep learning, 1" (page 1 is section 1.1).
 BOOK_INDEX = {"deep learning": "1.1 Deep Learning"}
@@ -127,7 +125,7 @@ implementation whose results match within floating-point tolerance.
         if item.notebook != section:
             section = item.notebook
             title = _section(section, root)
-            link = f"../notebooks/{ASSIGNMENT}/{section}#{anchor(title)}"
+            link = f"../{RELEASE}/{ASSIGNMENT}/{section}#{anchor(title)}"
             cells.append(authoring.md(f"## Section {title}\n\nExercises of [{title}]({link})."))
         cells.append(authoring.md(f"### A.{number} {item.title}\n\n{item.explanation}"))
         cells.append(authoring.code(item.code))

@@ -22,6 +22,8 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 from traitlets.config import Config
 
+from dlcourse.course.layout import Layout
+
 KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
@@ -101,7 +103,7 @@ def load_source(path: Path) -> Source:
 
 def sources(root: Path) -> list[Source]:
     """Every chapter notebook source under ``root/solutions/src``, in order."""
-    return [load_source(p) for p in sorted((root / "solutions" / "src").glob("[0-9]*.py"))]
+    return [load_source(p) for p in sorted(Layout.of(root).sources.glob("[0-9]*.py"))]
 
 
 def build(cells: list[NotebookNode]) -> NotebookNode:

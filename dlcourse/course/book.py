@@ -47,7 +47,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 from dlcourse.course import appendix, authoring
-from dlcourse.course.layout import ASSIGNMENT
+from dlcourse.course.layout import APPENDIX, ASSIGNMENT, INDEX, RELEASE, Layout
 
 MARKER = ".dlcourse-book"  # marks a folder as a book this module built, safe to replace
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -109,22 +109,21 @@ class Page:
 
 def pages(root: Path, include_answers: bool) -> list[Page]:
     """The book's pages in reading order."""
-    found = [Page(PurePosixPath(appendix.INDEX.as_posix()), PurePosixPath("index.html"), False)]
-    sections = sorted((root / "notebooks" / ASSIGNMENT).glob("[0-9]*.ipynb"))
+    found = [Page(PurePosixPath(INDEX.as_posix()), PurePosixPath("index.html"), False)]
+    release = Layout.of(root).release
+    sections = sorted(release.glob("[0-9]*.ipynb"))
     if not sections:
-        raise BookError(
-            f"{root / 'notebooks' / ASSIGNMENT} has no notebooks: run `dlcourse release` first."
-        )
+        raise BookError(f"{release} has no notebooks: run `dlcourse release` first.")
     for path in sections:
         found.append(
             Page(
-                PurePosixPath("notebooks", ASSIGNMENT, path.name),
+                PurePosixPath(RELEASE, ASSIGNMENT, path.name),
                 PurePosixPath(ASSIGNMENT, path.stem + ".html"),
                 True,
             )
         )
     if include_answers:
-        answers = PurePosixPath(appendix.APPENDIX.as_posix())
+        answers = PurePosixPath(APPENDIX.as_posix())
         found.append(Page(answers, PurePosixPath("appendix_a.html"), False))
     for page in found:
         if not (root / page.source).is_file():
@@ -370,7 +369,7 @@ def build_book(root: Path, out: Path, include_answers: bool = True) -> Path:
         raise BookError(f"{out} contains the course; build the book in a folder of its own.")
     _refuse_foreign(out)
     book = pages(root, include_answers)
-    left_out = set() if include_answers else {PurePosixPath(appendix.APPENDIX.as_posix())}
+    left_out = set() if include_answers else {PurePosixPath(APPENDIX.as_posix())}
     notebooks = [nbformat.read(root / page.source, as_version=4) for page in book]
     titles = [_title(nb, page.source.stem) for nb, page in zip(notebooks, book)]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ CONFIG = "nbgrader_config.py"
 SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with the hidden tests
 RELEASE = "notebooks"  # nbgrader's release directory: what learners get
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
+APPENDIX = Path(SOURCE) / "appendix_a.ipynb"  # Appendix A, relative to the course folder
+INDEX = Path(RELEASE) / "index.ipynb"  # the index, likewise
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,11 @@ class Layout:
 
     @property
     def appendix(self) -> Path:
-        return self.root / SOURCE / "appendix_a.ipynb"
+        return self.root / APPENDIX
 
     @property
     def index(self) -> Path:
-        return self.root / RELEASE / "index.ipynb"
+        return self.root / INDEX
 
     @property
     def submitted_root(self) -> Path:

@@ -69,7 +69,9 @@ def dask(address: str, bundle: events.Bundle, tasks: Iterable[events.Task],
     from dlcourse.course.grading import worker
 
     with Client(address, set_as_default=False) as client:
-        shared = client.scatter(bundle, broadcast=True, hash=False)
+        # the bundle as a task's result rather than scattered data: if every worker
+        # holding it dies, the scheduler can make it again
+        shared = client.submit(worker.receive, bundle, pure=False)
         futures = {}
         for task in tasks:
             future = client.submit(worker.grade, shared, task, retries=1, pure=False)

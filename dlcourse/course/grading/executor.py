@@ -68,7 +68,7 @@ class ConfinedExecute(Execute):
         self.channel: remote.Channel | None = None
         self.kernel: Kernel | None = None
         self.restarts = 0
-        self.done: list[str] = []  # student cells that ran, to run again after a restart
+        self.done: list[int] = []  # student cells that ran, to run again after a restart
         self.deadline = time.monotonic() + self.notebook_timeout
         seen: set[str] = set()
         out_of_time = False
@@ -201,13 +201,17 @@ class ConfinedExecute(Execute):
         # busy machine gets the kernel's start-up allowance for them
         saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
         try:
-            for source in self.done:
-                replay = nbformat.v4.new_code_cell(source)
+            for done in self.done:
+                # nbclient stores the cell it ran at its index: the replay's copy goes
+                # there, and the cell as first run (its id, its outputs) comes back
+                original = self.nb.cells[done]
                 try:
-                    self.execute_cell(replay, 0, store_history=False)
+                    self.execute_cell(nbformat.from_dict(original), done, store_history=False)
                 except (DeadKernelError, CellTimeoutError, RuntimeError):
                     self._restart(index)
                     return
+                finally:
+                    self.nb.cells[done] = original
         finally:
             self.timeout = saved
 
@@ -296,4 +300,4 @@ class ConfinedExecute(Execute):
             self.events.report(
                 events.CELL_TIMEOUT, index, f"the cell ran over the {self.timeout} s limit"
             )
-        self.done.append(cell.source)
+        self.done.append(index)

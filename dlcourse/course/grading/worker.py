@@ -42,7 +42,7 @@ from traitlets.config import Config
 from dlcourse.course.grading import events, inert, ledger, review, sandbox
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
-from dlcourse.course.layout import ASSIGNMENT, CONFIG
+from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
 from dlcourse.course.nbgrader_cli import load_config, put_tools_on_path
 
 
@@ -107,6 +107,11 @@ def _config(folder: Path, bundle: events.Bundle, launcher: Launcher, events_file
     return config
 
 
+def receive(bundle: events.Bundle) -> events.Bundle:
+    """The course's bundle, as a Dask task's result (see :func:`dispatch.dask`)."""
+    return bundle
+
+
 class WorkerRefused(RuntimeError):
     """This worker cannot grade as asked (it cannot confine kernels)."""
 
@@ -142,8 +147,8 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     log.addHandler(errors)
     try:
         (folder / CONFIG).write_text(bundle.config)
-        (folder / "gradebook.db").write_bytes(bundle.gradebook)
-        submitted = folder / "submitted" / task.student / ASSIGNMENT
+        Layout(folder).gradebook.write_bytes(bundle.gradebook)
+        submitted = Layout(folder).submitted(task.student)
         submitted.mkdir(parents=True)
         for name, data in task.notebooks.items():
             nb = nbformat.reads(data.decode(), as_version=4)
@@ -157,7 +162,7 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         result = events.TaskResult(task.student)
         for name in task.notebooks:
             _autograde(folder, bundle, launcher, task.student, name, result, log, errors)
-        graded = folder / "autograded" / task.student / ASSIGNMENT
+        graded = Layout(folder).autograded(task.student)
         for name, notebook in result.notebooks.items():
             nb = nbformat.reads(notebook.autograded, as_version=4)
             released = nbformat.reads(bundle.released[name], as_version=4)
@@ -235,7 +240,7 @@ def _autograde(
         failed = True
     reported = events.read_events(events_file)
     result.problems += [event.message() for event in reported]
-    path = folder / "autograded" / student / ASSIGNMENT / name
+    path = Layout(folder).autograded(student) / name
     if failed or not path.exists():
         if not any(event.kind == events.GAVE_UP for event in reported):
             why = next((m for m in errors.messages if "Traceback" not in m), "no reason given")
@@ -243,7 +248,7 @@ def _autograde(
                 f"{name}: nbgrader could not grade it ({why[:300]}); its exercises score 0"
             )
         return
-    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
         submission = gb.find_submission_notebook(stem, ASSIGNMENT, student)
         grades = {g.name: (g.score, g.max_score) for g in submission.grades}
     result.notebooks[name] = events.NotebookResult(grades, path.read_text())
@@ -257,7 +262,7 @@ def _feedback(
     if not result.notebooks:
         return
     config = load_config(folder)
-    with Gradebook(f"sqlite:///{folder / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
         for name in result.notebooks:
             ledger.flag(gb, student, name.removesuffix(".ipynb"), result.review)
         gb.db.commit()
@@ -270,7 +275,7 @@ def _feedback(
     except NbGraderException:
         result.problems.append("feedback could not be generated for this student")
         return
-    pages = folder / "feedback" / student / ASSIGNMENT
+    pages = Layout(folder).feedback(student)
     for name, notebook in result.notebooks.items():
         page = pages / (name.removesuffix(".ipynb") + ".html")
         if page.exists():
