@@ -436,7 +436,7 @@ def total(graded: dict, student: str) -> float:
 )
 def test_each_student_gets_what_their_answers_are_worth(graded: dict, student: str) -> None:
     expected = graded["students"][student][1]
-    assert total(graded, student) == expected
+    assert total(graded, student) == expected, graded["problems"].get(student)
 
 
 def test_every_grade_is_in_the_gradebook_once_and_matches_grades_csv(graded: dict) -> None:

@@ -89,7 +89,8 @@ def test_a_dask_cluster_grades_as_the_local_workers_do(tmp_path: Path) -> None:
     assert grading.scores(remote) == grading.scores(local)
     assert there.problems == here.problems and there.graded == here.graded
     assert graded_files(remote) == graded_files(local)
-    assert (remote / "grades.csv").read_text() == (local / "grades.csv").read_text()
+    rows = [sorted((root / "grades.csv").read_text().splitlines()) for root in (remote, local)]
+    assert rows[0] == rows[1]  # in the order results came back
     assert seen[-1] == (3, 3, 1)  # progress as locally: three done, the crash a problem
 
 
@@ -163,7 +164,8 @@ def test_a_worker_killed_mid_student_costs_a_retry_elsewhere(tmp_path: Path) -> 
         address.close()
     assert killed, "no worker was seen grading"
     assert sorted(summary.graded) == sorted(students), summary.problems
-    assert all(sum(cells.values()) == 8.0 for cells in grading.scores(root).values())
+    scores = {s: sum(cells.values()) for s, cells in grading.scores(root).items()}
+    assert set(scores.values()) == {8.0}, (scores, summary.problems)
     rows = (root / "grades.csv").read_text().splitlines()[1:]
     assert sorted(row.split(",")[3] for row in rows) == sorted(students)  # each graded once
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from dlcourse.course import appendix, grading
+from dlcourse.course.cli import main
 from dlcourse.course.grading import events, sandbox
 from dlcourse.course.grading.ledger import Ledger
 from dlcourse.course.layout import CONFIG, RELEASE, SOURCE, Layout
@@ -29,6 +32,7 @@ UNSAFE = sandbox.unavailable() is not None
 
 
 def course(into: Path) -> Layout:
+    into.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG, SOURCE, RELEASE):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, into / name)
     return Layout.of(into)
@@ -59,7 +63,9 @@ def test_interrupted_grading_finishes_on_the_next_run(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         grading.grade(tmp_path, grading.Options(workers=1, unsafe=UNSAFE), interrupt)
-    assert [s for s in grading.scores(tmp_path) if total(tmp_path, s) == FULL] != []
+    assert [s for s in grading.scores(tmp_path) if total(tmp_path, s) == FULL] != [], (
+        grading.scores(tmp_path)
+    )
     marked = sorted(p.stem for p in layout.markers.glob("*.json"))
     assert len(marked) == 1
     summary = grading.grade(tmp_path, grading.Options(workers=2, unsafe=UNSAFE))
@@ -83,8 +89,8 @@ def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Pa
         nbformat.write(answered(path, every_answer_dies), layout.submitted("dies") / path.name)
     summary = grading.grade(tmp_path, grading.Options(workers=1, timeout=20, unsafe=UNSAFE))
     got = grading.scores(tmp_path)["dies"]
-    assert len(got) == 14 and sum(got.values()) == 32 - FULL  # 1.1 and 1.3 in full, 1.2 lost
     problems = summary.problems["dies"]
+    assert len(got) == 14 and sum(got.values()) == 32 - FULL, problems  # 1.2 lost, not 1.1, 1.3
     assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
     assert any("kernel died" in p for p in problems), problems
 
@@ -128,3 +134,39 @@ def test_the_ledger_writes_whole_files_and_replaces_links(tmp_path: Path) -> Non
     assert scores["test_chain_rule"] == 2.0 and scores["test_dense"] == 0.0  # not graded: 0
     ledger.mark("zoe", {NOTEBOOK: "abc"})
     assert ledger.marker("zoe") == {NOTEBOOK: "abc"} and ledger.marker("yan") is None
+
+
+@pytest.mark.slow
+def test_lms_downloads_file_only_what_is_safe_and_grade_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`dlcourse grade --from-downloads`: an honest archive is filed and graded;
+    archives escaping their folder, holding a link or a bomb are refused, and
+    nothing is written outside submitted/."""
+    from test_intake import ZIP_BOMBS
+
+    layout = course(tmp_path / "course")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    honest = nbformat.writes(answered(layout.release / NOTEBOOK)).encode()
+    with zipfile.ZipFile(downloads / "ann.zip", "w") as archive:
+        archive.writestr(f"work/{NOTEBOOK}", honest)
+    with zipfile.ZipFile(downloads / "ben.zip", "w") as archive:
+        archive.writestr(f"../../{NOTEBOOK}", honest)
+    with zipfile.ZipFile(downloads / "cat.zip", "w") as archive:
+        link = zipfile.ZipInfo(NOTEBOOK)
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    (downloads / "dan.zip").write_bytes(ZIP_BOMBS["declaring its 2 GB"][0])
+    before = {p for p in tmp_path.rglob("*") if "submitted" not in p.parts}
+    command = ["--root", str(layout.root), "grade", "--from-downloads", str(downloads)]
+    assert main(command + (["--unsafe"] if UNSAFE else [])) == 0
+    out = capsys.readouterr().out
+    assert f"filed submitted/ann/ch01/{NOTEBOOK}" in out
+    for student in ("ben", "cat", "dan"):
+        assert f"not filed: {student}.zip: " in out
+        assert not layout.submitted(student).exists()
+    written = {p for p in tmp_path.rglob("*") if "submitted" not in p.parts} - before
+    assert all(layout.root in p.parents for p in written)  # the course's own results only
+    assert not any(p.name == NOTEBOOK for p in written if "autograded" not in p.parts)
+    assert total(layout.root, "ann") == FULL
