@@ -53,7 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-KERNEL_UIDS = range(62000, 63000)  # unprivileged users for kernels, one per live kernel
+KERNEL_UIDS = range(61000, 62000)  # unprivileged users for kernels, one per live kernel
 RUNTIME = Path("/run/dlcourse")  # kernels' runtime folders: outside every temporary folder
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # the world-writable folders a kernel gets afresh
 NO_FIGURES = "module://dlcourse.course.grading.nofigures"
