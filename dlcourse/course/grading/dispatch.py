@@ -12,7 +12,7 @@ student's result once, so a retried task never doubles a grade.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -25,12 +25,13 @@ def _failed(why: str) -> str:
     return f"the grader's worker failed while grading this student ({why}); run again to retry"
 
 
-def local(bundle: events.Bundle, tasks: Iterable[events.Task], workers: int,
+def local(bundle: events.Bundle, tasks: list[events.Task], workers: int,
           on_result: OnResult) -> None:  # fmt: skip
     """Grade ``tasks`` in ``workers`` local processes; ``on_result(task,
     result, problem)`` as each finishes. A worker process that dies (killed,
     out of memory) breaks the pool: its tasks are tried again in a new pool,
-    and a task that breaks it twice is reported, not graded."""
+    and a task that breaks it twice is reported, not graded. A task that fails
+    otherwise is reported too, and the rest of the class is graded."""
     from dlcourse.course.grading import worker
 
     context = multiprocessing.get_context("forkserver")
@@ -49,19 +50,23 @@ def local(bundle: events.Bundle, tasks: Iterable[events.Task], workers: int,
                 for future in finished:
                     task = running.pop(future)
                     try:
-                        on_result(task, future.result(), "")
+                        result = future.result()
                     except BrokenProcessPool:
                         broken = True
-                        if tries[task.student] >= 2:
-                            on_result(task, None, _failed("its process died twice"))
-                        else:
+                        if tries[task.student] < 2:
                             queue.append(task)
+                        else:
+                            on_result(task, None, _failed("its process died twice"))
                     except worker.WorkerRefused as refused:
                         on_result(task, None, str(refused))
+                    except Exception as error:  # the grader's fault, reported with its cause
+                        on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
+                    else:
+                        on_result(task, result, "")
     worker.sweep()
 
 
-def dask(address: str, bundle: events.Bundle, tasks: Iterable[events.Task],
+def dask(address: str, bundle: events.Bundle, tasks: list[events.Task],
          on_result: OnResult) -> None:  # fmt: skip
     """Grade ``tasks`` on the Dask cluster whose scheduler is at ``address``."""
     from distributed import Client, as_completed
