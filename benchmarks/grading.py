@@ -107,14 +107,19 @@ def execute_once(course: Path) -> float:
     """One submission's notebooks, each in a fresh kernel, top to bottom."""
     import nbformat
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     from dlcourse.course.layout import Layout
 
     folder = Layout.of(course).submitted("student0")
+    config = Config()  # Unix sockets, as JupyterLab's kernels would rather not use plain TCP
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(course / "kernel-ipc")
     start = time.perf_counter()
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(path, 4)
-        NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(folder)}}).execute()
+        resources = {"metadata": {"path": str(folder)}}
+        NotebookClient(nb, timeout=120, resources=resources, config=config).execute()
     return time.perf_counter() - start
 
 
