@@ -348,7 +348,12 @@ class Tensor:
             out = a.data**p
         if p == 0:  # a constant 1: its slope is 0 everywhere, also at a = 0
             return _record("pow", out, (a,), (lambda g: np.zeros_like(a.data),))
-        return _record("pow", out, (a,), (lambda g: g * (p * a.data ** (p - 1)),))
+        if p.is_integer():
+            return _record("pow", out, (a,), (lambda g: g * (p * a.data ** (p - 1)),))
+        # a negative base has no real power p, so no slope either (-inf too, as in torch)
+        return _record(
+            "pow", out, (a,), (lambda g: g * np.where(a.data < 0, np.nan, p * a.data ** (p - 1)),)
+        )
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
@@ -426,12 +431,14 @@ class Tensor:
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
         a, axes = self, _axes("max", axis, self.shape)
-        if a.data.size == 0:
-            raise ValueError("max: the tensor is empty, so it has no maximum.")
+        if any(a.shape[i] == 0 for i in axes):
+            raise ValueError(
+                f"max: the tensor of shape {a.shape} has no elements along the axes {axes}, "
+                "so they have no maximum."
+            )
         top = a.data.max(axis=axes, keepdims=True)
-        winners = a.data == top
-        with np.errstate(invalid="ignore"):  # NaN everywhere: no winner at all
-            share = winners / winners.sum(axis=axes, keepdims=True)
+        winners = (a.data == top) | (np.isnan(a.data) & np.isnan(top))  # NaN wins, as in torch
+        share = winners / winners.sum(axis=axes, keepdims=True)
         out = top if keepdims else top.reshape([n for i, n in enumerate(a.shape) if i not in axes])
         # the gradient goes to the maximum (selected, so an infinite g stays finite elsewhere)
         return _record(
@@ -468,8 +475,10 @@ class Tensor:
 
     def relu(self) -> Tensor:
         a = self
-        # slope 1 where a > 0, else 0 (selected, so an infinite g gives 0, not NaN)
-        return _record("relu", np.maximum(a.data, 0), (a,), (lambda g: np.where(a.data > 0, g, 0),))
+        # slope 0 where a <= 0, else 1: selected, so an infinite g gives 0 there, not NaN
+        return _record(
+            "relu", np.maximum(a.data, 0), (a,), (lambda g: np.where(a.data <= 0, 0, g),)
+        )
 
     # ------------------------------------------------------- shape and index
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
