@@ -36,7 +36,10 @@ neuron, $y = \tanh(w x + b)$. Forward, values flow left to right. Backward,
 each operation receives the gradient of $y$ with respect to its output and
 passes on, to each input, that gradient times its **local derivative**: for
 $\tanh$, $1 - y^2$; for a sum, 1; for $w \cdot x$, $x$ towards $w$ and $w$
-towards $x$. `dlcourse` records the graph as you compute and draws it.
+towards $x$. `dlcourse` records the graph as you compute and draws it:
+each box shows a value and its gradient, each arrow the local derivative.
+`backward(retain_grads=True)` keeps the gradient of every intermediate node
+for the drawing; training leaves it off, and only the inputs keep theirs.
 """),
     code(r"""
 x = dl.Tensor(0.5, name="x")
@@ -45,9 +48,21 @@ b = dl.Tensor(0.8, requires_grad=True, name="b")
 z = w * x + b
 y = z.tanh()
 y.name = "y"
-y.backward()
+y.backward(retain_grads=True)
 print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5:.4f}")
 plot.graph(y)
+"""),
+    md(r"""
+A value used twice receives a gradient from each use, and `backward` adds
+them: in $d = \tanh(a b + a)$, $a$ feeds both the product and the sum, and its
+box shows its gradient as the sum of the two contributions.
+"""),
+    code(r"""
+a = dl.Tensor(2.0, requires_grad=True, name="a")
+c = dl.Tensor(-3.0, requires_grad=True, name="c")
+d = (a * c + a).tanh()
+d.backward(retain_grads=True)
+plot.graph(d)
 """),
     md(r"""
 ## The forward pass stores intermediates
