@@ -1,42 +1,29 @@
-"""A reverse-mode automatic differentiation engine on numpy arrays.
+"""A reverse-mode automatic differentiation engine on numpy arrays: the whole
+engine, to be read top to bottom.
 
-Read this file top to bottom: it is the whole engine.
+Every operation states its **forward** result and, for each input, a function
+that takes ``g``, the gradient of the loss with respect to the output, and
+returns the gradient with respect to that input: ``g`` times the local
+derivative.  That product is the chain rule, equation (1.1) of the chapter,
+``dy/dx = f'(g(x)) * g'(x)``, so the operations read like a table of
+derivatives.  Numbers and arrays enter an operation as constant tensors.
 
-Every operation states two things side by side: its **forward** result, and,
-for each input, a function that takes ``g``, the gradient of the loss with
-respect to the output, and returns the gradient with respect to that input:
-``g`` times the local derivative.  That product is the chain rule, equation
-(1.1) of the chapter, ``dy/dx = f'(g(x)) * g'(x)``: the gradient arriving from
-above is ``f'(g(x))`` and the local derivative is ``g'(x)``.  The operations
-below therefore read like a table of derivatives.
+:func:`_record` makes an operation's output and remembers its inputs and their
+gradient functions; :meth:`Tensor.backward` visits the recorded operations in
+reverse topological order (an explicit stack, never recursion, so chains of
+any length work) and does the bookkeeping in one place: it sums a gradient
+over the axes along which an input was broadcast, checks its shape and adds
+(``+=``) the contributions of every use of a tensor.  Gradient functions
+capture inputs and saved values, never their own output, so a graph has no
+reference cycles and is freed by reference counting with its loss.  The
+gradients of intermediates live in ``backward``'s own dictionary, gone when it
+returns or raises, unless kept with :meth:`Tensor.retain_grad` or
+``backward(retain_grads=True)``; leaves own their ``.grad``.
 
-One function, :func:`_record`, makes an operation's output and remembers its
-inputs and their gradient functions.  :meth:`Tensor.backward` walks the
-recorded operations in reverse topological order (with an explicit stack,
-never recursion, so chains of any length work) and does the bookkeeping in
-one place: it sums a gradient over the axes along which an input was
-broadcast, checks its shape, and adds (``+=``) the contributions of every use
-of a tensor.  Numbers and arrays that are not tensors enter an operation as
-constant tensors, which need no gradient.
-
-The same table serves forward mode: :func:`jvp` pushes a tangent through the
-operations while they run.  For an elementwise operation the Jacobian is
-diagonal, so the gradient function ``g -> g * local`` applied to an input's
-tangent is also that input's share of the output's tangent; the few other
-operations state their tangent rule next to their gradients.
-
-Design notes for the curious:
-
-* A gradient function captures the inputs and saved values, never its own
-  output, so a graph has no reference cycles and is released by reference
-  counting as soon as the loss goes out of scope.
-* The gradients of intermediate tensors live in a dictionary local to
-  ``backward`` and are gone when it returns (or raises), unless asked for
-  with :meth:`Tensor.retain_grad` or ``backward(retain_grads=True)``.  Leaves
-  (tensors created with ``requires_grad=True``) own their ``.grad`` array.
-* Calling ``backward()`` twice on the same graph adds the same gradients to
-  the leaves a second time (PyTorch does the same with ``retain_graph=True``).
-  Set the gradients to ``None`` (``Module.zero_grad()``) between steps.
+Forward mode (:func:`jvp`) pushes a tangent through the same operations as
+they run.  An elementwise operation's Jacobian is diagonal, so its gradient
+functions applied to the inputs' tangents give the output's tangent; the other
+operations state a tangent rule (``jvp=``) next to their gradients.
 """
 
 from __future__ import annotations
@@ -101,29 +88,26 @@ def _as_float_array(data: Any, requires_grad: bool) -> np.ndarray:
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
-    ``Tensor(data, requires_grad=False)``: ``data`` is converted to float64
-    unless it is already a float64 or float32 array.  A tensor that requires
-    a gradient holds its own copy of ``data`` (an optimiser changes it in
-    place); one that does not shares an array it is given.  After
-    ``loss.backward()`` every tensor created with ``requires_grad=True``
-    holds ``dloss/dtensor`` in ``.grad`` (same shape and dtype as ``.data``).
-    """
+    ``data`` becomes float64 unless it is a float64 or float32 array.  A tensor
+    that requires a gradient copies it (an optimiser changes it in place); one
+    that does not shares it.  After ``loss.backward()`` every tensor created
+    with ``requires_grad=True`` holds ``dloss/dtensor`` in ``.grad``."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "tangent",
-                 "_op", "_inputs", "_vjps", "_jvp", "_retain")  # fmt: skip
+    __slots__ = ("data", "grad", "requires_grad", "name", "tangent", "_op", "_inputs", "_vjps",
+                 "_retain")  # fmt: skip
     __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is a Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, name: str | None = None):
-        array = _as_float_array(data, requires_grad)
-        self.data: np.ndarray = array.copy() if requires_grad else array
+        if type(data) is not np.ndarray or data.dtype.char not in "df":  # float64, float32
+            data = _as_float_array(data, requires_grad)
+        self.data: np.ndarray = data.copy() if requires_grad else data
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.tangent: np.ndarray | None = None  # set by jvp()
         self._op = ""
         self._inputs: tuple[Tensor, ...] = ()
-        self._vjps: tuple[Vjp, ...] = ()
-        self._jvp: Jvp | None = None
+        self._vjps: tuple[Vjp | None, ...] = ()
         self._retain = False
 
     @classmethod
@@ -137,18 +121,17 @@ class Tensor:
     ) -> Tensor:
         """The output of a new operation (for writing your own).
 
-        ``vjps`` holds one function per input: given ``g = dL/d(output)`` it
-        returns ``dL/d(input)``.  The engine sums it over broadcast axes and
-        checks its shape; ``None`` means "no gradient for this input".
-        ``jvp``, the rule of forward mode, maps the inputs' tangents to the
-        output's; leave it out for an elementwise operation.
-        """
+        ``vjps``: one function per input (None: no gradient), mapping
+        ``g = dL/d(output)`` to ``dL/d(input)``: a new array, ``g`` or a view of
+        it (the engine copies those where it keeps them, sums over broadcast
+        axes and checks the shape).  ``jvp`` maps the inputs' tangents to the
+        output's; leave it out for an elementwise operation."""
         if len(vjps) != len(inputs):
             raise ValueError(
                 f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
                 "function(s); give one function per input."
             )
-        return _record(op, data, tuple(inputs), tuple(vjps), jvp)
+        return _record(op, data, tuple(inputs), *vjps, jvp=jvp)
 
     # ----------------------------------------------------------- properties
     @property
@@ -220,9 +203,7 @@ class Tensor:
 
     def __iter__(self) -> Iterator[Tensor]:
         if self.data.ndim == 0:
-            raise TypeError(
-                "iteration over a 0-d tensor: a single number has no items; use .item()."
-            )
+            raise TypeError("iteration over a 0-d tensor: a single number has no items.")
         return (self[i] for i in range(len(self.data)))
 
     def __repr__(self) -> str:
@@ -240,16 +221,13 @@ class Tensor:
 
     # -------------------------------------------------------------- backward
     def backward(self, grad: ArrayLike | None = None, *, retain_grads: bool = False) -> None:
-        """Compute the gradient of this tensor with respect to every leaf
-        that requires one, and add it into the leaf's ``.grad``.
+        """Add the gradient of this tensor into the ``.grad`` of every leaf that
+        requires one.  ``grad`` is dL/d(self), 1 for a one-element tensor (a loss).
 
-        ``grad`` is dL/d(self); it may be omitted only for a one-element
-        tensor (a loss), where it is 1.  ``retain_grads=True`` keeps the
-        gradient of every intermediate tensor too (to look at them, as
-        ``plot.graph`` does); training leaves it off and pays nothing.
-
-        The graph is kept, so a second ``backward()`` on it adds the same
-        gradients into the leaves once more (they double).  Between training
+        ``retain_grads=True`` keeps every intermediate's gradient too (to look
+        at, as ``plot.graph`` does); training leaves it off and pays nothing.
+        The graph is kept: a second ``backward()`` adds the same gradients
+        again, as PyTorch does with ``retain_graph=True``; between training
         steps set the gradients to None (``optimizer.zero_grad()``).
         """
         if not self.requires_grad:
@@ -274,7 +252,7 @@ class Tensor:
                     f"{self.shape}; they must match."
                 )
         if not self._vjps:  # a leaf: d(self)/d(self) is the seed itself
-            _keep(self, seed)
+            _keep(self, seed, owned=True)
             return
         grads = {self: seed}  # the gradients of the intermediates, until passed on
         # Infinities and NaNs produced in the forward pass flow on silently,
@@ -282,62 +260,61 @@ class Tensor:
         with np.errstate(all="ignore"):
             for node in _topological_order(self):
                 g = grads.pop(node, None)
-                if g is None:
+                if g is None:  # every use of it passed no gradient back
                     continue
                 if node._retain or retain_grads:
-                    _keep(node, g)
+                    _keep(node, g, owned=False)
                 for t, vjp in zip(node._inputs, node._vjps):
-                    if not t.requires_grad or vjp is None:
+                    if vjp is None or not t.requires_grad:
                         continue
                     r = vjp(g)
                     if r is None:
                         continue
-                    r = _fit(r, t, node)
-                    if not t._vjps:
-                        _keep(t, r)
+                    if type(r) is not np.ndarray or r.shape != t.data.shape:
+                        r = _fit(r, t, node)
+                    if not t._vjps:  # a leaf keeps a new array; g itself or a view is copied
+                        _keep(t, r, owned=r is not g and r.base is None)
                     elif t in grads:
                         grads[t] = grads[t] + r  # a tensor used twice gets the sum
                     else:
                         grads[t] = r
 
-    # ------------------------------------------------------------ arithmetic
+    # ---------------------------------------- arithmetic: the table of derivatives
     def __add__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
-        out = _broadcast("add", np.add, a, b)
-        return _record("add", out, (a, b), (lambda g: g, lambda g: g))
-
-    def __radd__(self, other: ArrayLike) -> Tensor:
-        return _constant(other, self) + self
-
-    def __neg__(self) -> Tensor:
-        return _record("neg", -self.data, (self,), (lambda g: -g,))
+        return _record("add", _broadcast("add", np.add, a, b), (a, b), lambda g: g, lambda g: g)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
         out = _broadcast("sub", np.subtract, a, b)
-        return _record("sub", out, (a, b), (lambda g: g, lambda g: -g))
+        return _record("sub", out, (a, b), lambda g: g, lambda g: -g)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:  # d(ab)/da = b, d(ab)/db = a
+        a, b = self, _constant(other, self)
+        out = _broadcast("mul", np.multiply, a, b)
+        return _record("mul", out, (a, b), lambda g: g * b.data, lambda g: g * a.data)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:  # d(a/b)/da = 1/b, d/db = -a/b^2 = -out/b
+        a, b = self, _constant(other, self)
+        out = _broadcast("div", np.divide, a, b)
+        return _record("div", out, (a, b), lambda g: g / b.data, lambda g: -g * out / b.data)
+
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return _constant(other, self) + self
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) - self
 
-    def __mul__(self, other: ArrayLike) -> Tensor:
-        a, b = self, _constant(other, self)
-        out = _broadcast("mul", np.multiply, a, b)
-        return _record("mul", out, (a, b), (lambda g: g * b.data, lambda g: g * a.data))
-
     def __rmul__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) * self
-
-    def __truediv__(self, other: ArrayLike) -> Tensor:
-        a, b = self, _constant(other, self)
-        out = _broadcast("div", np.divide, a, b)
-        # d(a/b)/da = 1/b and d(a/b)/db = -a/b**2 = -out/b
-        return _record("div", out, (a, b), (lambda g: g / b.data, lambda g: -g * out / b.data))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) / self
 
-    def __pow__(self, exponent: float) -> Tensor:
+    def __neg__(self) -> Tensor:
+        return _record("neg", -self.data, (self,), lambda g: -g)
+
+    def __pow__(self, exponent: float) -> Tensor:  # d(a^p)/da = p a^(p-1)
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError(
                 "pow: the exponent must be a Python number (x ** 2, x ** 0.5); "
@@ -347,13 +324,37 @@ class Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
             out = a.data**p
         if p == 0:  # a constant 1: its slope is 0 everywhere, also at a = 0
-            return _record("pow", out, (a,), (lambda g: np.zeros_like(a.data),))
+            return _record("pow", out, (a,), lambda g: np.zeros_like(a.data))
         if p.is_integer():
-            return _record("pow", out, (a,), (lambda g: g * (p * a.data ** (p - 1)),))
+            return _record("pow", out, (a,), lambda g: g * (p * a.data ** (p - 1)))
         # a negative base has no real power p, so no slope either (-inf too, as in torch)
-        return _record(
-            "pow", out, (a,), (lambda g: g * np.where(a.data < 0, np.nan, p * a.data ** (p - 1)),)
-        )
+        slope = lambda: np.where(a.data < 0, np.nan, p * a.data ** (p - 1))  # noqa: E731
+        return _record("pow", out, (a,), lambda g: g * slope())
+
+    def exp(self) -> Tensor:  # (e^a)' = e^a
+        with np.errstate(over="ignore"):
+            out = np.exp(self.data)
+        return _record("exp", out, (self,), lambda g: g * out)
+
+    def log(self) -> Tensor:  # (log a)' = 1/a
+        a = self
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _record("log", np.log(a.data), (a,), lambda g: g / a.data)
+
+    def tanh(self) -> Tensor:  # tanh' = 1 - tanh^2
+        out = np.tanh(self.data)
+        return _record("tanh", out, (self,), lambda g: g * (1 - out * out))
+
+    def sigmoid(self) -> Tensor:  # sigma' = sigma (1 - sigma) = e / (1 + e)^2, e = e^-|a|
+        # 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below: never overflows, and
+        # neither side subtracts nearly equal numbers (nor does the slope: no 1 - sigma)
+        e = np.exp(-np.abs(self.data))
+        out = np.where(self.data >= 0, 1, e) / (1 + e)
+        return _record("sigmoid", out, (self,), lambda g: g * e / ((1 + e) * (1 + e)))
+
+    def relu(self) -> Tensor:  # slope 0 where a <= 0, else 1
+        a = self  # selected, not multiplied: an infinite g gives 0 where a <= 0, not NaN
+        return _record("relu", np.maximum(a.data, 0), (a,), lambda g: np.where(a.data <= 0, 0, g))
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
@@ -371,6 +372,10 @@ class Tensor:
                 f"{'only' if B.ndim == 1 else 'second-to-last'} axis of the right operand "
                 f"({inner}). Did you forget a transpose (.T)?"
             )
+        if A.ndim == 1 or B.ndim == 1:  # a vector is a row on the left, a column on the right
+            y = (a.reshape(1, -1) if A.ndim == 1 else a) @ (b.reshape(-1, 1) if B.ndim == 1 else b)
+            rows, columns = y.shape[-2:-1] * (A.ndim > 1), y.shape[-1:] * (B.ndim > 1)
+            return y.reshape(y.shape[:-2] + rows + columns)
         try:
             out = A @ B
         except ValueError:
@@ -378,41 +383,17 @@ class Tensor:
                 f"matmul: shapes {a.shape} and {b.shape}: the batch axes {a.shape[:-2]} and "
                 f"{b.shape[:-2]} (all but the last two) cannot be broadcast together."
             ) from None
-        tangent = lambda ta, tb: ta @ B + A @ tb  # noqa: E731  (d(AB) = dA B + A dB)
-        if A.ndim == 2 and B.ndim == 2:  # Y = A B: dL/dA = dL/dY B^T and dL/dB = A^T dL/dY
-            return _record("matmul", out, (a, b), (lambda g: g @ B.T, lambda g: A.T @ g), tangent)
-        # A 1-D operand acts as a row (on the left) or a column (on the right).
-        A2, B2 = (A[None, :] if A.ndim == 1 else A), (B[:, None] if B.ndim == 1 else B)
-
-        def as_matrix(g: np.ndarray) -> np.ndarray:  # put back the axes a vector lost
-            g = g[..., None] if B.ndim == 1 else g
-            return np.expand_dims(g, -2) if A.ndim == 1 else g
-
-        def dB(g: np.ndarray) -> np.ndarray:
-            d = np.swapaxes(A2, -1, -2) @ as_matrix(g)
-            return d[..., 0] if B.ndim == 1 else d
-
-        return _record(
-            "matmul",
-            out,
-            (a, b),
-            (lambda g: as_matrix(g) @ np.swapaxes(B2, -1, -2), dB),
-            tangent,
-        )
+        # Y = A B: dL/dA = dL/dY B^T and dL/dB = A^T dL/dY (summed over broadcast batch axes)
+        dA, dB = lambda g: g @ np.swapaxes(B, -1, -2), lambda g: np.swapaxes(A, -1, -2) @ g
+        return _record("matmul", out, (a, b), dA, dB, jvp=lambda ta, tb: ta @ B + A @ tb)
 
     # ------------------------------------------------------------ reductions
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (all axes by default)."""
+        """Sum over ``axis`` (all axes by default); every element has slope 1."""
         a, axes = self, _axes("sum", axis, self.shape)
         out = a.data.sum(axis=axes, keepdims=keepdims)
-        # every input element contributes with derivative 1
-        return _record(
-            "sum",
-            out,
-            (a,),
-            (lambda g: np.broadcast_to(_unreduce(g, axes, keepdims), a.shape),),
-            lambda t: t.sum(axis=axes, keepdims=keepdims),
-        )
+        spread = lambda g: np.broadcast_to(_unreduce(g, axes, keepdims), a.shape)  # noqa: E731
+        return _record("sum", out, (a,), spread, jvp=lambda t: t.sum(axis=axes, keepdims=keepdims))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes by default); NaN for no elements, as in numpy."""
@@ -420,13 +401,9 @@ class Tensor:
         n = int(np.prod([a.shape[i] for i in axes]))
         with np.errstate(divide="ignore", invalid="ignore"):
             out = a.data.sum(axis=axes, keepdims=keepdims) / n
-        return _record(
-            "mean",
-            out,
-            (a,),
-            (lambda g: np.broadcast_to(_unreduce(g, axes, keepdims) / n, a.shape),),
-            lambda t: t.sum(axis=axes, keepdims=keepdims) / n,
-        )
+        spread = lambda g: np.broadcast_to(_unreduce(g, axes, keepdims) / n, a.shape)  # noqa: E731
+        tangent = lambda t: t.sum(axis=axes, keepdims=keepdims) / n  # noqa: E731
+        return _record("mean", out, (a,), spread, jvp=tangent)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
@@ -440,45 +417,10 @@ class Tensor:
         winners = (a.data == top) | (np.isnan(a.data) & np.isnan(top))  # NaN wins, as in torch
         share = winners / winners.sum(axis=axes, keepdims=True)
         out = top if keepdims else top.reshape([n for i, n in enumerate(a.shape) if i not in axes])
-        # the gradient goes to the maximum (selected, so an infinite g stays finite elsewhere)
-        return _record(
-            "max",
-            out,
-            (a,),
-            (lambda g: np.where(winners, _unreduce(g, axes, keepdims) * share, 0.0),),
-            lambda t: (t * share).sum(axis=axes, keepdims=keepdims),
-        )
-
-    # ----------------------------------------------------- elementwise maths
-    def exp(self) -> Tensor:
-        with np.errstate(over="ignore"):
-            out = np.exp(self.data)
-        return _record("exp", out, (self,), (lambda g: g * out,))  # (e^a)' = e^a
-
-    def log(self) -> Tensor:
-        a = self
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.log(a.data)
-        return _record("log", out, (a,), (lambda g: g / a.data,))  # (log a)' = 1/a
-
-    def tanh(self) -> Tensor:
-        out = np.tanh(self.data)
-        return _record("tanh", out, (self,), (lambda g: g * (1 - out * out),))  # 1 - tanh^2
-
-    def sigmoid(self) -> Tensor:
-        # sigma(a) = 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below: e = e^-|a|
-        # never overflows, and neither side subtracts nearly equal numbers
-        e = np.exp(-np.abs(self.data))
-        out = np.where(self.data >= 0, 1, e) / (1 + e)
-        # sigma' = sigma (1 - sigma) = e / (1 + e)^2, without computing 1 - sigma
-        return _record("sigmoid", out, (self,), (lambda g: g * e / ((1 + e) * (1 + e)),))
-
-    def relu(self) -> Tensor:
-        a = self
-        # slope 0 where a <= 0, else 1: selected, so an infinite g gives 0 there, not NaN
-        return _record(
-            "relu", np.maximum(a.data, 0), (a,), (lambda g: np.where(a.data <= 0, 0, g),)
-        )
+        # to the maximum only (selected, so an infinite g gives 0 elsewhere, not NaN)
+        to_top = lambda g: np.where(winners, _unreduce(g, axes, keepdims) * share, 0)  # noqa: E731
+        tangent = lambda t: (t * share).sum(axis=axes, keepdims=keepdims)  # noqa: E731
+        return _record("max", out, (a,), to_top, jvp=tangent)
 
     # ------------------------------------------------------- shape and index
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
@@ -491,9 +433,8 @@ class Tensor:
                 f"reshape: cannot reshape {a.data.size} elements of shape {a.shape} into "
                 f"shape {tuple(new_shape)}; the number of elements must stay the same."
             ) from None
-        return _record(
-            "reshape", out, (a,), (lambda g: g.reshape(a.shape),), lambda t: t.reshape(out.shape)
-        )
+        tangent = lambda t: t.reshape(out.shape)  # noqa: E731
+        return _record("reshape", out, (a,), lambda g: g.reshape(a.shape), jvp=tangent)
 
     def transpose(self, *axes: int) -> Tensor:
         """Permute the axes (reverse them when none are given)."""
@@ -506,13 +447,8 @@ class Tensor:
             )
         perm = tuple(p % n for p in perm)  # negative axes count from the end
         inverse = tuple(np.argsort(perm))
-        return _record(
-            "transpose",
-            self.data.transpose(perm),
-            (self,),
-            (lambda g: g.transpose(inverse),),
-            lambda t: t.transpose(perm),
-        )
+        out, back = self.data.transpose(perm), lambda g: g.transpose(inverse)
+        return _record("transpose", out, (self,), back, jvp=lambda t: t.transpose(perm))
 
     @property
     def T(self) -> Tensor:
@@ -521,7 +457,6 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         a = self
         _check_index(index)
-        out = a.data[index]
         basic = _is_basic(index)
 
         def scatter(g: np.ndarray) -> np.ndarray:
@@ -532,26 +467,17 @@ class Tensor:
                 np.add.at(full, index, g)  # an element selected twice gets both gradients
             return full
 
-        return _record("getitem", out, (a,), (scatter,), lambda t: t[index])
+        return _record("getitem", a.data[index], (a,), scatter, jvp=lambda t: t[index])
 
 
 # ------------------------------------------------------------------ the engine
 def _record(
-    op: str,
-    data: Any,
-    inputs: tuple[Tensor, ...],
-    vjps: tuple[Vjp | None, ...],
-    jvp: Jvp | None = None,
+    op: str, data: Any, inputs: tuple[Tensor, ...], *vjps: Vjp | None, jvp: Jvp | None = None
 ) -> Tensor:
     """The output of an operation: a tensor holding ``data`` that remembers
-    ``inputs`` and, for each, the function giving its gradient.
-
-    No graph is recorded when gradients are disabled or when no input requires
-    a gradient.  Inside :func:`jvp` the output's tangent is computed here too:
-    by ``jvp`` from the inputs' tangents, or, for an elementwise operation
-    (``jvp`` None), as the sum of each input's gradient function applied to
-    its tangent.
-    """
+    ``inputs`` and, for each, the function giving its gradient (``vjps``); no
+    graph when gradients are disabled or no input requires one.  Inside
+    :func:`jvp` it also gets its tangent."""
     out = Tensor(data)
     if _forward_mode:
         _push_tangent(out, inputs, vjps, jvp)
@@ -559,7 +485,7 @@ def _record(
         for t in inputs:
             if t.requires_grad:
                 out.requires_grad = True
-                out._op, out._inputs, out._vjps, out._jvp = op, inputs, vjps, jvp
+                out._op, out._inputs, out._vjps = op, inputs, vjps
                 break
     return out
 
@@ -581,10 +507,11 @@ def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
     )
 
 
-def _keep(t: Tensor, g: np.ndarray) -> None:
-    """Add ``g`` into ``t.grad``, an array of ``t``'s own, of its shape and dtype."""
+def _keep(t: Tensor, g: np.ndarray, owned: bool) -> None:
+    """Add ``g`` into ``t.grad``, an array of ``t``'s own, of its shape and dtype
+    (``owned``: nothing else holds ``g``, so it need not be copied)."""
     if t.grad is None:
-        t.grad = np.array(g, dtype=t.data.dtype)  # a copy: g may be shared or read-only
+        t.grad = g if owned and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
     else:
         t.grad += g
 
@@ -594,21 +521,20 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     inputs (the order in which backward visits them).
 
     A depth-first search with an explicit stack, so a chain of any length
-    works: a node is listed once all its inputs are, then the list reversed.
+    works: a node is listed after all its inputs (``None`` on the stack marks
+    the return to a node whose inputs are done), then the list is reversed.
     """
     order: list[Tensor] = []
-    visited = {root}
-    stack = [(root, iter(root._inputs))]
+    visited: set[Tensor] = set()
+    stack: list[Tensor | None] = [root]
     while stack:
-        node, pending = stack[-1]
-        for t in pending:
-            if t._vjps and t not in visited:
-                visited.add(t)
-                stack.append((t, iter(t._inputs)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
+        node = stack.pop()
+        if node is None:
+            order.append(stack.pop())  # type: ignore[arg-type]
+        elif node not in visited:
+            visited.add(node)
+            stack += (node, None)
+            stack += [t for t in node._inputs if t._vjps and t not in visited]
     order.reverse()
     return order
 
@@ -720,18 +646,10 @@ def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
             f"must match ({error})."
         ) from None
     ends = np.cumsum([t.shape[axis] for t in parts])
-    starts = ends - [t.shape[axis] for t in parts]
-
-    def piece(k: int) -> Vjp:  # input k's gradient: its own slice of g
-        return lambda g: np.take(g, range(starts[k], ends[k]), axis=axis)
-
-    return _record(
-        "concatenate",
-        out,
-        tuple(parts),
-        tuple(piece(k) for k in range(len(parts))),
-        lambda *ts: np.concatenate(ts, axis=axis),
-    )
+    slices = [range(end - t.shape[axis], end) for t, end in zip(parts, ends)]
+    pieces = [lambda g, s=s: np.take(g, s, axis=axis) for s in slices]  # input k's: g's slice k
+    tangent = lambda *ts: np.concatenate(ts, axis=axis)  # noqa: E731
+    return _record("concatenate", out, tuple(parts), *pieces, jvp=tangent)
 
 
 def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
@@ -744,16 +662,8 @@ def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
         shapes = ", ".join(str(t.shape) for t in parts)
         raise ShapeError(f"stack: shapes {shapes} must all be equal.") from None
 
-    def piece(k: int) -> Vjp:  # input k's gradient: its own slice of g
-        return lambda g: np.take(g, k, axis=axis)
-
-    return _record(
-        "stack",
-        out,
-        tuple(parts),
-        tuple(piece(k) for k in range(len(parts))),
-        lambda *ts: np.stack(ts, axis=axis),
-    )
+    pieces = [lambda g, k=k: np.take(g, k, axis=axis) for k in range(len(parts))]  # g's slice k
+    return _record("stack", out, tuple(parts), *pieces, jvp=lambda *ts: np.stack(ts, axis=axis))
 
 
 def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
@@ -768,9 +678,8 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
             f"where: condition {cond.shape}, a {ta.shape} and b {tb.shape} "
             "cannot be broadcast together."
         ) from None
-    return _record(
-        "where", out, (ta, tb), (lambda g: np.where(cond, g, 0), lambda g: np.where(cond, 0, g))
-    )
+    on_a, on_b = lambda g: np.where(cond, g, 0), lambda g: np.where(cond, 0, g)
+    return _record("where", out, (ta, tb), on_a, on_b)
 
 
 # ---------------------------------------------------------------- forward mode
@@ -812,18 +721,15 @@ def jvp(
     return out, np.array(np.broadcast_to(tangent, out.shape))
 
 
-def _push_tangent(
-    out: Tensor, inputs: tuple[Tensor, ...], vjps: tuple[Vjp | None, ...], rule: Jvp | None
-) -> None:
+def _push_tangent(out: Tensor, inputs: tuple[Tensor, ...], vjps: tuple, rule: Jvp | None) -> None:
     if all(t.tangent is None for t in inputs):
         return
     with np.errstate(all="ignore"):
         if rule is None:  # elementwise: J is diagonal, so J v is the same product as v^T J
-            total = np.zeros_like(out.data)
-            for t, vjp in zip(inputs, vjps):
-                if t.tangent is not None and vjp is not None:
-                    total = total + vjp(t.tangent)
-            out.tangent = total
-            return
-        out.tangent = rule(*(np.zeros_like(t.data) if t.tangent is None else t.tangent
-                             for t in inputs))  # fmt: skip
+            out.tangent = sum(
+                (vjp(t.tangent) for t, vjp in zip(inputs, vjps) if t.tangent is not None and vjp),
+                np.zeros_like(out.data),
+            )
+        else:
+            out.tangent = rule(*(np.zeros_like(t.data) if t.tangent is None else t.tangent
+                                 for t in inputs))  # fmt: skip

@@ -18,8 +18,9 @@ HUGE = 1e100  # its cube is finite: sums of products rarely overflow, so their o
 class Pair:
     """The same value in dlcourse and in torch."""
 
-    def __init__(self, ours: Tensor, theirs: torch.Tensor):
+    def __init__(self, ours: Tensor, theirs: torch.Tensor, label: str = ""):
         self.ours, self.theirs = ours, theirs
+        self.label = label or ours.op  # what made it
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -169,7 +170,7 @@ def step(rng: np.random.Generator, pool: list[Pair], leaves: list[Pair]) -> Pair
         right = leaf(
             rng, (inner,) if rng.random() < 0.3 else (inner, int(rng.integers(0, 4))), leaves
         )
-        return Pair(o @ right.ours, t @ right.theirs)
+        return Pair(o @ right.ours, t @ right.theirs, "matmul")
     if kind == "join":
         others = [leaf(rng, a.shape, leaves) for _ in range(int(rng.integers(1, 3)))]
         parts = [a, *others]
@@ -231,7 +232,7 @@ def test_random_graphs_match_torch(seed: int) -> None:
                 result = step(rng, pool, leaves)
                 if result is not None:
                     pool.append(result)
-                    trace.append(result.ours.op)
+                    trace.append(result.label)
             out = pool[-1]
             what = f"seed {seed}, graph {graph}: {' -> '.join(trace) or 'a leaf'}"
             blas = "matmul" in trace or "linear" in trace

@@ -594,3 +594,22 @@ def test_join_axis_errors_name_the_axis() -> None:
         dl.concatenate([a, a], axis=2)
     with pytest.raises(ShapeError, match=r"stack: shapes \(2, 3\), \(3,\) must all be equal"):
         dl.stack([a, np.ones(3)])
+
+
+def test_training_leaves_nothing_for_the_garbage_collector() -> None:
+    model = dl.nn.MLP([4, 8, 8, 3], rng=0)
+    opt = dl.optim.SGD(model.parameters(), lr=0.1)
+    X, y = np.random.default_rng(0).standard_normal((5, 4)), np.array([0, 1, 2, 0, 1])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            opt.zero_grad()
+            loss = dl.nn.cross_entropy(model(X), y)
+            loss.backward(retain_grads=True)
+            opt.step()
+            (model(X)[np.array([0, 0])].max() * 2.0 / 3.0 - 1).sigmoid().backward()
+        del loss
+        assert gc.collect() == 0, "a graph made a reference cycle"
+    finally:
+        gc.enable()
