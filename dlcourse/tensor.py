@@ -252,7 +252,7 @@ class Tensor:
                     f"{self.shape}; they must match."
                 )
         if not self._vjps:  # a leaf: d(self)/d(self) is the seed itself
-            _keep(self, seed, owned=True)
+            _keep(self, seed)
             return
         grads = {self: seed}  # the gradients of the intermediates, until passed on
         # Infinities and NaNs produced in the forward pass flow on silently,
@@ -263,7 +263,7 @@ class Tensor:
                 if g is None:  # every use of it passed no gradient back
                     continue
                 if node._retain or retain_grads:
-                    _keep(node, g, owned=False)
+                    _keep(node, g)
                 for t, vjp in zip(node._inputs, node._vjps):
                     if vjp is None or not t.requires_grad:
                         continue
@@ -272,12 +272,14 @@ class Tensor:
                         continue
                     if type(r) is not np.ndarray or r.shape != t.data.shape:
                         r = _fit(r, t, node)
-                    if not t._vjps:  # a leaf keeps a new array; g itself or a view is copied
-                        _keep(t, r, owned=r is not g and r.base is None)
-                    elif t in grads:
-                        grads[t] = grads[t] + r  # a tensor used twice gets the sum
+                    if t._vjps:
+                        grads[t] = grads[t] + r if t in grads else r  # used twice: the sum
+                    elif t.grad is not None:
+                        t.grad += r
+                    elif r is g or r.base is not None or r.dtype != t.data.dtype:
+                        t.grad = np.array(r, dtype=t.data.dtype)  # g or a view: a copy of its own
                     else:
-                        grads[t] = r
+                        t.grad = r  # a new array that nothing else holds
 
     # ---------------------------------------- arithmetic: the table of derivatives
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -507,11 +509,10 @@ def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
     )
 
 
-def _keep(t: Tensor, g: np.ndarray, owned: bool) -> None:
-    """Add ``g`` into ``t.grad``, an array of ``t``'s own, of its shape and dtype
-    (``owned``: nothing else holds ``g``, so it need not be copied)."""
+def _keep(t: Tensor, g: np.ndarray) -> None:
+    """Add ``g`` into ``t.grad``, an array of ``t``'s own (a copy of ``g`` at first)."""
     if t.grad is None:
-        t.grad = g if owned and g.dtype == t.data.dtype else np.array(g, dtype=t.data.dtype)
+        t.grad = np.array(g, dtype=t.data.dtype)
     else:
         t.grad += g
 
