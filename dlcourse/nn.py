@@ -20,7 +20,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from dlcourse.tensor import ArrayLike, ShapeError, Tensor, no_grad
+from dlcourse.tensor import ArrayLike, ShapeError, Tensor, _record, no_grad
 
 Init = str | float
 Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on first use
@@ -43,18 +43,15 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Te
             f"linear: input of shape {x.shape} does not fit a weight of shape {W.shape}: "
             f"expected (N, {W.shape[0]}), a batch of N rows with {W.shape[0]} features."
         )
-    out = x.data @ W.data
-    inputs, vjps = (x, W), (lambda g: g @ W.data.T, lambda g: x.data.T @ g)  # g W^T, x^T g
-    if bias is not None:
-        b = _tensor(bias)
-        out += b.data
-        inputs, vjps = (x, W, b), (*vjps, lambda g: g.sum(axis=0))  # sum over the batch
-    return Tensor.from_op(out, inputs, vjps, "linear", jvp=_linear_jvp(x, W))
-
-
-def _linear_jvp(x: Tensor, W: Tensor) -> Callable[..., np.ndarray]:
-    # d(xW + b) = dx W + x dW + db
-    return lambda tx, tW, tb=0.0: tx @ W.data + x.data @ tW + tb
+    X, Wd = x.data, W.data
+    out = X @ Wd
+    dx, dW = lambda g: g @ Wd.T, lambda g: X.T @ g  # dL/dx = g W^T, dL/dW = x^T g
+    if bias is None:
+        return _record("linear", out, (x, W), dx, dW, jvp=lambda tx, tW: tx @ Wd + X @ tW)
+    b = _tensor(bias)
+    out += b.data
+    tangent = lambda tx, tW, tb: tx @ Wd + X @ tW + tb  # noqa: E731  (d(xW + b))
+    return _record("linear", out, (x, W, b), dx, dW, lambda g: g.sum(axis=0), jvp=tangent)
 
 
 def relu(x: ArrayLike) -> Tensor:
@@ -75,13 +72,9 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     # d log_softmax_i / dx_j = [i == j] - softmax_j
-    return Tensor.from_op(
-        out,
-        (x,),
-        (lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True),),
-        "log_softmax",
-        jvp=lambda t: t - (np.exp(out) * t).sum(axis=axis, keepdims=True),
-    )
+    back = lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)  # noqa: E731
+    tangent = lambda t: t - (np.exp(out) * t).sum(axis=axis, keepdims=True)  # noqa: E731
+    return _record("log_softmax", out, (x,), back, jvp=tangent)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
@@ -137,13 +130,8 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
         grad *= g / n  # g is dL/dloss, a single number
         return grad
 
-    return Tensor.from_op(
-        np.asarray(loss, dtype=logits.dtype),
-        (logits,),
-        (slope,),
-        "cross_entropy",
-        jvp=lambda t: (slope(np.ones(())) * t).sum(),
-    )
+    loss = np.asarray(loss, dtype=logits.dtype)
+    return _record("cross_entropy", loss, (logits,), slope, jvp=lambda t: (slope(1.0) * t).sum())
 
 
 def mse_loss(prediction: ArrayLike, target: ArrayLike) -> Tensor:
