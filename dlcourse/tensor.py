@@ -458,9 +458,7 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, index: Any) -> Tensor:
-        a = self
-        _check_index(index)
-        basic = _is_basic(index)
+        a, basic = self, _is_basic(index)
 
         def scatter(g: np.ndarray) -> np.ndarray:
             full = np.zeros_like(a.data)
@@ -602,19 +600,15 @@ def _unreduce(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarra
     return g if keepdims else np.expand_dims(g, axes)
 
 
-def _check_index(index: Any) -> None:
+def _is_basic(index: Any) -> bool:
+    """True for an index of integers, slices, None and ``...`` only, which selects
+    each element at most once; a sequence or an array makes it advanced."""
     parts = index if isinstance(index, tuple) else (index,)
     if any(isinstance(p, Tensor) for p in parts):
         raise IndexError(
             "a Tensor cannot be an index: its data are floats. Index with integers, "
             "slices, lists or numpy arrays of integers or booleans (t[np.array([0, 2])])."
         )
-
-
-def _is_basic(index: Any) -> bool:
-    """True for an index of integers, slices, None and ``...`` only, which
-    selects each element at most once; any sequence or array makes it advanced."""
-    parts = index if isinstance(index, tuple) else (index,)
     return all(
         p is None or p is Ellipsis or isinstance(p, slice)
         or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
@@ -629,25 +623,23 @@ def tensor(data: ArrayLike, requires_grad: bool = False) -> Tensor:
     return Tensor(array if requires_grad else array.copy(), requires_grad=requires_grad)
 
 
-def _tensors(op: str, items: Sequence[ArrayLike]) -> list[Tensor]:
+def _parts(op: str, items: Sequence[ArrayLike], axis: int, new: bool) -> list[Tensor]:
+    """The tensors to join, with ``axis`` checked (``new``: stack adds an axis)."""
     if len(items) == 0:
         raise ValueError(f"{op}: needs at least one tensor.")
-    return [t if isinstance(t, Tensor) else Tensor(t) for t in items]
-
-
-def _check_join_axis(op: str, axis: int, parts: list[Tensor], new: bool) -> None:
+    parts = [t if isinstance(t, Tensor) else Tensor(t) for t in items]
     n = parts[0].ndim + new
     if not -n <= axis < n:
         raise ShapeError(
             f"{op}: axis {axis} is out of range for tensors of shape {parts[0].shape}: "
             f"use {-n} to {n - 1}."
         )
+    return parts
 
 
 def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
-    parts = _tensors("concatenate", tensors)
-    _check_join_axis("concatenate", axis, parts, new=False)
+    parts = _parts("concatenate", tensors, axis, new=False)
     try:
         out = np.concatenate([t.data for t in parts], axis=axis)
     except ValueError as error:
@@ -665,8 +657,7 @@ def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
 
 def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     """Join tensors of the same shape along a new axis."""
-    parts = _tensors("stack", tensors)
-    _check_join_axis("stack", axis, parts, new=True)
+    parts = _parts("stack", tensors, axis, new=True)
     try:
         out = np.stack([t.data for t in parts], axis=axis)
     except ValueError:
@@ -699,27 +690,24 @@ def jvp(
 ) -> tuple[Tensor, np.ndarray]:
     """``f(*inputs)`` and the directional derivative ``J v`` in one forward sweep.
 
-    ``tangents`` holds ``v``, one array per input, of its shape: each
-    operation computes its output's tangent from its inputs' tangents while
-    it runs (dual numbers), so no graph is kept and nothing runs backwards.
-    Returns the output and its tangent, ``d f(inputs + s v)/ds`` at ``s = 0``.
+    ``tangents`` holds ``v``, one array per input, of its shape.  Each operation
+    computes its output's tangent from its inputs' while it runs (dual numbers):
+    no graph is kept and nothing runs backwards.  Returns the output and
+    ``d f(inputs + s v)/ds`` at ``s = 0``.
     """
     global _forward_mode
     if len(tangents) != len(inputs):
         raise ValueError(
             f"jvp: {len(inputs)} input(s) but {len(tangents)} tangent(s); give one per input."
         )
-    duals = []
-    for i, (x, v) in enumerate(zip(inputs, tangents)):
-        t = Tensor(x.data if isinstance(x, Tensor) else x)
-        direction = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=t.dtype)
-        if direction.shape != t.shape:
+    duals = [Tensor(x.data if isinstance(x, Tensor) else x) for x in inputs]
+    for i, (t, v) in enumerate(zip(duals, tangents)):
+        t.tangent = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=t.dtype)
+        if t.tangent.shape != t.shape:
             raise ShapeError(
-                f"jvp: tangent {i} has shape {direction.shape} but input {i} has shape "
+                f"jvp: tangent {i} has shape {t.tangent.shape} but input {i} has shape "
                 f"{t.shape}; each tangent must have its input's shape."
             )
-        t.tangent = direction
-        duals.append(t)
     previous, _forward_mode = _forward_mode, True
     try:
         with no_grad():
