@@ -407,3 +407,20 @@ shell.run_cell("assert_close(np.ones(2), np.zeros(2), name='y')")
     assert "----> 1 assert_close(np.ones(2), np.zeros(2), name='y')" in out
     assert "CheckError: y is wrong at index (0,)" in out
     assert "gradcheck.py" not in out and "testing.py" not in out, out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_check_takes_every_mode(mode: str) -> None:
+    rng = np.random.default_rng(9)
+    x, W, b = rng.standard_normal((30, 20)), rng.standard_normal((20, 10)), rng.standard_normal(10)
+    args = {"x": x, "W": W, "b": b}
+    forward = lambda x, W, b: x @ W + b  # noqa: E731
+    assert check_vjp(forward, lambda d: linear_backward(d, x, W), args, mode=mode)
+    doubled = lambda d: (d @ W.T, x.T @ d, 2 * d.sum(axis=0))  # noqa: E731
+    with pytest.raises(GradcheckError, match=r"(?s)input 'b'.*2 times too large") as info:
+        check_vjp(forward, doubled, args, mode=mode)
+    assert info.value.input == "b" and info.value.evaluations > 0
+    f, grad = lambda v: np.sum(np.sin(v)), np.cos
+    assert check_grad(f, grad, x, mode=mode)
+    with pytest.raises(GradcheckError, match="opposite signs"):
+        check_grad(f, lambda v: -np.cos(v), x, mode=mode)
