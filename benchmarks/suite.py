@@ -26,7 +26,7 @@ import numpy as np
 import dlcourse
 from dlcourse import nn
 from dlcourse.course.layout import Layout
-from dlcourse.gradcheck import check_module
+from dlcourse.gradcheck import GradcheckError, check_module, gradcheck
 from dlcourse.optim import SGD
 
 LR = 0.01
@@ -287,6 +287,38 @@ def gradcheck_times(parameters: int = 10_000) -> dict[str, float]:
         check_module(model, lambda m: nn.cross_entropy(m(X), y), mode=mode)
         out[mode] = time.perf_counter() - start
     return out
+
+
+def locate_time(n: int = 300) -> dict[str, float]:
+    """Seconds for fast gradcheck to name the one wrong element of an n x n input
+    (x * w, whose backward for x is off by 5 at one element), and its evaluations."""
+    rng = np.random.default_rng(0)
+    x = dlcourse.Tensor(rng.standard_normal((n, n)), requires_grad=True)
+    w = dlcourse.Tensor(rng.standard_normal((n, n)), requires_grad=True)
+
+    def wrong(x: dlcourse.Tensor, w: dlcourse.Tensor) -> dlcourse.Tensor:
+        def dx(g: np.ndarray) -> np.ndarray:
+            d = g * w.data
+            d[n // 3, n // 7] += 5.0
+            return d
+
+        out = dlcourse.Tensor.from_op(x.data * w.data, (x, w), (dx, lambda g: g * x.data), "x*w")
+        return out.sum()
+
+    start = time.perf_counter()
+    try:
+        gradcheck(wrong, [x, w], mode="fast")
+    except GradcheckError as error:
+        if error.index != (n // 3, n // 7):
+            raise AssertionError(
+                f"fast gradcheck named {error.index}, not the planted element"
+            ) from error
+        return {
+            "parameters": float(x.size),
+            "seconds": time.perf_counter() - start,
+            "evaluations": float(error.evaluations),
+        }
+    raise AssertionError("fast gradcheck passed a wrong gradient")
 
 
 def import_times(repeat: int = 5) -> dict[str, float]:

@@ -2,17 +2,19 @@
 
 ``dlcourse.Tensor`` is a reverse-mode autodiff engine on numpy arrays;
 ``dlcourse.nn``, ``dlcourse.optim``, ``dlcourse.data`` and ``dlcourse.train``
-build deep networks on it; ``dlcourse.gradcheck`` checks gradients against
-central differences; ``dlcourse.plot`` draws (it imports matplotlib only when
-used).
+build deep networks on it; ``dlcourse.jvp`` is its forward mode;
+``dlcourse.gradcheck`` checks gradients against central differences and
+``dlcourse.testing`` compares values; ``dlcourse.plot`` draws (it imports
+matplotlib only when used).
 """
 
-from dlcourse import gradcheck, nn, optim
+from dlcourse import gradcheck, nn, optim, testing
 from dlcourse.tensor import (
     ShapeError,
     Tensor,
     concatenate,
     is_grad_enabled,
+    jvp,
     no_grad,
     stack,
     tensor,
@@ -40,12 +42,14 @@ __all__ = [
     "data",
     "gradcheck",
     "is_grad_enabled",
+    "jvp",
     "nn",
     "no_grad",
     "optim",
     "plot",
     "stack",
     "tensor",
+    "testing",
     "train",
     "where",
 ]

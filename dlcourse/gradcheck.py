@@ -1,21 +1,33 @@
 """Gradient checking: compare analytical gradients with central differences.
 
-The central difference ``(f(x + eps) - f(x - eps)) / (2 eps)`` approximates
-``f'(x)`` with an error that shrinks like ``eps**2``.  Everything here builds
-on that one formula:
+Four checks, each named by what it checks:
 
-* :func:`numerical_grad` and :func:`numerical_vjp` compute numerical
-  gradients of plain numpy functions;
-* :func:`check_grad` and :func:`check_backward` check gradients a learner
-  wrote by hand in numpy;
 * :func:`gradcheck` checks functions of :class:`~dlcourse.Tensor`, whose
-  gradients come from the engine, and :func:`check_module` checks every
-  parameter of a model.
+  gradients come from the engine, and :func:`check_module` every parameter
+  of a model;
+* :func:`check_vjp` checks a hand-written backward pass: given ``dout`` it
+  returns the vector-Jacobian product for each input (CS231n style);
+* :func:`check_grad` checks the hand-written gradient of a scalar numpy function.
+
+Their options are keyword-only (``eps``, ``atol``, ``rtol``, ``mode``,
+``samples``, ``directions``, ``seed``) and travel together as one
+:class:`Tolerances`.  Each output element is differenced on its own and the
+represented step is used (see :func:`~dlcourse.testing.central_difference`),
+so outputs of very different sizes, and large inputs, raise no false alarm.
+
+Modes: ``"full"`` checks every element (two evaluations each); ``"sparse"``
+checks ``samples`` random elements per input; ``"fast"`` compares
+``directions`` random directional derivatives per input, each input on its
+own scale (two evaluations each, whatever the size).  When one disagrees,
+fast mode locates the culprits by group testing: it compares directional
+derivatives on the two halves of the suspect elements (random signs within
+each half) and recurses into every half that disagrees, which takes
+O(k log n) evaluations for k wrong elements among n, instead of 2n.
 
 On a mismatch they raise :class:`GradcheckError`, whose message names the
-input, the worst element, both values, the relative error and a hint.  Their
-frames set ``__tracebackhide__``, so IPython and pytest show the learner's
-line and the message, not this module's internals.
+input, the worst element, both values, the relative error and a hint; the
+same facts are its attributes.  In IPython and Jupyter its traceback ends at
+the learner's line, and pytest hides this module's frames too.
 """
 
 from __future__ import annotations
@@ -26,236 +38,248 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from dlcourse.tensor import Tensor, no_grad
+from dlcourse.testing import CheckError, as_output, central_difference, ratio_hint, rel_error
 
 Mode = Literal["full", "sparse", "fast"]
 MODES = ("full", "sparse", "fast")
+MOST_LOCATED = 10  # fast mode stops locating after this many disagreeing elements
 
 
-class GradcheckError(AssertionError):
-    """An analytical gradient disagrees with the numerical one."""
+class Tolerances(NamedTuple):
+    """The options every check shares."""
+
+    eps: float = 1e-6  # the step of the central differences
+    atol: float = 1e-5  # an element agrees when |a - n| <= atol + rtol * |n|
+    rtol: float = 1e-3
+    mode: Mode = "full"
+    samples: int = 20  # elements per input in "sparse" mode
+    directions: int = 3  # random directions per input in "fast" mode
+    seed: int = 0
+
+    def excess(self, analytical: float, numerical: float) -> float:
+        """By how much ``|a - n|`` exceeds what is allowed (<= 0: they agree)."""
+        if analytical == numerical:
+            return -1.0
+        excess = abs(analytical - numerical) - (self.atol + self.rtol * abs(numerical))
+        return np.inf if np.isnan(excess) else excess
 
 
-def rel_error(a: Any, b: Any, floor: float = 1e-8) -> float:
-    """Largest elementwise ``|a - b| / max(|a| + |b|, floor)``.
-
-    The floor keeps two tiny values (``1e-12`` and ``3e-12``, both "zero")
-    from counting as a large relative error.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes {a.shape} and {b.shape} differ.")
-    if a.size == 0:
-        return 0.0
-    with np.errstate(invalid="ignore"):
-        err = np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), floor)
-    err = np.where(np.isnan(err), np.inf, err)
-    return float(err.max())
-
-
-def numerical_grad(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central-difference gradient of a scalar function ``f`` at ``x``.
-
-    ``x`` is perturbed in place one element at a time and always restored,
-    even if ``f`` raises.
-    """
+def _tolerances(where: str, **options: Any) -> Tolerances:
     __tracebackhide__ = True
-    x = _checked_float_array("numerical_grad", x)
-    _output_shape("numerical_grad", f, x)
-    return _vjp(f, x, np.ones(()), eps)
-
-
-def numerical_vjp(
-    f: Callable[[np.ndarray], Any], x: np.ndarray, dout: Any, eps: float = 1e-6
-) -> np.ndarray:
-    """The vector-Jacobian product ``dout . df/dx`` by central differences.
-
-    For array-valued ``f`` this is what a ``backward(dout)`` must return for
-    ``x``: the gradient of ``sum(f(x) * dout)``.  ``dout`` has the shape of
-    ``f(x)``, or broadcasts to it (a number weights every output alike).
-    """
-    __tracebackhide__ = True
-    x = _checked_float_array("numerical_vjp", x)
-    dout = np.asarray(dout, dtype=float)
-    _output_shape("numerical_vjp", f, x, dout.shape)
-    return _vjp(f, x, dout, eps)
-
-
-def _vjp(f: Callable[[np.ndarray], Any], x: np.ndarray, dout: np.ndarray, eps: float) -> np.ndarray:
-    grad = np.zeros(x.shape, dtype=np.float64)
-    for i in np.ndindex(x.shape):
-        grad[i] = _central_difference(lambda: np.sum(np.asarray(f(x.copy())) * dout), x, i, eps)
-    return grad
-
-
-def _checked_float_array(where: str, x: Any) -> np.ndarray:
-    __tracebackhide__ = True
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise TypeError(
-            f"{where}: x must be a float numpy array (it is perturbed in place), got "
-            f"{type(x).__name__}{'' if not isinstance(x, np.ndarray) else ' of ' + str(x.dtype)}. "
-            "Convert it first: x = np.asarray(x, dtype=float)."
-        )
-    return x
-
-
-def _output_shape(
-    where: str, f: Callable[[np.ndarray], Any], x: np.ndarray, dout: tuple | None = None
-) -> None:
-    """Raise unless ``f(x)`` is a single number (``dout`` None), or has an
-    output that a ``dout`` of that shape weights without adding elements."""
-    __tracebackhide__ = True
-    if x.size == 0:
-        return  # nothing to perturb, nothing to check
-    out = np.shape(f(x.copy()))
-    if dout is None:
-        if np.prod(out) != 1:
-            raise ValueError(
-                f"{where}: f(x) has shape {out}, but it must be a single number "
-                "(a loss: reduce it with .sum() or .mean())."
-            )
-        return
-    try:
-        fits = np.prod(np.broadcast_shapes(out, dout)) == np.prod(out)
-    except ValueError:
-        fits = False
-    if not fits:
+    t = Tolerances(**options)
+    if t.mode not in MODES:
+        raise ValueError(f"{where}: mode must be one of {MODES}, got {t.mode!r}.")
+    if not t.eps > 0:
+        raise ValueError(f"{where}: eps must be positive, got {t.eps}.")
+    if not (t.atol >= 0 and t.rtol >= 0):
+        raise ValueError(f"{where}: atol and rtol must be >= 0, got {t.atol} and {t.rtol}.")
+    if t.samples < 1 or t.directions < 1:
         raise ValueError(
-            f"{where}: f(x) has shape {out} and dout has shape {dout}; dout must have the "
-            "shape of f(x) (or broadcast to it without adding elements)."
+            f"{where}: samples and directions must be at least 1, got {t.samples} and "
+            f"{t.directions}."
         )
+    return t
 
 
-def _central_difference(value: Callable[[], Any], x: np.ndarray, i: tuple, eps: float) -> float:
-    old = x[i]
-    try:
-        x[i] = old + eps
-        plus = float(value())
-        x[i] = old - eps
-        minus = float(value())
-    finally:
-        x[i] = old
-    return (plus - minus) / (2 * eps)
+class GradcheckError(CheckError):
+    """An analytical gradient disagrees with the numerical one.
+
+    Attributes: ``input`` (its name), ``index`` (the worst element),
+    ``analytical`` and ``numerical`` (its two values), ``located`` (how many
+    disagreeing elements were found) and ``evaluations`` (how many times the
+    function was evaluated).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        input: str = "",
+        index: tuple[int, ...] | None = None,
+        analytical: float = np.nan,
+        numerical: float = np.nan,
+        located: int = 0,
+        evaluations: int = 0,
+    ):
+        super().__init__(message)
+        self.input, self.index = input, index
+        self.analytical, self.numerical = analytical, numerical
+        self.located, self.evaluations = located, evaluations
 
 
 # --------------------------------------------------------------- the checker
 class _Input(NamedTuple):
     name: str
-    data: np.ndarray  # perturbed in place
+    data: np.ndarray  # float64, C-ordered, perturbed in place
     analytical: np.ndarray | None  # None: backward gave this input no gradient
 
+    @property
+    def flat(self) -> np.ndarray:
+        return self.data.reshape(-1)  # a view: moving it moves data
 
-def _compare(
-    inputs: list[_Input],
-    value: Callable[[], float],
-    eps: float,
-    atol: float,
-    rtol: float,
-    mode: Mode,
-    samples: int,
-    directions: int,
-    rng: np.random.Generator,
-) -> None:
+    @property
+    def gradient(self) -> np.ndarray:
+        g = np.zeros(self.data.shape) if self.analytical is None else self.analytical
+        return np.asarray(g, dtype=np.float64).reshape(-1)
+
+
+class _Element(NamedTuple):
+    k: int  # flat index
+    analytical: float
+    numerical: float
+    excess: float
+    step: float
+
+
+class _Check:
+    """One gradient check: the inputs, ``function`` (the whole output, float64,
+    of the current inputs) and the weights that combine the output's elements."""
+
+    def __init__(
+        self,
+        inputs: list[_Input],
+        function: Callable[[], np.ndarray],
+        weights: np.ndarray,
+        options: Tolerances,
+    ):
+        self.inputs, self.function, self.weights, self.options = inputs, function, weights, options
+        self.evaluations = 0
+        self.rng = np.random.default_rng(options.seed)
+
+    def value(self) -> np.ndarray:
+        self.evaluations += 1
+        return self.function()
+
+    def weighed(self, difference: np.ndarray) -> float:
+        return float(np.sum(difference * self.weights))
+
+    def element(self, item: _Input, k: int) -> _Element:
+        """Element ``k`` of ``item``: its analytical and numerical derivative."""
+        eps = self.options.eps
+        difference, (step,) = central_difference(self.value, [(item.flat, k, 1.0)], eps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            numerical = self.weighed(difference) / float(step)
+        a = float(item.gradient[k])
+        return _Element(k, a, numerical, self.options.excess(a, numerical), float(step))
+
+    def direction_agrees(self, item: _Input, where: Any, size: int) -> bool:
+        """Whether the directional derivative along random ``w`` (unit length,
+        on the elements ``where`` of ``item``) agrees with the analytical one."""
+        w = self.rng.standard_normal(size)
+        w /= np.linalg.norm(w) or 1.0
+        eps = self.options.eps
+        difference, (step,) = central_difference(self.value, [(item.flat, where, w)], eps)
+        analytical = float(np.sum(item.gradient[where] * step)) / (2 * eps)
+        numerical = self.weighed(difference) / (2 * eps)
+        return self.options.excess(analytical, numerical) <= 0
+
+    def locate(self, item: _Input) -> list[_Element]:
+        """The disagreeing elements of ``item``, by group testing: of each
+        suspect set, check both halves along a random direction and keep
+        every half that disagrees; a single element is checked on its own."""
+        found: list[_Element] = []
+        suspects = [(np.arange(item.data.size), 0)]
+        while suspects and len(found) < MOST_LOCATED:
+            subset, retries = suspects.pop()
+            flagged = False
+            for half in np.array_split(subset, 2):
+                if half.size == 1:
+                    e = self.element(item, int(half[0]))
+                    if e.excess > 0:
+                        found.append(e)
+                        flagged = True
+                elif half.size and not self.direction_agrees(item, half, half.size):
+                    suspects.append((half, 0))
+                    flagged = True
+            if not flagged and retries < 2 and subset.size > 1:
+                suspects.append((subset, retries + 1))  # the halves' errors cancelled: redraw
+        return found
+
+
+def _run(check: _Check) -> None:
     __tracebackhide__ = True
-    for item in inputs:
+    options = check.options
+    for item in check.inputs:
         if not np.all(np.isfinite(item.data)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(item.data))[0])
             raise GradcheckError(
                 f"input '{item.name}' holds {item.data[bad]} at index {bad}: gradients can only "
                 "be checked at finite inputs. Fix the input (NaN or inf usually comes from "
-                "log(0), a division by zero or an overflowing exp)."
+                "log(0), a division by zero or an overflowing exp).",
+                input=item.name,
+                index=bad,
             )
-    if mode == "fast":
-        if _directions_agree(inputs, value, eps, atol, rtol, directions, rng):
-            return
-        mode = "full"  # locate the worst element
-    for item in inputs:
-        if mode == "full" or item.data.size <= samples:
-            indices = list(np.ndindex(item.data.shape))
+    for item in check.inputs:
+        n = item.data.size
+        if n == 0:
+            continue
+        if options.mode == "fast":
+            if all(check.direction_agrees(item, slice(None), n) for _ in range(options.directions)):
+                continue
+            found = check.locate(item)
+            if found:
+                more = " (it stops there)" if len(found) == MOST_LOCATED else ""
+                summary = (
+                    f"a random directional derivative disagrees, and group testing located "
+                    f"{len(found)} of {n} elements that disagree{more}, in "
+                    f"{check.evaluations} evaluations of the function"
+                )
+                raise _failure(check, item, found, summary)
+            if not all(check.direction_agrees(item, slice(None), n) for _ in range(2)):
+                raise GradcheckError(
+                    f"gradient check failed for input '{item.name}' (shape {item.data.shape}): "
+                    "directional derivatives disagree, but no single element does on its own "
+                    f"({check.evaluations} evaluations of the function): the error is spread "
+                    "thinly over many elements. Run mode='full' to compare every element.",
+                    input=item.name,
+                    evaluations=check.evaluations,
+                )
+            continue  # rounding, not a wrong gradient: nothing disagrees when looked at closely
+        if options.mode == "full" or n <= options.samples:
+            positions = range(n)
         else:
-            flat = rng.choice(item.data.size, size=samples, replace=False)
-            indices = [np.unravel_index(int(k), item.data.shape) for k in flat]
-        _check_elements(item, indices, value, eps, atol, rtol)
+            positions = check.rng.choice(n, size=options.samples, replace=False)
+        elements = [check.element(item, int(k)) for k in positions]
+        bad = [e for e in elements if e.excess > 0]
+        if bad:
+            summary = f"{len(bad)} of {len(elements)} checked elements disagree"
+            raise _failure(check, item, bad, summary)
 
 
-def _directions_agree(
-    inputs: list[_Input],
-    value: Callable[[], float],
-    eps: float,
-    atol: float,
-    rtol: float,
-    directions: int,
-    rng: np.random.Generator,
-) -> bool:
-    """Compare directional derivatives ``grad . u`` for random unit directions ``u``."""
-    for _ in range(directions):
-        us = [rng.standard_normal(item.data.shape) for item in inputs]
-        norm = np.sqrt(sum(float(np.sum(u * u)) for u in us)) or 1.0
-        us = [u / norm for u in us]
-        analytical = sum(
-            float(np.sum(_analytical_or_zero(item) * u)) for item, u in zip(inputs, us)
-        )
-        saved = [item.data.copy() for item in inputs]
-        try:
-            for item, u in zip(inputs, us):
-                item.data[...] += eps * u
-            plus = value()
-            for item, s, u in zip(inputs, saved, us):
-                item.data[...] = s - eps * u
-            minus = value()
-        finally:
-            for item, s in zip(inputs, saved):
-                item.data[...] = s
-        numerical = (plus - minus) / (2 * eps)
-        if not abs(analytical - numerical) <= atol + rtol * abs(numerical):
-            return False
-    return True
-
-
-def _analytical_or_zero(item: _Input) -> np.ndarray:
-    return np.zeros_like(item.data) if item.analytical is None else item.analytical
-
-
-def _check_elements(
-    item: _Input,
-    indices: list[tuple],
-    value: Callable[[], float],
-    eps: float,
-    atol: float,
-    rtol: float,
-) -> None:
-    __tracebackhide__ = True
-    analytical = _analytical_or_zero(item)
-    worst, worst_excess, failures = None, 0.0, 0
-    for i in indices:
-        numerical = _central_difference(value, item.data, i, eps)
-        a = float(analytical[i])
-        excess = abs(a - numerical) - (atol + rtol * abs(numerical))
-        if not excess <= 0 or not np.isfinite(a) or not np.isfinite(numerical):
-            failures += 1
-            excess = np.inf if np.isnan(excess) else excess
-            if worst is None or excess > worst_excess:
-                worst, worst_excess, worst_values = i, excess, (a, numerical)
-    if worst is None:
-        return
-    a, numerical = worst_values
-    index = tuple(int(k) for k in worst)
+def _failure(check: _Check, item: _Input, bad: list[_Element], summary: str) -> GradcheckError:
+    evaluations = check.evaluations  # before the hint's own evaluations
+    worst = max(bad, key=lambda e: e.excess)
+    index = tuple(int(i) for i in np.unravel_index(worst.k, item.data.shape))
+    options = check.options
     lines = [
         f"gradient check failed for input '{item.name}' (shape {item.data.shape}): "
-        f"{failures} of {len(indices)} checked elements disagree; worst at index {index}",
-        f"  analytical (backward):    {a:.8g}",
-        f"  numerical (central diff): {numerical:.8g}",
-        f"  relative error:           {rel_error(a, numerical):.2e}   "
-        f"(allowed |a - n| <= atol {atol:g} + rtol {rtol:g} * |n|)",
+        f"{summary}; worst at index {index}",
+        f"  analytical (backward):    {worst.analytical:.8g}",
+        f"  numerical (central diff): {worst.numerical:.8g}",
+        f"  relative error:           {rel_error(worst.analytical, worst.numerical):.2e}   "
+        f"(allowed |a - n| <= atol {options.atol:g} + rtol {options.rtol:g} * |n|)",
     ]
-    hint = _hint(item, index, a, numerical, value, eps)
+    hint = _hint(check, item, worst, bad)
     if hint:
         lines.append(f"  hint: {hint}")
-    raise GradcheckError("\n".join(lines))
+    return GradcheckError(
+        "\n".join(lines),
+        input=item.name,
+        index=index,
+        analytical=worst.analytical,
+        numerical=worst.numerical,
+        located=len(bad),
+        evaluations=evaluations,
+    )
 
 
-def _hint(
-    item: _Input, index: tuple, a: float, numerical: float, value: Callable[[], float], eps: float
-) -> str:
+def _hint(check: _Check, item: _Input, worst: _Element, bad: list[_Element]) -> str:
+    a, numerical = worst.analytical, worst.numerical
+    eps = check.options.eps
+    if worst.step == 0:
+        return (
+            f"x + eps rounds to x at this element (it is {item.flat[worst.k]:.6g}): the "
+            "step is too small to change it. Pass a larger eps."
+        )
     if not (np.isfinite(a) and np.isfinite(numerical)):
         return (
             "a gradient is NaN or inf: look for log(0), a division by zero, or exp() of a "
@@ -266,16 +290,16 @@ def _hint(
             "backward produced no gradient at all for this input: is it connected to the "
             "output, and does every operation on the way pass a gradient back?"
         )
-    x = item.data
-    old = x[index]
+    x, k = item.flat, worst.k
+    old = x[k]
     try:
-        centre = value()
-        x[index] = old + eps
-        right = (value() - centre) / eps
-        x[index] = old - eps
-        left = (centre - value()) / eps
+        centre = check.value()
+        x[k] = old + eps
+        right = check.weighed(check.value() - centre) / (x[k] - old)
+        x[k] = old - eps
+        left = check.weighed(centre - check.value()) / (old - x[k])
     finally:
-        x[index] = old
+        x[k] = old
     if abs(right - left) > 1e-3 * max(1.0, abs(right) + abs(left)):
         return (
             f"the function has a kink within eps={eps:g} of this point (slope {left:.4g} on "
@@ -284,7 +308,7 @@ def _hint(
         )
     if np.isclose(a, -numerical, rtol=1e-3, atol=1e-12):
         return "the two values have opposite signs: a sign error in backward?"
-    hint = _ratio_hint(np.asarray(a), np.asarray(numerical), "backward")
+    hint = ratio_hint([e.analytical for e in bad], [e.numerical for e in bad], "backward")
     if not hint and item.analytical.dtype == np.float32 and rel_error(a, numerical) < 1e-2:
         return (
             "the analytical gradient is float32 (about 7 significant digits) and agrees to "
@@ -293,39 +317,15 @@ def _hint(
     return hint
 
 
-def _ratio_hint(a: np.ndarray, expected: np.ndarray, what: str) -> str:
-    """A hint when ``a`` is ``expected`` times a constant: a whole number
-    (a sum where a mean was meant), its inverse (the reverse) or -1 (a sign)."""
-    both = (a != 0) & (expected != 0)
-    if not np.any(both):
-        return ""
-    ratios = a[both] / expected[both]
-    if not np.allclose(ratios, ratios[0], rtol=1e-3):
-        return ""
-    if np.isclose(ratios[0], -1, rtol=1e-3):
-        return f"{what} has the right size but the opposite sign: a sign error?"
-    for factor, size, cause in (
-        (ratios[0], "large", "a sum where a mean was meant, or something added twice?"),
-        (1 / ratios[0], "small", "a mean where a sum was meant, or a factor missing?"),
-    ):
-        k = round(float(factor))
-        if k > 1 and np.isclose(factor, k, rtol=1e-3):
-            return f"{what} is {k} times too {size}: {cause}"
-    return ""
-
-
-def _check_args(mode: str, eps: float) -> Mode:
-    if mode not in MODES:
-        raise ValueError(f"gradcheck: mode must be one of {MODES}, got {mode!r}.")
-    if not eps > 0:
-        raise ValueError(f"gradcheck: eps must be positive, got {eps}.")
-    return mode  # type: ignore[return-value]
+def _float64(x: Any) -> np.ndarray:
+    return np.array(x, dtype=np.float64, order="C")  # a copy of its own, perturbed in place
 
 
 # ------------------------------------------------------- functions of Tensors
 def gradcheck(
     fn: Callable[..., Tensor],
     inputs: Sequence[Tensor] | Mapping[str, Tensor],
+    *,
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
@@ -337,21 +337,19 @@ def gradcheck(
     """Check the engine's gradients of ``fn(*inputs)`` against central differences.
 
     ``inputs`` are tensors (or a mapping name -> tensor, passed to ``fn`` by
-    keyword).  A non-scalar output ``y`` is checked through the scalar
-    ``sum(y * r)`` with a fixed random ``r``, which exercises every output.
-    The analytical gradients are computed in the inputs' dtype, the numerical
-    ones in float64 (central differences in float32 are mostly noise).
-
-    Modes: ``"full"`` checks every element of every input (two calls of
-    ``fn`` each); ``"sparse"`` checks ``samples`` random elements per input;
-    ``"fast"`` compares ``directions`` random directional derivatives (two
-    calls each, whatever the number of elements) and, if one disagrees,
-    runs the full check to name the worst element.
+    keyword); those with ``requires_grad=True`` are checked.  A non-scalar
+    output ``y`` is checked through ``backward(r)`` with a fixed random
+    ``r``, which exercises every output, against the weighted differences of
+    each output element.  The analytical gradients are computed in the
+    inputs' dtype, the numerical ones in float64.
 
     Returns True, or raises :class:`GradcheckError`.
     """
     __tracebackhide__ = True
-    mode = _check_args(mode, eps)
+    options = _tolerances(
+        "gradcheck", eps=eps, atol=atol, rtol=rtol, mode=mode,
+        samples=samples, directions=directions, seed=seed,
+    )  # fmt: skip
     named = dict(inputs) if isinstance(inputs, Mapping) else None
     items = list(named.items()) if named is not None else list(enumerate(inputs))
     leaves, numeric = {}, {}
@@ -359,15 +357,13 @@ def gradcheck(
         if not isinstance(t, Tensor):
             raise TypeError(
                 f"gradcheck: input {key!r} is a {type(t).__name__}, not a Tensor; wrap it in "
-                "dlcourse.Tensor(...), or use check_grad/check_backward for numpy functions."
+                "dlcourse.Tensor(...), or use check_grad/check_vjp for numpy functions."
             )
-        leaves[key] = Tensor(t.data.copy(), requires_grad=True)
-        numeric[key] = Tensor(t.data.astype(np.float64))  # a copy, perturbed in place
+        leaves[key] = Tensor(t.data, requires_grad=True)  # a copy of its own
+        numeric[key] = Tensor(_float64(t.data))
 
     def call(args: dict[Any, Tensor]) -> Tensor:
-        if named is not None:
-            return fn(**args)
-        return fn(*args.values())
+        return fn(**args) if named is not None else fn(*args.values())
 
     out = call(leaves)
     if not isinstance(out, Tensor):
@@ -376,33 +372,31 @@ def gradcheck(
         weights = np.ones(out.shape)
     else:
         weights = np.random.default_rng(seed).standard_normal(out.shape)
-    (out * weights).sum().backward()
+    if out.requires_grad:
+        out.backward(weights)
 
-    def value() -> float:
+    def function() -> np.ndarray:
         with no_grad():
-            return float(np.sum(call(numeric).data * weights))
-
-    def label(key: Any, t: Tensor) -> str:
-        return t.name or (str(key) if named is not None else f"input {key}")
+            return as_output(call(numeric).data, "gradcheck")
 
     checked = [
-        _Input(label(key, t), numeric[key].data, leaves[key].grad)
+        _Input(t.name or (str(key) if named is not None else f"input {key}"),
+               numeric[key].data, leaves[key].grad)
         for key, t in items
         if t.requires_grad
-    ]
+    ]  # fmt: skip
     if not checked:
         raise ValueError(
             "gradcheck: no input has requires_grad=True, so there is nothing to check."
         )
-    _compare(
-        checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed)
-    )
+    _run(_Check(checked, function, weights, options))
     return True
 
 
 def check_module(
     model: Any,
     loss_fn: Callable[[Any], Tensor],
+    *,
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
@@ -417,163 +411,117 @@ def check_module(
     ``named_parameters()`` and ``zero_grad()``).  For the numerical gradients
     each parameter's data is replaced by a float64 copy, perturbed in place;
     the original arrays are put back afterwards, untouched.  The default mode
-    is "fast": a handful of forward passes whatever the number of parameters.
+    is "fast": a handful of forward passes per parameter, whatever its size.
     """
     __tracebackhide__ = True
-    mode = _check_args(mode, eps)
+    options = _tolerances(
+        "check_module", eps=eps, atol=atol, rtol=rtol, mode=mode,
+        samples=samples, directions=directions, seed=seed,
+    )  # fmt: skip
     model.zero_grad()
     loss = loss_fn(model)
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         raise TypeError("check_module: loss_fn(model) must return a scalar Tensor (the loss).")
     loss.backward()
 
-    def value() -> float:
+    def function() -> np.ndarray:
         with no_grad():
-            return float(loss_fn(model).data)
+            return as_output(loss_fn(model).data, "check_module")
 
     params = dict(model.named_parameters())
     originals = {name: p.data for name, p in params.items()}
-    checked = [_Input(name, p.data.astype(np.float64), p.grad) for name, p in params.items()]
+    checked = [_Input(name, _float64(p.data), p.grad) for name, p in params.items()]
     model.zero_grad()
     try:
         for item in checked:
             params[item.name].data = item.data
-        _compare(
-            checked, value, eps, atol, rtol, mode, samples, directions, np.random.default_rng(seed)
-        )
+        _run(_Check(checked, function, np.ones(loss.shape), options))
     finally:
         for name, p in params.items():
             p.data = originals[name]
     return True
 
 
-# ------------------------------------------------------ values, not gradients
-def assert_close(
-    actual: Any,
-    expected: Any,
-    name: str = "output",
-    atol: float = 1e-6,
-    rtol: float = 1e-5,
-    mistakes: Mapping[str, Any] | None = None,
-) -> None:
-    """Raise :class:`GradcheckError` unless ``actual`` matches ``expected``
-    elementwise (``|a - e| <= atol + rtol * |e|``).
-
-    The message names ``name``, the worst element, both values and the
-    relative error.  ``mistakes`` maps a hint to the value a typical mistake
-    would produce; when ``actual`` matches one of those, the hint is shown.
-    """
-    __tracebackhide__ = True
-    if actual is None:
-        raise GradcheckError(f"{name} is None: did you forget to return the result?")
-    if isinstance(actual, Tensor):
-        actual = actual.data
-    try:
-        a = np.asarray(actual, dtype=float)
-    except (TypeError, ValueError):
-        raise GradcheckError(
-            f"{name} should be numbers (an array of shape {np.shape(expected)}), "
-            f"got {type(actual).__name__}."
-        ) from None
-    e = np.asarray(expected, dtype=float)
-    if a.shape != e.shape:
-        raise GradcheckError(
-            f"{name} has shape {a.shape} but should have shape {e.shape}."
-            + _mistake_hint(a, mistakes, atol, rtol)
-        )
-    with np.errstate(invalid="ignore"):
-        excess = np.abs(a - e) - (atol + rtol * np.abs(e))
-    excess = np.where(np.isnan(excess), np.inf, excess)
-    if a.size == 0 or excess.max() <= 0:
-        return
-    worst = np.unravel_index(int(np.argmax(excess)), a.shape)
-    index = tuple(int(i) for i in worst)
-    where = f" at index {index}" if a.ndim else ""
-    message = (
-        f"{name} is wrong{where}: got {a[worst]:.8g}, expected {e[worst]:.8g} "
-        f"(relative error {rel_error(a[worst], e[worst]):.2e}; "
-        f"{int(np.sum(excess > 0))} of {a.size} elements differ)."
-        + (_mistake_hint(a, mistakes, atol, rtol) or _as_hint(_ratio_hint(a, e, name)))
-    )
-    raise GradcheckError(message)
-
-
-def _as_hint(text: str) -> str:
-    return f"\n  hint: {text}" if text else ""
-
-
-def _mistake_hint(
-    a: np.ndarray, mistakes: Mapping[str, Any] | None, atol: float, rtol: float
-) -> str:
-    for hint, wrong in (mistakes or {}).items():
-        w = np.asarray(wrong, dtype=float)
-        if w.shape == a.shape and np.allclose(a, w, atol=atol, rtol=rtol):
-            return f"\n  hint: {hint}"
-    return ""
-
-
 # ------------------------------------------------ numpy functions, by hand
 def check_grad(
     f: Callable[[np.ndarray], Any],
     grad_f: Callable[[np.ndarray], Any],
-    x: np.ndarray,
+    x: Any,
+    *,
+    name: str = "x",
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
-    name: str = "x",
+    mode: Mode = "full",
+    samples: int = 20,
+    directions: int = 3,
+    seed: int = 0,
 ) -> bool:
-    """Check a hand-written gradient ``grad_f(x)`` of a scalar function ``f(x)``."""
+    """Check ``grad_f(x)``, a hand-written gradient of the scalar numpy function ``f(x)``."""
     __tracebackhide__ = True
-    x = _checked_float_array("check_grad", np.array(x, dtype=float))
-    _output_shape("check_grad", f, x)
+    options = _tolerances(
+        "check_grad", eps=eps, atol=atol, rtol=rtol, mode=mode,
+        samples=samples, directions=directions, seed=seed,
+    )  # fmt: skip
+    x = _float64(x)
+    out = as_output(f(x.copy()), "check_grad")  # a copy: f may change its argument
+    if out.size != 1:
+        raise ValueError(
+            f"check_grad: f(x) has shape {out.shape}, but it must be a single number "
+            "(a loss: reduce it with .sum() or .mean())."
+        )
     analytical = _as_gradient(grad_f(x.copy()), x, name, "grad_f(x)")
-    _compare(
+    check = _Check(
         [_Input(name, x, analytical)],
-        lambda: float(f(x.copy())),  # a copy: f may change its argument
-        eps,
-        atol,
-        rtol,
-        "full",
-        0,
-        0,
-        np.random.default_rng(0),
+        lambda: as_output(f(x.copy()), "check_grad"),
+        np.ones(out.shape),
+        options,
     )
+    _run(check)
     return True
 
 
-def check_backward(
+def check_vjp(
     forward: Callable[..., Any],
-    backward: Callable[[np.ndarray], Any],
-    inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
-    dout: np.ndarray | None = None,
+    vjp: Callable[[np.ndarray], Any],
+    inputs: Sequence[Any] | Mapping[str, Any],
+    dout: Any = None,
+    *,
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
+    mode: Mode = "full",
+    samples: int = 20,
+    directions: int = 3,
     seed: int = 0,
 ) -> bool:
-    """Check a hand-written backward pass, CS231n style.
+    """Check a hand-written backward pass, CS231n style: a vector-Jacobian product.
 
-    ``forward(*inputs)`` returns the output array; ``backward(dout)`` returns
-    the gradients with respect to the inputs, in order (a single array when
-    there is one input).  ``dout`` defaults to a seeded random array of the
-    output's shape.  With a mapping, the names label the messages and
-    ``forward`` is called by keyword.
+    ``forward(*inputs)`` returns the output array; ``vjp(dout)`` returns the
+    gradients of ``sum(forward(...) * dout)`` with respect to the inputs, in
+    order (a single array when there is one input).  ``dout`` defaults to a
+    seeded random array of the output's shape.  With a mapping, the names
+    label the messages and ``forward`` is called by keyword.
 
     Example::
 
-        check_backward(lambda x, W, b: x @ W + b,
-                       lambda dout: linear_backward(dout, x, W),
-                       {"x": x, "W": W, "b": b})
+        check_vjp(lambda x, W, b: x @ W + b,
+                  lambda dout: linear_backward(dout, x, W),
+                  {"x": x, "W": W, "b": b})
     """
     __tracebackhide__ = True
+    options = _tolerances(
+        "check_vjp", eps=eps, atol=atol, rtol=rtol, mode=mode,
+        samples=samples, directions=directions, seed=seed,
+    )  # fmt: skip
     named = isinstance(inputs, Mapping)
     names = list(inputs) if named else [f"input {i}" for i in range(len(inputs))]
-    arrays = [np.array(v, dtype=float) for v in (inputs.values() if named else inputs)]
+    arrays = [_float64(v) for v in (inputs.values() if named else inputs)]
 
     def call() -> np.ndarray:  # on copies: forward may change its arguments
         if named:
-            return np.asarray(forward(**{n: a.copy() for n, a in zip(names, arrays)}), dtype=float)
-        return np.asarray(forward(*(a.copy() for a in arrays)), dtype=float)
+            return as_output(forward(**{n: a.copy() for n, a in zip(names, arrays)}), "check_vjp")
+        return as_output(forward(*(a.copy() for a in arrays)), "check_vjp")
 
     out = call()
     if dout is None:
@@ -581,11 +529,11 @@ def check_backward(
     dout = np.asarray(dout, dtype=float)
     if dout.shape != out.shape:
         raise ValueError(
-            f"check_backward: dout has shape {dout.shape} but forward returned shape {out.shape}."
+            f"check_vjp: dout has shape {dout.shape} but forward returned shape {out.shape}."
         )
-    grads = backward(dout.copy())
-    if len(arrays) == 1 and isinstance(grads, np.ndarray):
-        grads = (grads,)
+    grads = vjp(dout.copy())
+    if len(arrays) == 1 and not isinstance(grads, (tuple, list)):
+        grads = (grads,)  # one input: one array (or a number, for a 0-d input)
     if not isinstance(grads, (tuple, list)) or len(grads) != len(arrays):
         got = len(grads) if isinstance(grads, (tuple, list)) else type(grads).__name__
         raise GradcheckError(
@@ -596,17 +544,7 @@ def check_backward(
         _Input(name, x, _as_gradient(g, x, name, "backward(dout)"))
         for name, x, g in zip(names, arrays, grads)
     ]
-    _compare(
-        checked,
-        lambda: float(np.sum(call() * dout)),
-        eps,
-        atol,
-        rtol,
-        "full",
-        0,
-        0,
-        np.random.default_rng(seed),
-    )
+    _run(_Check(checked, call, dout, options))
     return True
 
 

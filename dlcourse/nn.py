@@ -12,13 +12,15 @@ of small ones: fewer nodes, fewer temporary arrays, the same gradients.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from itertools import pairwise
 from typing import Any, Union
 
 import numpy as np
 
-from dlcourse.tensor import ArrayLike, ShapeError, Tensor, no_grad
+from dlcourse.tensor import ArrayLike, ShapeError, Tensor, _record, no_grad
 
 Init = str | float
 Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on first use
@@ -26,57 +28,56 @@ Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on
 # ------------------------------------------------------------------ functional
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def _tensor(x: ArrayLike) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Tensor:
     """``x @ weight + bias`` as one operation.
 
     Shapes: x (N, D_in), weight (D_in, D_out), bias (D_out,) -> (N, D_out).
     """
-    if x.data.ndim != 2 or x.data.shape[1] != weight.data.shape[0]:
+    x, W = _tensor(x), _tensor(weight)
+    if x.data.ndim != 2 or W.data.ndim != 2 or x.data.shape[1] != W.data.shape[0]:
         raise ShapeError(
-            f"linear: input of shape {x.shape} does not fit a weight of shape {weight.shape}: "
-            f"expected (N, {weight.shape[0]}), a batch of N rows with {weight.shape[0]} features."
+            f"linear: input of shape {x.shape} does not fit a weight of shape {W.shape}: "
+            f"expected (N, {W.shape[0]}), a batch of N rows with {W.shape[0]} features."
         )
-    out = x.data @ weight.data
-    if bias is not None:
-        out += bias.data
-
-    def backward(g: np.ndarray) -> None:
-        # (fresh=True: each product and sum is a new array, which a leaf keeps without a copy)
-        if x.requires_grad:  # not for the network's input: skip a matrix product
-            x.accumulate(g @ weight.data.T, fresh=True)  # dL/dx = dL/dy W^T
-        weight.accumulate(x.data.T @ g, fresh=True)  # dL/dW = x^T dL/dy
-        if bias is not None:
-            bias.accumulate(g.sum(axis=0), fresh=True)  # dL/db = sum over the batch of dL/dy
-
-    inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor.from_op(out, inputs, backward, "linear")
+    X, Wd = x.data, W.data
+    out = X @ Wd
+    dx, dW = lambda g: g @ Wd.T, lambda g: X.T @ g  # dL/dx = g W^T, dL/dW = x^T g
+    if bias is None:
+        return _record("linear", out, (x, W), dx, dW, jvp=lambda tx, tW: tx @ Wd + X @ tW)
+    b = _tensor(bias)
+    out += b.data
+    tangent = lambda tx, tW, tb: tx @ Wd + X @ tW + tb  # noqa: E731  (d(xW + b))
+    return _record("linear", out, (x, W, b), dx, dW, lambda g: g.sum(axis=0), jvp=tangent)
 
 
-def relu(x: Tensor) -> Tensor:
-    return x.relu()
+def relu(x: ArrayLike) -> Tensor:
+    return _tensor(x).relu()
 
 
-def tanh(x: Tensor) -> Tensor:
-    return x.tanh()
+def tanh(x: ArrayLike) -> Tensor:
+    return _tensor(x).tanh()
 
 
-def sigmoid(x: Tensor) -> Tensor:
-    return x.sigmoid()
+def sigmoid(x: ArrayLike) -> Tensor:
+    return _tensor(x).sigmoid()
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     """``log(softmax(x))`` computed stably: ``x - max - log(sum(exp(x - max)))``."""
+    x = _tensor(x)
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-    def backward(g: np.ndarray) -> None:
-        # d log_softmax_i / dx_j = [i == j] - softmax_j
-        x.accumulate(g - np.exp(out) * g.sum(axis=axis, keepdims=True))
-
-    return Tensor.from_op(out, (x,), backward, "log_softmax")
+    # d log_softmax_i / dx_j = [i == j] - softmax_j
+    back = lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)  # noqa: E731
+    tangent = lambda t: t - (np.exp(out) * t).sum(axis=axis, keepdims=True)  # noqa: E731
+    return _record("log_softmax", out, (x,), back, jvp=tangent)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
+def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     """Probabilities along ``axis``: ``exp(x) / sum(exp(x))``, computed stably."""
     return log_softmax(x, axis).exp()
 
@@ -107,8 +108,9 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
     return y
 
 
-def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
+def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
     """Mean softmax cross-entropy of logits (N, C) against integer labels (N,)."""
+    logits = _tensor(logits)
     if logits.data.ndim != 2:
         raise ShapeError(
             f"cross_entropy: logits must have shape (N, C), one row of class scores per "
@@ -120,24 +122,21 @@ def cross_entropy(logits: Tensor, labels: ArrayLike) -> Tensor:
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    correct = shifted[rows, y]  # the shifted score of each example's true class
-    loss = (np.log(total[:, 0]) - correct).sum() / n
+    loss = (np.log(total[:, 0]) - shifted[rows, y]).sum() / n  # shifted[rows, y]: true class
 
-    def backward(g: np.ndarray) -> None:
-        # dL/dlogits = (softmax - onehot(y)) / N
+    def slope(g: np.ndarray) -> np.ndarray:  # dL/dlogits = g (softmax - onehot(y)) / N
         grad = exp / total
         grad[rows, y] -= 1.0
-        grad *= g.item() / n  # g is dL/dloss, a single number
-        logits.accumulate(grad, fresh=True)
+        grad *= g / n  # g is dL/dloss, a single number
+        return grad
 
-    return Tensor.from_op(
-        np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy"
-    )
+    loss = np.asarray(loss, dtype=logits.dtype)
+    return _record("cross_entropy", loss, (logits,), slope, jvp=lambda t: (slope(1.0) * t).sum())
 
 
-def mse_loss(prediction: Tensor, target: ArrayLike) -> Tensor:
+def mse_loss(prediction: ArrayLike, target: ArrayLike) -> Tensor:
     """Mean squared error; ``target`` must have exactly the prediction's shape."""
-    t = target if isinstance(target, Tensor) else Tensor(target)
+    prediction, t = _tensor(prediction), _tensor(target)
     if t.shape != prediction.shape:
         raise ShapeError(
             f"mse_loss: prediction has shape {prediction.shape} but target has shape {t.shape}. "
@@ -344,14 +343,15 @@ class MLP(Sequential):
 
     ``MLP([2, 64, 64, 3])`` is Linear(2, 64), ReLU, Linear(64, 64), ReLU,
     Linear(64, 3): an activation after every layer but the last, whose
-    outputs are the logits.  ``activation`` is 'relu', 'tanh', 'sigmoid' or a
-    Module class; ``init`` defaults to He for ReLU and Xavier otherwise.
+    outputs are the logits.  ``activation`` is 'relu', 'tanh', 'sigmoid', a
+    Module class or a Module (copied for each layer); ``init`` defaults to He
+    for ReLU and Xavier otherwise.
     """
 
     def __init__(
         self,
         sizes: Sequence[int],
-        activation: str | type[Module] = "relu",
+        activation: str | type[Module] | Module = "relu",
         init: Init | None = None,
         rng: Rng = None,
         dtype: Any = np.float64,
@@ -369,14 +369,23 @@ class MLP(Sequential):
                     "or pass a Module class."
                 )
             activation = ACTIVATIONS[activation]
+        if isinstance(activation, Module):
+            kind, make = type(activation), partial(copy.deepcopy, activation)
+        elif isinstance(activation, type) and issubclass(activation, Module):
+            kind, make = activation, activation
+        else:
+            raise TypeError(
+                f"MLP: activation must be a name, a Module class or a Module, got "
+                f"{type(activation).__name__}."
+            )
         if init is None:
-            init = "he" if activation is ReLU else "xavier"
+            init = "he" if issubclass(kind, ReLU) else "xavier"
         generator = _generator(rng)
         layers: list[Module] = []
         for i, (fan_in, fan_out) in enumerate(pairwise(sizes)):
             layers.append(Linear(fan_in, fan_out, init=init, rng=generator, dtype=dtype))
             if i < len(sizes) - 2:
-                layers.append(activation())
+                layers.append(make())
         super().__init__(*layers)
         self.sizes = sizes
 

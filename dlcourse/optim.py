@@ -79,7 +79,11 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015): steps scaled by running estimates of the
-    gradient's mean and uncentred variance, with bias correction."""
+    gradient's mean and uncentred variance, with bias correction.
+
+    Each parameter counts its own steps (as in PyTorch): one that first gets a
+    gradient late starts its bias correction then, not where the others are.
+    """
 
     def __init__(
         self,
@@ -97,16 +101,16 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
-        self.t = 0
+        self.steps = [0] * len(self.params)
 
     def step(self) -> None:
-        self.t += 1
         b1, b2 = self.betas
-        correction1, correction2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
+        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             g = p.grad
             if g is None:
                 continue
+            self.steps[i] += 1
+            correction1, correction2 = 1 - b1 ** self.steps[i], 1 - b2 ** self.steps[i]
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             m *= b1

@@ -182,14 +182,35 @@ def graph_layout(root: Tensor) -> tuple[list[Tensor], dict[int, tuple[float, flo
     return nodes, position
 
 
-def _describe(t: Tensor, show_values: bool, show_grads: bool) -> str:
+def _number(x: Any) -> str:
+    return f"{float(np.asarray(x)):.4g}"
+
+
+def _uses(nodes: list[Tensor]) -> dict[int, list[Any]]:
+    """For every node, what each of its uses passes back to it: the consumer's
+    gradient times the local derivative (the terms that ``backward`` adds)."""
+    uses: dict[int, list[Any]] = {id(n): [] for n in nodes}
+    for node in nodes:
+        if node.grad is None:
+            continue
+        for i, parent in enumerate(node.inputs):
+            uses[id(parent)].append(node.local_gradient(i, node.grad))
+    return uses
+
+
+def _describe(t: Tensor, show_values: bool, show_grads: bool, uses: list[Any]) -> str:
     # a named result keeps its operation in view: "y = tanh"
     title = f"{t.name} = {t.op}" if t.name and t.op else t.name or t.op or "input"
     lines = [title]
     if show_values:
-        lines.append(f"{t.item():.4g}" if t.size == 1 else f"shape {t.shape}")
+        lines.append(_number(t.data) if t.size == 1 else f"shape {t.shape}")
     if show_grads and t.grad is not None:
-        lines.append(f"grad {t.grad.item():.4g}" if t.grad.size == 1 else "grad ✓")
+        if t.grad.size != 1:
+            lines.append(f"grad: sum of {len(uses)} uses" if len(uses) > 1 else "grad ✓")
+        elif len(uses) > 1:  # a fan-out: the gradient is the sum over its uses
+            lines.append(f"grad {_number(t.grad)}\n= " + " + ".join(_number(u) for u in uses))
+        else:
+            lines.append(f"grad {_number(t.grad)}")
     return "\n".join(lines)
 
 
@@ -201,28 +222,33 @@ def graph(
 
     Boxes show a tensor's ``name`` and the operation that produced it
     (``y = tanh``; a leaf shows its name alone, an unnamed result its
-    operation), its value (or shape) and its gradient when one is stored;
-    arrows run from box edge to box edge.  Readable up to a few dozen nodes.
+    operation), its value (or shape) and its gradient when one is stored.
+    After ``tensor.backward(retain_grads=True)`` every node has one; a node
+    used more than once shows its gradient as the sum of what each use passes
+    back.  For single numbers, each arrow is labelled with the local
+    derivative of the operation with respect to that input.  Arrows run from
+    box edge to box edge.  Readable up to a few dozen nodes.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph: expected a dlcourse Tensor, got {type(tensor).__name__}.")
     nodes, position = graph_layout(tensor)
-    width = 2.2 * (1 + max(x for x, _ in position.values()))
-    height = 1.2 * (1 + max(abs(y) for _, y in position.values()) * 2)
+    uses = _uses(nodes) if show_grads else {id(n): [] for n in nodes}
+    width = 2.6 * (1 + max(x for x, _ in position.values()))
+    height = 1.4 * (1 + max(abs(y) for _, y in position.values()) * 2)
     fig, ax = _axes(ax, width=max(width, 4), height=max(height, 2.5))
     boxes = {}
     for node in nodes:  # the boxes first: each arrow is clipped to the two boxes it joins
         colour = COLOURS[4] if node.is_leaf else COLOURS[1]
         boxes[id(node)] = ax.text(
             *position[id(node)],
-            _describe(node, show_values, show_grads),
+            _describe(node, show_values, show_grads, uses[id(node)]),
             ha="center",
             va="center",
             fontsize=9,
             bbox={"boxstyle": "round,pad=0.4", "fc": colour, "alpha": 0.35, "ec": "#333333"},
         )
     for node in nodes:
-        for parent in node.inputs:
+        for i, parent in enumerate(node.inputs):
             ax.annotate(
                 "",
                 xy=position[id(node)],
@@ -239,6 +265,18 @@ def graph(
                     "lw": 1.2,
                 },
             )
+            if show_grads and node.size == 1 and parent.size == 1:
+                (x0, y0), (x1, y1) = position[id(parent)], position[id(node)]
+                ax.text(
+                    (x0 + x1) / 2,
+                    (y0 + y1) / 2 + 0.12,
+                    f"∂ {_number(node.local_gradient(i, 1.0))}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="#555555",
+                    gid="local derivative",
+                )
     xs = [x for x, _ in position.values()]
     ys = [y for _, y in position.values()]
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)

@@ -192,3 +192,34 @@ def test_optimiser_errors() -> None:
         optim.Adam(nn.Linear(2, 2).parameters(), lr=0)
     with pytest.raises(ValueError, match="Adam: weight_decay must be >= 0"):
         optim.Adam(nn.Linear(2, 2).parameters(), weight_decay=-0.1)
+
+
+def test_nn_functions_take_arrays_too() -> None:
+    x, W, b = np.ones((2, 3)), np.ones((3, 4)), np.zeros(4)
+    assert np.array_equal(nn.linear(x, W, b).data, np.full((2, 4), 3.0))
+    assert np.array_equal(nn.relu(np.array([-1.0, 1.0])).data, [0.0, 1.0])
+    assert nn.tanh(np.zeros(2)).shape == (2,) and nn.sigmoid(np.zeros(2)).data[0] == 0.5
+    assert np.allclose(nn.softmax(np.zeros((1, 4))).data, 0.25)
+    assert nn.cross_entropy(np.zeros((2, 4)), np.array([0, 1])).item() == pytest.approx(np.log(4))
+    assert nn.mse_loss(np.ones(3), np.zeros(3)).item() == 1.0
+
+
+def test_mlp_takes_an_activation_module_and_copies_it() -> None:
+    model = nn.MLP([2, 4, 4, 1], activation=nn.Tanh(), rng=0)
+    activations = [m for m in model if isinstance(m, nn.Tanh)]
+    assert len(activations) == 2 and activations[0] is not activations[1]
+    assert model(np.ones((3, 2))).shape == (3, 1)
+    assert nn.MLP([2, 3], activation=nn.ReLU)[0].weight.shape == (2, 3)
+    with pytest.raises(TypeError, match="a name, a Module class or a Module, got int"):
+        nn.MLP([2, 3, 1], activation=3)
+
+
+def test_adam_counts_steps_per_parameter() -> None:
+    early, late = (Tensor(np.array([1.0]), requires_grad=True) for _ in range(2))
+    opt = optim.Adam([early, late], lr=0.1)
+    for step in range(5):
+        early.grad = np.array([1.0])
+        late.grad = np.array([1.0]) if step == 4 else None
+        opt.step()
+    assert late.data[0] == pytest.approx(0.9)  # its first step: a full lr, as in PyTorch
+    assert opt.steps == [5, 1]

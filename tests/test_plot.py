@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,7 +56,7 @@ def test_graph_draws_one_box_per_node_and_one_arrow_per_edge() -> None:
     d.backward()
     fig = plot.graph(d)
     (ax,) = fig.axes
-    boxes = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
+    boxes = [t.get_text() for t in ax.texts if t.get_bbox_patch() and not isinstance(t, Annotation)]
     arrows = [t for t in ax.texts if isinstance(t, Annotation)]
     assert sorted(b.split("\n")[0] for b in boxes) == ["a", "add", "b", "mul", "tanh"]
     assert len(arrows) == 5  # a->mul, b->mul, mul->add, a->add, add->tanh
@@ -76,7 +78,7 @@ def test_graph_names_results_with_their_operation_and_joins_boxes_at_their_edges
     boxes = {
         t.get_text().split("\n")[0]: t.get_bbox_patch().get_window_extent()
         for t in ax.texts
-        if not isinstance(t, Annotation)
+        if t.get_bbox_patch() and not isinstance(t, Annotation)
     }
     assert sorted(boxes) == ["add", "b", "mul", "w", "x", "y = tanh"]
     arrows = [t.arrow_patch for t in ax.texts if isinstance(t, Annotation)]
@@ -96,13 +98,48 @@ def test_graph_names_results_with_their_operation_and_joins_boxes_at_their_edges
         assert 0 <= min(gaps) <= 6, f"an arrow ends {min(gaps):.1f} px from the nearest box"
 
 
+def test_graph_shows_every_gradient_and_a_fan_out_as_the_sum_of_its_uses() -> None:
+    a = Tensor(2.0, requires_grad=True, name="a")
+    b = Tensor(-3.0, requires_grad=True, name="b")
+    d = (a * b + a).tanh()
+    d.backward(retain_grads=True)
+    fig = plot.graph(d)
+    (ax,) = fig.axes
+    boxes = {
+        t.get_text().split("\n")[0]: t.get_text()
+        for t in ax.texts
+        if t.get_bbox_patch() and not isinstance(t, Annotation)
+    }
+    assert sorted(boxes) == ["a", "add", "b", "mul", "tanh"]
+    grads = {}
+    for name, text in boxes.items():
+        match = re.search(r"grad (\S+)", text)
+        assert match, f"the box of {name} shows no gradient: {text!r}"
+        grads[name] = float(match.group(1))
+    assert grads["tanh"] == 1.0 and grads["a"] == pytest.approx(float(a.grad), rel=1e-3)
+    # a feeds mul and add: its box shows its gradient as the sum of the two
+    terms = re.search(r"= (\S+) \+ (\S+)", boxes["a"])
+    assert terms, boxes["a"]
+    assert float(terms.group(1)) + float(terms.group(2)) == pytest.approx(grads["a"], rel=1e-3)
+    assert sorted([float(terms.group(1)), float(terms.group(2))]) == pytest.approx(
+        sorted([grads["mul"] * -3.0, grads["add"]]), rel=1e-3
+    )
+    labels = sorted(t.get_text() for t in ax.texts if t.get_gid() == "local derivative")
+    t = np.tanh(2.0 * -3.0 + 2.0)
+    assert labels == sorted(["∂ 1", "∂ 1", "∂ -3", "∂ 2", f"∂ {1 - t * t:.4g}"])
+    d2 = (a * b + a).tanh()
+    d2.backward()  # without the option, intermediates keep nothing
+    assert all(n.grad is None for n in plot.graph_layout(d2)[0] if not n.is_leaf)
+
+
 def test_graph_layout_handles_long_chains() -> None:
     x = Tensor(1.0, requires_grad=True)
     y = x
     for _ in range(5000):
         y = y * 1.0
     nodes, position = plot.graph_layout(y)
-    assert len(nodes) == 5001 and position[id(y)][0] == 5000 and position[id(x)][0] == 0
+    # each constant 1.0 is a node too, an input of its multiplication
+    assert len(nodes) == 10001 and position[id(y)][0] == 5000 and position[id(x)][0] == 0
 
 
 def test_layer_statistics_and_histograms() -> None:

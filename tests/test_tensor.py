@@ -452,12 +452,170 @@ def test_shape_errors_name_the_operation_and_the_operands_in_order() -> None:
 
 def test_a_custom_operation_with_a_wrong_gradient_shape_is_caught() -> None:
     x = leaf((2, 3))
-
-    def backward(g: np.ndarray) -> None:
-        x.accumulate(g.sum(axis=0))
-
-    y = Tensor.from_op(x.data * 2, (x,), backward, "double")
+    y = Tensor.from_op(x.data * 2, (x,), (lambda g: g.sum(axis=0),), "double")
     with pytest.raises(
-        ShapeError, match=r"gradient of shape \(3,\) for a tensor of shape \(2, 3\)"
+        ShapeError,
+        match=r"gradient of shape \(3,\) for a tensor of shape \(2, 3\) \(input of 'double'\)",
     ):
         y.sum().backward()
+    with pytest.raises(ValueError, match=r"1 input\(s\) but 2 gradient function"):
+        Tensor.from_op(x.data, (x,), (None, None), "twice")
+
+
+# ------------------------------- found by differential testing against PyTorch
+def test_relu_and_max_select_so_an_infinite_gradient_stays_out_of_the_others() -> None:
+    x = Tensor([-1.0, 2.0], requires_grad=True)
+    x.relu().log().sum().backward()  # log's slope at relu(-1) = 0 is inf
+    assert np.array_equal(x.grad, [0.0, 0.5])
+    X, W = Tensor(-np.ones((2, 3))), Tensor(np.ones((3, 2)), requires_grad=True)
+    (X @ W).relu().log().sum().backward()
+    assert np.array_equal(W.grad, np.zeros((3, 2)))
+    big = Tensor(np.tile([-1.0, 2.0], 2048), requires_grad=True)  # past np.where's size
+    big.relu().backward(np.tile([np.inf, 1.0], 2048))
+    assert np.array_equal(big.grad, np.tile([0.0, 1.0], 2048))
+    big.grad = None
+    big.relu().backward(np.full(4096, 2.0))  # finite: the fast product, the same values
+    assert np.array_equal(big.grad, np.tile([0.0, 2.0], 2048))
+    m = Tensor([1.0, 3.0, 0.0], requires_grad=True)
+    (m.max() * np.array([1.0, 1.0, np.inf])[2]).backward()
+    assert np.array_equal(m.grad, [0.0, np.inf, 0.0])
+    m.grad = None
+    (m - m.max()).exp().log().sum().backward()  # finite everywhere
+    assert np.all(np.isfinite(m.grad))
+
+
+def test_a_tuple_inside_an_index_is_a_sequence_of_indices() -> None:
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = x[(0, 0), :]
+    assert y.shape == (2, 3)
+    y.sum().backward()
+    assert np.array_equal(x.grad, [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]])
+    x.grad = None
+    x[(0, 1)].backward()  # a plain tuple is one element: x[0, 1]
+    assert np.array_equal(x.grad, [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    x.grad = None
+    x[np.array([True, False]), [1, 1]].sum().backward()
+    assert np.array_equal(x.grad, [[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(IndexError, match="a Tensor cannot be an index: its data are floats"):
+        x[Tensor([0.0, 1.0])]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_is_accurate_below_zero(dtype: type) -> None:
+    z = np.array([-40.0, -30.0, -15.0, -1.0, 0.0, 3.0, 40.0])
+    exact = 1 / (1 + np.exp(-z))  # no cancellation in float64 for z <= 0
+    got = Tensor(z.astype(dtype)).sigmoid().data
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, exact, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    x = Tensor([-40.0], requires_grad=True)
+    y = x.sigmoid().log()
+    y.backward()
+    assert y.item() == pytest.approx(-40.0) and x.grad[0] == pytest.approx(1.0)
+
+
+def test_a_backward_that_raises_leaves_no_stale_gradients() -> None:
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    calls = []
+
+    def fragile(g: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return g
+
+    y = Tensor.from_op(h.data, (h,), (fragile,), "fragile")
+    z = (y + h).sum()
+    with pytest.raises(RuntimeError, match="boom"):
+        z.backward()
+    x.grad = None
+    z.backward()
+    assert np.array_equal(x.grad, [6.0, 6.0])
+    assert h.grad is None
+
+
+def test_empty_mean_and_power_zero_as_in_pytorch() -> None:
+    assert np.isnan(Tensor(np.zeros(0)).mean().item())
+    assert Tensor(np.zeros((0, 3))).mean(axis=0).shape == (3,)
+    assert np.all(np.isnan(Tensor(np.zeros((0, 3))).mean(axis=0).data))
+    x = Tensor([0.0, 2.0], requires_grad=True)
+    (x**0).sum().backward()
+    assert np.array_equal(x.grad, [0.0, 0.0])
+
+
+def test_a_tensor_that_requires_a_gradient_owns_its_data() -> None:
+    W0 = np.ones(3)
+    W = dl.tensor(W0, requires_grad=True)
+    (W * W).sum().backward()
+    dl.optim.SGD([W], lr=0.5).step()
+    assert np.array_equal(W0, np.ones(3)) and np.array_equal(W.data, np.zeros(3))
+    assert Tensor(W0, requires_grad=True).data is not W0
+    assert dl.tensor(W0).data is not W0
+    assert Tensor(W0).data is W0  # a constant shares: nothing changes it
+
+
+def test_numbers_and_integer_arrays_keep_float32() -> None:
+    x = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    for y in (
+        x * np.float64(2),
+        np.float64(2) * x,
+        x / np.float64(2),
+        np.float64(2) / x,
+        x + np.arange(2),
+        x - 1,
+        x @ np.arange(2),
+        dl.where([True, False], x, np.float64(3)),
+    ):
+        assert y.dtype == np.float32, y
+    assert (x * np.ones(2)).dtype == np.float64  # a float64 array promotes, as numpy does
+    (x * np.float64(2)).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_retained_gradients_are_writable_arrays_of_their_own() -> None:
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 1).retain_grad()
+    k = (x * 1).retain_grad()
+    (h + k).sum().backward()
+    h.grad *= 10  # neither read-only nor shared with k or x
+    assert np.array_equal(k.grad, [1.0, 1.0]) and np.array_equal(x.grad, [2.0, 2.0])
+
+
+def test_a_single_number_neither_iterates_nor_has_a_length() -> None:
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(Tensor(3.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        sum(Tensor(5.0))
+    with pytest.raises(TypeError, match="len\\(\\) of a 0-d tensor"):
+        len(Tensor(5.0))
+    rows = list(Tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert [r.shape for r in rows] == [(2,), (2,)] and rows[1].data[0] == 3.0
+
+
+def test_join_axis_errors_name_the_axis() -> None:
+    a = Tensor(np.ones((2, 3)))
+    with pytest.raises(ShapeError, match=r"stack: axis 3 is out of range.*use -3 to 2"):
+        dl.stack([a, a], axis=3)
+    with pytest.raises(ShapeError, match=r"concatenate: axis 2 is out of range.*use -2 to 1"):
+        dl.concatenate([a, a], axis=2)
+    with pytest.raises(ShapeError, match=r"stack: shapes \(2, 3\), \(3,\) must all be equal"):
+        dl.stack([a, np.ones(3)])
+
+
+def test_training_leaves_nothing_for_the_garbage_collector() -> None:
+    model = dl.nn.MLP([4, 8, 8, 3], rng=0)
+    opt = dl.optim.SGD(model.parameters(), lr=0.1)
+    X, y = np.random.default_rng(0).standard_normal((5, 4)), np.array([0, 1, 2, 0, 1])
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            opt.zero_grad()
+            loss = dl.nn.cross_entropy(model(X), y)
+            loss.backward(retain_grads=True)
+            opt.step()
+            (model(X)[np.array([0, 0])].max() * 2.0 / 3.0 - 1).sigmoid().backward()
+        del loss
+        assert gc.collect() == 0, "a graph made a reference cycle"
+    finally:
+        gc.enable()

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 
 import dlcourse as dl
 from dlcourse import data, nn, optim, plot
-from dlcourse.gradcheck import GradcheckError, assert_close
+from dlcourse.testing import CheckError, assert_close
 """
 
 CELLS = [
@@ -223,7 +223,7 @@ try:
     with np.errstate(over="raise", invalid="raise"):
         big = sigmoid(np.array([-1000.0, 1000.0]))
 except FloatingPointError as error:
-    raise GradcheckError(
+    raise CheckError(
         f"sigmoid([-1000, 1000]) warns: {error}.\n  hint: exp(-z) overflows for z < -709 (even "
         "inside np.where, which computes both branches); never exponentiate a large positive number"
     ) from None
@@ -241,7 +241,7 @@ for shape in [(3,), (4, 5), (2, 3, 4)]:
         with np.errstate(over="raise", invalid="raise"):
             s = sigmoid(z * 300)
     except FloatingPointError as error:
-        raise GradcheckError(
+        raise CheckError(
             f"sigmoid(z) warns for z in the hundreds: {error}.\n  hint: never exponentiate a "
             "large positive number (np.where computes both of its branches)") from None
     assert_close(s, 0.5 * (1 + np.tanh(z * 150)), name=f"sigmoid(z) for z of shape {shape}", atol=1e-12)

@@ -7,7 +7,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import dlcourse as dl
-from dlcourse.gradcheck import GradcheckError, assert_close, numerical_grad
+from dlcourse.testing import CheckError, assert_close, numerical_grad
 """
 
 CELLS = [
@@ -92,7 +92,7 @@ ax.legend()
 ax.grid(alpha=0.3, which="both");
 """),
     md(r"""
-`dlcourse.gradcheck.numerical_grad` computes central differences for every
+`dlcourse.testing.numerical_grad` computes central differences for every
 element of an array, and `dlcourse.gradcheck.gradcheck` compares them with
 the engine's gradients — the same check the autograder applies to your code.
 """),
@@ -218,7 +218,7 @@ def without_overflow(name, derivative, x):
         with np.errstate(over="raise", invalid="raise"):
             return derivative(np.copy(x))
     except FloatingPointError as error:
-        raise GradcheckError(
+        raise CheckError(
             f"{name}(x) warns for x from {np.min(x):.4g} to {np.max(x):.4g}: {error}.\n  hint: "
             "exp(-x) overflows for x < -709; write sigma(x) as (1 + tanh(x / 2)) / 2, or treat "
             "x >= 0 and x < 0 separately") from None

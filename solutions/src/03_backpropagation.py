@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 
 import dlcourse as dl
 from dlcourse import data, nn, plot
-from dlcourse.gradcheck import GradcheckError, assert_close, check_backward, check_grad
+from dlcourse.gradcheck import check_grad, check_vjp
+from dlcourse.testing import CheckError, assert_close
 """
 
 CELLS = [
@@ -35,7 +36,10 @@ neuron, $y = \tanh(w x + b)$. Forward, values flow left to right. Backward,
 each operation receives the gradient of $y$ with respect to its output and
 passes on, to each input, that gradient times its **local derivative**: for
 $\tanh$, $1 - y^2$; for a sum, 1; for $w \cdot x$, $x$ towards $w$ and $w$
-towards $x$. `dlcourse` records the graph as you compute and draws it.
+towards $x$. `dlcourse` records the graph as you compute and draws it:
+each box shows a value and its gradient, each arrow the local derivative.
+`backward(retain_grads=True)` keeps the gradient of every intermediate node
+for the drawing; training leaves it off, and only the inputs keep theirs.
 """),
     code(r"""
 x = dl.Tensor(0.5, name="x")
@@ -44,9 +48,21 @@ b = dl.Tensor(0.8, requires_grad=True, name="b")
 z = w * x + b
 y = z.tanh()
 y.name = "y"
-y.backward()
+y.backward(retain_grads=True)
 print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5:.4f}")
 plot.graph(y)
+"""),
+    md(r"""
+A value used twice receives a gradient from each use, and `backward` adds
+them: in $d = \tanh(a b + a)$, $a$ feeds both the product and the sum, and its
+box shows its gradient as the sum of the two contributions.
+"""),
+    code(r"""
+a = dl.Tensor(2.0, requires_grad=True, name="a")
+c = dl.Tensor(-3.0, requires_grad=True, name="c")
+d = (a * c + a).tanh()
+d.backward(retain_grads=True)
+plot.graph(d)
 """),
     md(r"""
 ## The forward pass stores intermediates
@@ -150,20 +166,20 @@ def check_linear_backward(dout, x, W, b):
     try:
         grads = linear_backward(dout.copy(), x.copy(), W.copy())
     except ValueError as error:  # numpy: the shapes in a matrix product do not fit
-        raise GradcheckError(
+        raise CheckError(
             f"linear_backward(dout, x, W) raised ValueError: {error}\n  hint: a matrix product "
             "got shapes that do not fit. Each gradient has the shape of its variable: dx (N, D_in) "
             "= dout (N, D_out) @ W.T (D_out, D_in), dW (D_in, D_out) = x.T (D_in, N) @ dout "
             "(N, D_out). Did you forget W.T in dx?") from None
     if not isinstance(grads, (tuple, list)) or len(grads) != 3:
-        raise GradcheckError("linear_backward must return three arrays: dx, dW, db")
+        raise CheckError("linear_backward must return three arrays: dx, dW, db")
     for got, name, shape, hint in [
         (grads[0], "dx", x.shape, "dx has the shape of x: dout @ W.T (did you forget W.T?)"),
         (grads[1], "dW", W.shape, "dW has the shape of W: x.T @ dout, not dout.T @ x"),
         (grads[2], "db", b.shape, "db has the shape of b: dout summed over the batch (axis 0)"),
     ]:
         if got is not None and np.shape(got) != shape:
-            raise GradcheckError(f"{name} has shape {np.shape(got)} but should have shape {shape}."
+            raise CheckError(f"{name} has shape {np.shape(got)} but should have shape {shape}."
                                  f"\n  hint: {hint}")
     dx, dW, db = grads
     square = W.shape[0] == W.shape[1]  # where dout @ W has the right shape but not the right values
@@ -172,7 +188,7 @@ def check_linear_backward(dout, x, W, b):
     assert_close(dW, x.T @ dout, name=f"dW for x {x.shape}, W {W.shape}")
     assert_close(db, dout.sum(axis=0), name=f"db for x {x.shape}, W {W.shape}",
                  mistakes={"sum dout over the batch, do not average it": dout.mean(axis=0)})
-    check_backward(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x.copy(), W.copy()),
+    check_vjp(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x.copy(), W.copy()),
                    {"x": x, "W": W, "b": b}, dout)
 
 rng = np.random.default_rng(0)
@@ -223,8 +239,8 @@ for shape in [(5,), (4, 3), (2, 3, 4)]:
     z = rng.standard_normal(shape)
     z[np.abs(z) < 1e-3] = 0.5  # stay away from the kink of the ReLU
     dout = rng.standard_normal(shape)
-    check_backward(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z.copy()), {"z": z}, dout)
-    check_backward(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z.copy()), {"z": z},
+    check_vjp(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z.copy()), {"z": z}, dout)
+    check_vjp(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z.copy()), {"z": z},
                    dout)
 ### END HIDDEN TESTS
 '''),
@@ -267,7 +283,7 @@ def without_warnings(logits, y):
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             return softmax_cross_entropy(logits.copy(), y.copy())
     except FloatingPointError as error:
-        raise GradcheckError(
+        raise CheckError(
             f"softmax_cross_entropy warns for logits in the thousands: {error}.\n  hint: subtract "
             "each row's maximum before exp, and take log-probabilities as shifted - "
             "log(sum(exp(shifted))) rather than the log of probabilities that may underflow to 0"
@@ -524,8 +540,8 @@ def with_order_hint(check):
     """Run check(); a failure gains ORDER's hint (the local derivatives passed above)."""
     try:
         check()
-    except GradcheckError as error:
-        raise GradcheckError(f"{error}\n  hint: {ORDER}") from None
+    except CheckError as error:
+        raise CheckError(f"{error}\n  hint: {ORDER}") from None
 
 p = Value(0.7)
 s = p * p
@@ -542,7 +558,7 @@ for _ in range(5000):
 try:
     y.backward()
 except RecursionError:
-    raise GradcheckError(
+    raise CheckError(
         "backward() hit Python's recursion limit on a chain of 10,000 operations.\n  hint: build the "
         "topological order with an explicit stack (a list you push to and pop from), not recursion"
     ) from None
