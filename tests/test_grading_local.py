@@ -20,7 +20,7 @@ import pytest
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
-from dlcourse.course.grading import events, sandbox
+from dlcourse.course.grading import events, run, sandbox
 from dlcourse.course.grading.ledger import Ledger
 from dlcourse.course.layout import CONFIG, RELEASE, SOURCE, Layout
 
@@ -117,7 +117,7 @@ def test_events_travel_as_json_lines_and_read_back(tmp_path: Path) -> None:
 
 def test_the_ledger_writes_whole_files_and_replaces_links(tmp_path: Path) -> None:
     layout = course(tmp_path)
-    shutil.copy2(grading.run.template(layout), layout.gradebook)
+    shutil.copy2(run.template(layout), layout.gradebook)
     secret = tmp_path / "secret.txt"
     secret.write_text("the instructor's")
     layout.autograded("zoe").mkdir(parents=True)
