@@ -25,45 +25,72 @@ def _failed(why: str) -> str:
     return f"the grader's worker failed while grading this student ({why}); run again to retry"
 
 
-def local(bundle: events.Bundle, tasks: list[events.Task], workers: int,
-          on_result: OnResult) -> None:  # fmt: skip
-    """Grade ``tasks`` in ``workers`` local processes; ``on_result(task,
-    result, problem)`` as each finishes. A worker process that dies (killed,
-    out of memory) breaks the pool: its tasks are tried again in a new pool,
-    and a task that breaks it twice is reported, not graded. A task that fails
-    otherwise is reported too, and the rest of the class is graded."""
-    from dlcourse.course.grading import worker
+class LocalWorkers:
+    """``workers`` local processes, forked from a server that imported the
+    worker module once. They start as soon as this is made, each making its
+    folders (matplotlib's font cache), while the instructor's process reads
+    the submissions and prepares the gradebook."""
 
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dlcourse.course.grading.worker"])
-    queue, tries = list(tasks), dict.fromkeys((t.student for t in tasks), 0)
-    while queue:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            running: dict[Future, events.Task] = {}
+    def __init__(self, workers: int):
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(["dlcourse.course.grading.worker"])
+        self.workers = workers
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        from dlcourse.course.grading import worker
+
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
+        for _ in range(self.workers):
+            pool.submit(worker.ready)
+        return pool
+
+    def run(self, bundle: events.Bundle, tasks: list[events.Task], on_result: OnResult) -> None:
+        """Grade ``tasks``; ``on_result(task, result, problem)`` as each
+        finishes. A worker process that dies (killed, out of memory) breaks the
+        pool: its tasks are tried again in a new pool, and a task that breaks it
+        twice is reported, not graded. A task that fails otherwise is reported
+        too, and the rest of the class is graded."""
+        from dlcourse.course.grading import worker
+
+        queue, tries = list(tasks), dict.fromkeys((t.student for t in tasks), 0)
+        running: dict[Future, events.Task] = {}
+        while queue or running:
+            while queue and len(running) < self.workers:
+                task = queue.pop(0)
+                tries[task.student] += 1
+                running[self.pool.submit(worker.grade, bundle, task)] = task
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
-            while (queue and not broken) or running:
-                while queue and not broken and len(running) < workers:
-                    task = queue.pop(0)
-                    tries[task.student] += 1
-                    running[pool.submit(worker.grade, bundle, task)] = task
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    task = running.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        if tries[task.student] < 2:
-                            queue.append(task)
-                        else:
-                            on_result(task, None, _failed("its process died twice"))
-                    except worker.WorkerRefused as refused:
-                        on_result(task, None, str(refused))
-                    except Exception as error:  # the grader's fault, reported with its cause
-                        on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
+            for future in finished:
+                task = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    if tries[task.student] < 2:
+                        queue.append(task)
                     else:
-                        on_result(task, result, "")
-    worker.sweep()
+                        on_result(task, None, _failed("its process died twice"))
+                except worker.WorkerRefused as refused:
+                    on_result(task, None, str(refused))
+                except Exception as error:  # the grader's fault, reported with its cause
+                    on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
+                else:
+                    on_result(task, result, "")
+            if broken:  # every task under way in the broken pool is tried again
+                for future, task in running.items():
+                    future.cancel()
+                    queue.insert(0, task)
+                running.clear()
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = self._start()
+
+    def close(self) -> None:
+        from dlcourse.course.grading import worker
+
+        self.pool.shutdown(cancel_futures=True)
+        worker.sweep()
 
 
 def dask(address: str, bundle: events.Bundle, tasks: list[events.Task],

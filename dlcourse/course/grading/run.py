@@ -152,6 +152,17 @@ def grade(
             )
     if not layout.released_notebooks():
         raise GradingError(f"{layout.release} has no notebooks: run `dlcourse release` first.")
+    # local workers start now, importing nbgrader while this process prepares the run
+    local = dispatch.LocalWorkers(options.workers) if options.scheduler is None else None
+    try:
+        return _grade(layout, options, progress, local)
+    finally:
+        if local is not None:
+            local.close()
+
+
+def _grade(layout: Layout, options: Options, progress: Callable[[int, int, int], None] | None,
+           local: dispatch.LocalWorkers | None) -> Summary:  # fmt: skip
     ledger = Ledger(layout)
     summary = Summary()
     tasks, digests = plan(layout, ledger, options, summary)
@@ -184,10 +195,10 @@ def grade(
         if progress:
             progress(done, len(tasks), failures)
 
-    if options.scheduler is None:
-        dispatch.local(shared, tasks, options.workers, on_result)
+    if local is not None:
+        local.run(shared, tasks, on_result)
     else:
-        dispatch.dask(options.scheduler, shared, tasks, on_result)
+        dispatch.dask(str(options.scheduler), shared, tasks, on_result)
     summary.graded.sort()
     if summary.graded:
         ledger.export()

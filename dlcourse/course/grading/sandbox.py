@@ -149,26 +149,31 @@ class KernelUsers:
 
 def sweep() -> None:
     """End what a grader that died (killed, or its machine's worker lost)
-    left behind: the processes of every kernel user no live grader holds, and
-    the runtime folders of those users."""
+    left behind: the processes and runtime folders of every kernel user no
+    live grader holds. Each user's lock is held while its leftovers go, so a
+    grader cannot start a kernel as that user meanwhile."""
     users = RUNTIME / "users"
     if not users.is_dir():
         return
-    free = set()
+    runtimes: dict[int, list[Path]] = {}
+    for runtime in RUNTIME.glob("k*"):
+        if runtime.is_dir():
+            runtimes.setdefault(runtime.stat().st_uid, []).append(runtime)
     for lock in users.glob("*.lock"):
         fd = os.open(lock, os.O_WRONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            os.close(fd)
             continue  # a live kernel's
+        try:
+            kill_user(int(lock.stem))
+            for runtime in runtimes.get(int(lock.stem), []):
+                remove_runtime(runtime)
+        except SandboxError:
+            continue  # processes that will not end: acquire() passes this user over
         finally:
-            os.close(fd)  # an acquired lock is released with the descriptor
-        free.add(int(lock.stem))
-    for uid in free:
-        kill_user(uid)
-    for runtime in RUNTIME.glob("k*"):
-        if runtime.is_dir() and runtime.stat().st_uid in free:
-            remove_runtime(runtime)
+            os.close(fd)
 
 
 def kill_user(uid: int, spare: int | None = None) -> int:

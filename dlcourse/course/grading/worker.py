@@ -106,6 +106,11 @@ def _config(folder: Path, bundle: events.Bundle, launcher: Launcher, events_file
     return config
 
 
+def ready() -> None:
+    """Make this worker process's folders now, before its first student."""
+    _folders()
+
+
 def receive(bundle: events.Bundle) -> events.Bundle:
     """The course's bundle, as a Dask task's result (see :func:`dispatch.dask`)."""
     return bundle
