@@ -28,7 +28,7 @@ from nbgrader.api import Gradebook
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
 from dlcourse.course.grading import intake, sandbox
-from dlcourse.course.layout import Layout
+from dlcourse.course.layout import CONFIG, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"
@@ -82,6 +82,11 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
             LOSE_ONE,
         ),
         "solutions": ({"chain_rule": if_readable(solutions)}, LOSE_ONE),
+        # the repository's history holds the solutions too; the kernel sees none of it
+        "git": (
+            {"chain_rule": if_any_readable([str(ROOT / ".git" / "HEAD"), str(course / CONFIG)])},
+            LOSE_ONE,
+        ),
         "gradebook": (
             {
                 "chain_rule": f"try:\n    open({str(course / 'gradebook.db')!r}, 'w')"
@@ -399,6 +404,7 @@ def total(graded: dict, student: str) -> float:
         "output",
         "monkeypatch",
         "solutions",
+        "git",
         "gradebook",
         "network",
         "forkbomb",

@@ -78,13 +78,15 @@ class Bundle:
     """Everything a worker needs that is the same for every student: the
     course's nbgrader configuration, an empty gradebook that knows the
     assignment (with the hidden tests), the released notebooks, and what
-    kernels must not see on a machine that holds the course."""
+    kernels must not see on a machine that holds the course (its private
+    paths, hidden; the course folder, covered)."""
 
     config: str  # nbgrader_config.py's text
     gradebook: bytes
     released: dict[str, str]  # notebook file name -> released notebook (JSON)
     settings: Settings
     private: tuple[str, ...] = ()
+    course: str = ""  # the course folder: kernels see none of it
 
     @property
     def digest(self) -> str:

@@ -71,8 +71,10 @@ class Kernel:
 class Launcher:
     """Starts one student's kernels."""
 
-    def __init__(self, confined: bool, limits: sandbox.Limits, hide: list[Path], mplconfig: Path):
+    def __init__(self, confined: bool, limits: sandbox.Limits, hide: list[Path], mplconfig: Path,
+                 cover: list[Path] = ()):  # fmt: skip
         self.confined, self.limits, self.hide, self.mplconfig = confined, limits, hide, mplconfig
+        self.cover = list(cover)
         self.users = sandbox.KernelUsers()
 
     def start(self) -> Kernel:
@@ -83,7 +85,7 @@ class Launcher:
             stack.callback(sandbox.remove_runtime, runtime)
             argv = list(KERNEL)
             if uid is not None:
-                argv = sandbox.command(runtime, uid, self.limits, self.hide, KERNEL)
+                argv = sandbox.command(runtime, uid, self.limits, self.hide, KERNEL, self.cover)
                 stack.callback(sandbox.kill_user, uid)
             spec = KernelSpec(argv=argv, display_name="Python 3 (grading)", language="python",
                               metadata={"debugger": False})  # fmt: skip

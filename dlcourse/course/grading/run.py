@@ -107,6 +107,7 @@ def bundle(layout: Layout, options: Options) -> events.Bundle:
         released={p.name: p.read_text() for p in layout.released_notebooks()},
         settings=settings,
         private=tuple(str(p) for p in layout.private()),
+        course=str(layout.root),
     )
 
 

@@ -63,6 +63,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_NOATIME, MS_NODIRATIME = 32, 4096, 16384, 1024, 2048
 MS_RELATIME = 1 << 21
 MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS = 38
 _KEPT_ON_REMOUNT = {
     os.ST_NOSUID: MS_NOSUID,
     os.ST_NODEV: MS_NODEV,
@@ -198,7 +199,7 @@ def _processes(uid: int) -> int:
             owner = next(
                 line for line in status.read_text().splitlines() if line.startswith("Uid:")
             )
-            found += int(owner.split()[1]) == uid
+            found += uid in map(int, owner.split()[1:])
         except (OSError, StopIteration, ValueError):
             continue
     return found
@@ -215,7 +216,7 @@ def _kill_once(uid: int, spare: int | None) -> int:
             )
             pid = int(status.parent.name)
             live = not fields["State"].strip().startswith(("Z", "X"))
-            if int(fields["Uid"].split()[1]) == uid and pid != spare and live:
+            if uid in map(int, fields["Uid"].split()) and pid != spare and live:
                 os.kill(pid, signal.SIGKILL)
                 found += 1
         except (OSError, KeyError, ValueError, IndexError):
@@ -268,16 +269,26 @@ def remove_runtime(runtime: Path) -> None:
 
 
 def command(
-    runtime: Path, uid: int, limits: Limits, hide: Sequence[Path], kernel: Sequence[str]
+    runtime: Path,
+    uid: int,
+    limits: Limits,
+    hide: Sequence[Path],
+    kernel: Sequence[str],
+    cover: Sequence[Path] = (),
 ) -> list[str]:
-    """The command that starts ``kernel`` confined (see the module's docstring)."""
+    """The command that starts ``kernel`` confined (see the module's docstring).
+    ``cover`` are folders (the course) of which the kernel sees only what it
+    needs; the checkout dlcourse runs from is always one."""
     argv = [*UNSHARE, sys.executable, "-I", "-S", str(Path(__file__).resolve())]
     for path in hide:
         argv += ["--hide", str(path)]
     # what the kernel must be able to read: the Python installation, the virtual
-    # environment and dlcourse itself
-    for path in {Path(sys.base_prefix), Path(sys.prefix), Path(__file__).resolve().parents[3]}:
+    # environment and the dlcourse package itself
+    package = Path(__file__).resolve().parents[2]
+    for path in {Path(sys.base_prefix), Path(sys.prefix), package}:
         argv += ["--expose", str(path)]
+    for path in {*cover, package.parent}:
+        argv += ["--cover", str(path)]
     argv += ["--runtime", str(runtime), "--uid", str(uid)]
     argv += ["--memory", str(limits.memory_mb), "--nproc", str(limits.nproc)]
     argv += ["--disk", str(limits.disk_mb), "--path", os.environ.get("PATH", os.defpath)]
@@ -301,25 +312,29 @@ def _closed_ancestor(path: Path) -> Path | None:
     return None
 
 
+def _cover(folder: Path, inside: Sequence[Path]) -> None:
+    """An empty tmpfs over ``folder``, into which the paths ``inside`` it
+    alone are bound back: the rest of the folder is out of reach."""
+    staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
+    _mount(str(folder), str(staging), None, MS_BIND | MS_REC)
+    _mount("covered", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    for path in inside:
+        path.mkdir(parents=True, exist_ok=True)
+        _mount(str(staging / path.relative_to(folder)), str(path), None, MS_BIND | MS_REC)
+    _umount(str(staging))
+    staging.rmdir()
+
+
 def _expose(paths: Sequence[Path]) -> None:
     """Let an unprivileged user reach ``paths`` (say a Python installed under
-    /root) without opening anything else of the closed folders above them:
-    each such folder is covered by an empty tmpfs into which the paths below
-    it alone are bound."""
+    /root) without opening anything else of the closed folders above them."""
     below: dict[Path, list[Path]] = {}
     for path in paths:
         closed = _closed_ancestor(path)
         if closed is not None and closed != path:
             below.setdefault(closed, []).append(path)
     for closed, inside in below.items():
-        staging = Path(tempfile.mkdtemp(prefix="dlcourse-staging-"))
-        _mount(str(closed), str(staging), None, MS_BIND | MS_REC)
-        _mount("exposed", str(closed), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
-        for path in inside:
-            path.mkdir(parents=True, exist_ok=True)
-            _mount(str(staging / path.relative_to(closed)), str(path), None, MS_BIND | MS_REC)
-        _umount(str(staging))
-        staging.rmdir()
+        _cover(closed, inside)
 
 
 def _mount_points() -> list[str]:
@@ -387,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sandbox.py")
     parser.add_argument("--hide", type=Path, action="append", default=[])
     parser.add_argument("--expose", type=Path, action="append", default=[])
+    parser.add_argument("--cover", type=Path, action="append", default=[])
     parser.add_argument("--runtime", type=Path, required=True)
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--memory", type=int, required=True)
@@ -401,10 +417,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     for path in args.hide:
         _hide(path)
     interpreter = Path(os.path.realpath(command[0])).parent.parent
-    _expose([interpreter, args.runtime, *args.expose])
+    needed = [interpreter, args.runtime, *args.expose]
+    for folder in args.cover:  # the course and the checkout: only what the kernel needs
+        if folder.is_dir() and not folder.is_symlink():
+            _cover(folder, [p for p in needed if p.is_relative_to(folder) and p != folder])
+    _expose(needed)
     _read_only_everywhere(args.runtime)
     _private_tmp(args.disk)
     _limit(args.memory, args.nproc)
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # setuid programs stay the kernel's
+        raise SandboxError(f"no_new_privs failed: {os.strerror(ctypes.get_errno())}")
     os.setgroups([])
     os.setgid(args.uid)
     os.setuid(args.uid)

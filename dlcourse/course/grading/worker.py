@@ -164,7 +164,8 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
             (submitted / "timestamp.txt").write_text(task.timestamp)
         hide = [Path(p) for p in bundle.private] + [base]
         limits = sandbox.Limits(memory_mb=bundle.settings.memory_mb)
-        launcher = Launcher(bundle.settings.confined, limits, hide, mplconfig)
+        cover = [Path(bundle.course)] if bundle.course else []
+        launcher = Launcher(bundle.settings.confined, limits, hide, mplconfig, cover)
         result = events.TaskResult(task.student)
         for name in task.notebooks:
             _autograde(folder, bundle, launcher, task.student, name, result, log, errors)
