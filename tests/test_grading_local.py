@@ -170,3 +170,29 @@ def test_lms_downloads_file_only_what_is_safe_and_grade_it(
     assert all(layout.root in p.parents for p in written)  # the course's own results only
     assert not any(p.name == NOTEBOOK for p in written if "autograded" not in p.parts)
     assert total(layout.root, "ann") == FULL
+
+
+def test_a_timestamp_nbgrader_cannot_read_is_taken_as_unknown(tmp_path: Path) -> None:
+    from dlcourse.course.grading import intake
+
+    layout = course(tmp_path)
+    layout.submitted("zoe").mkdir(parents=True)
+    nbformat.write(answered(layout.release / NOTEBOOK), layout.submitted("zoe") / NOTEBOOK)
+    expected = intake.expected_notebooks(layout.release)
+    for text, kept in [("2026-12-01 10:00:00.000000 UTC", True), ("next tuesday-ish", False)]:
+        (layout.submitted("zoe") / "timestamp.txt").write_text(text)
+        found = intake.read_submission(layout.submitted_root, "zoe", "ch01", expected)
+        assert (found.timestamp == text) is kept
+        assert kept or any("not a timestamp" in p for p in found.problems)
+        assert NOTEBOOK in found.notebooks
+
+
+def test_nbgrader_metadata_of_any_shape_is_restored_from_the_release() -> None:
+    from dlcourse.course.grading.worker import restore_metadata
+
+    released = nbformat.read(Layout.of(ROOT).release / NOTEBOOK, 4)
+    nb = answered(Layout.of(ROOT).release / NOTEBOOK)
+    nb.cells[0].metadata["nbgrader"] = "x"
+    nb.cells[1].metadata["nbgrader"] = {"grade_id": ["a", "list"]}
+    restore_metadata(nb, released)
+    assert "nbgrader" not in nb.cells[0].metadata and "nbgrader" not in nb.cells[1].metadata

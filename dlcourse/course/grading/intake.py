@@ -50,6 +50,7 @@ from typing import BinaryIO
 import nbformat
 import numpy as np
 from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
+from nbgrader.utils import parse_utc
 
 MAX_NOTEBOOK_BYTES = 5 * 2**20  # a notebook, after its stored outputs are stripped
 MAX_FILE_BYTES = 256 * 2**20  # a file larger than this is not even read
@@ -239,6 +240,7 @@ def _read_timestamp(folder: int, result: Submission) -> None:
         text = data.decode("ascii").strip()
         if len(text) > 64:
             raise ValueError
+        parse_utc(text)  # what nbgrader will do with it; it fails badly on nonsense
     except Refused as refused:
         result.problems.append(f"{refused}; the submission time is taken as unknown")
         return

@@ -358,7 +358,7 @@ class Channel:
             self._break(f"the kernel sent a message over the {MAX_MESSAGE} byte limit")
         try:
             message = json.loads(self._recv_exactly(size))
-        except ValueError:
+        except (ValueError, RecursionError):
             self._break("the kernel broke the protocol")
         if type(message) is not dict:
             self._break("the kernel broke the protocol")

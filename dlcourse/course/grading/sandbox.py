@@ -121,7 +121,8 @@ class KernelUsers:
 
     @contextmanager
     def acquire(self) -> Iterator[int]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        RUNTIME.mkdir(mode=0o711, parents=True, exist_ok=True)  # kernels may not list it
+        self.folder.mkdir(mode=0o700, exist_ok=True)
         for uid in KERNEL_UIDS:
             fd = os.open(self.folder / f"{uid}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
             try:

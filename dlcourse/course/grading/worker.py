@@ -200,8 +200,9 @@ def restore_metadata(
     }
     seen: set[str] = set()
     for cell in nb.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in known and grade_id not in seen:
+        info = cell.get("metadata", {}).get("nbgrader")
+        grade_id = info.get("grade_id") if isinstance(info, dict) else None
+        if isinstance(grade_id, str) and grade_id in known and grade_id not in seen:
             seen.add(grade_id)
             cell.metadata["nbgrader"] = dict(known[grade_id])
         else:
