@@ -106,6 +106,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         )
     )
     nbformat.write(instructor, course / GRADING_PROGRESS)
+    with running_lab(course) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def running_lab(course: Path) -> Iterator[Lab]:
+    """`dlcourse lab` on ``course``, on 127.0.0.1 with a token and a free port;
+    its log next to the course. Ended, with its kernels, when the block ends."""
     port, token = free_port(), secrets.token_hex(16)
     log = course.parent / "jupyterlab.log"
     # The Jupyter state folders of conftest.py, under a temporary folder, but the

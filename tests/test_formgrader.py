@@ -13,12 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +22,7 @@ from typing import TYPE_CHECKING
 import nbformat
 import pytest
 from fixtures.browser import Watch, artefacts_folder, browser_context, chromium_path
-from test_browser import Lab, free_port, lab_command, wait_until_up
+from test_browser import Lab, running_lab
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.grading import sandbox
@@ -95,23 +90,8 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(course: Path) -> Iterator[Lab]:
-    port, token = free_port(), secrets.token_hex(16)
-    log = course.parent / "jupyterlab.log"
-    env = dict(os.environ)
-    del env["JUPYTER_CONFIG_DIR"]  # the course's own, as `dlcourse lab` keeps it
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    command = [*lab_command(), "lab", "--no-browser", f"--port={port}",
-               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}"]  # fmt: skip
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=course, env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_up(process, url, token, log)
-        yield Lab(url, token, log)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
+    with running_lab(course) as lab:
+        yield lab
 
 
 def api(lab: Lab, path: str) -> object:
