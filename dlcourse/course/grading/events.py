@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,13 +86,6 @@ class Bundle:
     settings: Settings
     private: tuple[str, ...] = ()
     course: str = ""  # the course folder: kernels see none of it
-
-    @property
-    def digest(self) -> str:
-        h = hashlib.sha256(self.config.encode() + self.gradebook)
-        for name, text in sorted(self.released.items()):
-            h.update(name.encode() + text.encode())
-        return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
