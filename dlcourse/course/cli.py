@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dlcourse.course.layout import ASSIGNMENT, RELEASE, Layout
+
 ROOT_HELP = "the course folder (default: the current folder, or the repository this package is in)"
 
 
@@ -47,7 +49,7 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
     root = course_root(args.root)
     env = dict(os.environ)
     if "JUPYTER_CONFIG_DIR" not in env:  # the course's own configuration, kept in the course
-        env["JUPYTER_CONFIG_DIR"] = str(root / ".dlcourse" / "jupyter")
+        env["JUPYTER_CONFIG_DIR"] = str(Layout.of(root).jupyter_config)
         if "JUPYTERLAB_SETTINGS_DIR" not in env:
             answer_no_to_news(Path(env["JUPYTER_CONFIG_DIR"]))
     env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -57,7 +59,7 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         "jupyter",
         "lab",
         f"--ServerApp.root_dir={root}",
-        "--LabApp.default_url=/lab/tree/notebooks/ch01/01_deep_learning.ipynb",
+        f"--LabApp.default_url=/lab/tree/{RELEASE}/{ASSIGNMENT}/01_deep_learning.ipynb",
         # The course reads nothing off the network: no news feed, no update check.
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
@@ -93,8 +95,6 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import grading
-    from dlcourse.course.layout import Layout
-
     root = course_root(args.root)
     layout = Layout.of(root)
     if args.from_downloads:

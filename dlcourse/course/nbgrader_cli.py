@@ -73,13 +73,17 @@ def load_config(folder: Path) -> Config:
     return config
 
 
-class _Messages(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+class Messages(logging.Handler):
+    """Keeps the messages of an nbgrader converter's log records at ``level``
+    and above: what to say when it gives up (its exceptions only say "see the
+    log")."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname}: {record.getMessage()}")
+        self.lines.append(record.getMessage())
 
 
 def generate_assignment(layout: Layout, into: Path) -> Layout:
@@ -102,7 +106,7 @@ def generate_assignment(layout: Layout, into: Path) -> Layout:
     coursedir.assignment_id = ASSIGNMENT
     log = logging.getLogger(f"dlcourse.nbgrader.{id(target)}")
     log.propagate = False
-    messages = _Messages()
+    messages = Messages()
     log.addHandler(messages)
     converter = GenerateAssignment(coursedir=coursedir, config=config, log=log)
     converter.force = True

@@ -38,6 +38,7 @@ Each kernel has a user of its own, from :class:`KernelUsers`, so that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -192,36 +193,32 @@ def kill_user(uid: int, spare: int | None = None) -> int:
     raise SandboxError(f"the processes of user {uid} keep multiplying; they could not be ended")
 
 
-def _processes(uid: int) -> int:
-    """How many processes of ``uid`` there are, zombies included."""
-    found = 0
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            owner = next(
-                line for line in status.read_text().splitlines() if line.startswith("Uid:")
-            )
-            found += uid in map(int, owner.split()[1:])
-        except (OSError, StopIteration, ValueError):
-            continue
-    return found
-
-
-def _kill_once(uid: int, spare: int | None) -> int:
-    """One pass: SIGKILL each live process of ``uid`` but ``spare`` (zombies
-    are dead already: they wait for their parent, or for init, to be reaped)."""
-    found = 0
+def _processes(uid: int) -> list[tuple[int, bool]]:
+    """(pid, alive) for every process of ``uid`` (any of its uids), zombies
+    included: they are dead, waiting to be reaped, but count against its
+    process limit."""
+    found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(
                 line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
             )
-            pid = int(status.parent.name)
-            live = not fields["State"].strip().startswith(("Z", "X"))
-            if uid in map(int, fields["Uid"].split()) and pid != spare and live:
+            if uid in map(int, fields["Uid"].split()):
+                live = not fields["State"].strip().startswith(("Z", "X"))
+                found.append((int(status.parent.name), live))
+        except (OSError, KeyError, ValueError):
+            continue  # the process ended meanwhile
+    return found
+
+
+def _kill_once(uid: int, spare: int | None) -> int:
+    """One pass: SIGKILL each live process of ``uid`` but ``spare``."""
+    found = 0
+    for pid, live in _processes(uid):
+        if live and pid != spare:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 found += 1
-        except (OSError, KeyError, ValueError, IndexError):
-            continue  # the process ended meanwhile
     return found
 
 

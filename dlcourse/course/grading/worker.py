@@ -42,20 +42,7 @@ from dlcourse.course.grading import events, inert, ledger, review, sandbox
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
-from dlcourse.course.nbgrader_cli import load_config, put_tools_on_path
-
-
-class _Errors(logging.Handler):
-    """Keeps the messages of nbgrader's ERROR records: why it gave up on a
-    notebook, when the executor did not say so itself."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
+from dlcourse.course.nbgrader_cli import Messages, load_config, put_tools_on_path
 
 _process: dict[str, Path] = {}  # this worker process's own folders, made on first use
 
@@ -149,7 +136,7 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     folder = Path(tempfile.mkdtemp(prefix="course-", dir=base))
     log = logging.getLogger(f"dlcourse.grading.nbgrader.{folder.name}")
     log.propagate = False
-    errors = _Errors()
+    errors = Messages(logging.ERROR)
     log.addHandler(errors)
     try:
         (folder / CONFIG).write_text(bundle.config)
@@ -228,7 +215,7 @@ def _autograde(
     name: str,
     result: events.TaskResult,
     log: logging.Logger,
-    errors: _Errors,
+    errors: Messages,
 ) -> None:
     """Autograde one notebook into ``result``; a notebook nbgrader gives up on
     scores 0, with the cause."""
@@ -240,7 +227,7 @@ def _autograde(
     )
     converter.force = True
     converter.create_student = True
-    errors.messages.clear()
+    errors.lines.clear()
     failed = False
     try:
         converter.start()
@@ -251,7 +238,7 @@ def _autograde(
     path = Layout(folder).autograded(student) / name
     if failed or not path.exists():
         if not any(event.kind == events.GAVE_UP for event in reported):
-            why = next((m for m in errors.messages if "Traceback" not in m), "no reason given")
+            why = next((m for m in errors.lines if "Traceback" not in m), "no reason given")
             result.problems.append(
                 f"{name}: nbgrader could not grade it ({why[:300]}); its exercises score 0"
             )
