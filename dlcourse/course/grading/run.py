@@ -180,8 +180,8 @@ def _grade(layout: Layout, options: Options, progress: Callable[[int, int, int],
     def on_result(task: events.Task, result: events.TaskResult | None, problem: str) -> None:
         nonlocal failures, done
         done += 1
-        if result is None:
-            summary.add_problem(task.student, problem)
+        if result is None or result.retry:  # not recorded: the next run grades them again
+            summary.add_problem(task.student, problem or result.retry)
             failures += 1
         else:
             ledger.merge(result, notebooks)
