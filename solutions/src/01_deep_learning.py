@@ -286,17 +286,27 @@ layers = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
           (np.array([[1.0, -1.0], [-1.0, 0.5]]), np.array([0.5, 0.0])),
           (np.array([[2.0], [1.0]]), np.array([-4.0]))]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
-fresh = lambda params: [(W.copy(), b.copy()) for W, b in params]  # the answer may change its arguments
+ANY_DEPTH = "the network may have any number of layers, one or many: loop over params"
+
+def forward(x, params, activation):
+    """mlp_forward on copies (the answer may change its arguments), failing with a hint if it raises."""
+    try:
+        return mlp_forward(x.copy(), [(W.copy(), b.copy()) for W, b in params], activation)
+    except (IndexError, ValueError) as error:
+        raise CheckError(f"mlp_forward for a network of {len(params)} layer(s) raised "
+                         f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}") from None
+
 one = [(np.array([[1.0], [2.0]]), np.array([0.5]))]
-assert_close(mlp_forward(x.copy(), fresh(one), ramp), [[-0.5]], name="mlp_forward for one layer",
+assert_close(forward(x, one, ramp), [[-0.5]], name="mlp_forward for one layer",
              mistakes={"no activation after the last layer (here the only one)": [[0.0]]})
 two = [layers[0], (np.array([[1.0], [-1.0]]), np.array([0.5]))]
-assert_close(mlp_forward(x.copy(), fresh(two), ramp), [[-6.5]], name="mlp_forward for two layers",
+assert_close(forward(x, two, ramp), [[-6.5]], name="mlp_forward for two layers",
              mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
                        "apply the activation after every layer but the last": [[-8.5]]})
-assert_close(mlp_forward(x.copy(), fresh(layers), ramp), [[-0.5]], name="mlp_forward for three layers",
-             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]]})
-assert_close(mlp_forward(x.copy(), fresh(layers), np.tanh), [[-4.89843153]],
+assert_close(forward(x, layers, ramp), [[-0.5]], name="mlp_forward for three layers",
+             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
+                       f"use every layer, not only the first two: {ANY_DEPTH}": [[-6.5, 3.5]]})
+assert_close(forward(x, layers, np.tanh), [[-4.89843153]],
              name="mlp_forward(x, params, np.tanh) for three layers",
              mistakes={"use the activation you are given, not a ReLU of your own": [[-0.5]]})
 print("mlp_forward: visible tests passed")
@@ -318,7 +328,7 @@ rng = np.random.default_rng(1103)
 for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp), ([3, 6, 6, 1], np.tanh)]:
     params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
     x = rng.standard_normal((6, sizes[0]))
-    assert_close(mlp_forward(x.copy(), fresh(params), act), _reference_mlp(x, params, act),
+    assert_close(forward(x, params, act), _reference_mlp(x, params, act),
                  name=f"mlp_forward for layer sizes {sizes}",
                  mistakes={"no activation after the last layer": _all_activated(x, params, act)})
 ### END HIDDEN TESTS

@@ -446,15 +446,22 @@ def between(i, layers):
             f"the ReLU after layer {i + 1}, whose mask (z > 0, z layer {i + 1}'s pre-activation) "
             "must multiply the gradient")
 
+ANY_DEPTH = ("the network may have any number of layers (the tests try one, two and three): loop "
+             "over params forward, then back over them in reverse")
+
 def check_network(x, y, params, loss):
     """mlp_loss_and_grads: its loss against the expected one, then each layer's gradients against
     numerical gradients of that loss, from the last layer to the first (backpropagation's order)."""
     layers = len(params)
-    got_loss, grads = mlp_loss_and_grads(x.copy(), y.copy(), fresh(params))
-    assert_close(got_loss, loss, name=f"the loss of a network of {layers} layers")
+    try:
+        got_loss, grads = mlp_loss_and_grads(x.copy(), y.copy(), fresh(params))
+    except (IndexError, ValueError) as error:
+        raise CheckError(f"mlp_loss_and_grads for a network of {layers} layer(s) raised "
+                         f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}") from None
     if len(grads) != layers:
         raise CheckError(f"grads has {len(grads)} entries for a network of {layers} layers: one "
-                         "(dW, db) pair per layer, in the order of params")
+                         f"(dW, db) pair per layer, in the order of params.\n  hint: {ANY_DEPTH}")
+    assert_close(got_loss, loss, name=f"the loss of a network of {layers} layers")
     for i in reversed(range(layers)):
         for k, what in enumerate(["dW", "db"]):
             def loss_of(v, i=i, k=k):
