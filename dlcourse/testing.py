@@ -190,33 +190,39 @@ def assert_fast(
     *,
     name: str,
     elements: int,
-    passes: int = 20,
-    slack: float = 0.1,
+    slack: float = 0.05,
 ) -> Any:
-    """``call()``'s result, or :class:`CheckError` if it took longer than
-    ``passes`` runs of ``forward()`` plus ``slack`` seconds, twice.
+    """``call()``'s result, or :class:`CheckError` if it costs more than a
+    tenth of what central differences would.
 
-    This is how a test tells a backward pass from a numerical derivative:
-    backpropagation costs a small multiple of one forward pass (about two
-    for a dense layer), whatever the number of inputs, while central
-    differences cost two forward passes for each of the ``elements`` numbers
-    differentiated.  ``forward`` is the test's own forward pass on the same
-    inputs; its best time of three is the unit.  A slow first run is given a
-    second chance, so that a busy machine does not fail an honest answer.
+    This is how a test tells a backward pass from a numerical derivative.
+    Backpropagation costs a small multiple of one forward pass (about two for
+    a dense layer), however many inputs there are; central differences cost
+    two forward passes for each of the ``elements`` numbers differentiated.
+    ``forward`` is the test's own forward pass on the same inputs (its best
+    time of three is the unit), and ``call`` may take ``elements / 10``
+    forward passes (at least 100) plus ``slack`` seconds: generous to any
+    backward pass on a busy machine, yet twenty times less than finite
+    differences need.  A run just over the budget is given a second chance;
+    one far over it is not, so a slow answer fails without running twice.
     """
     __tracebackhide__ = True
     unit = min(_seconds(forward)[0] for _ in range(3))
+    passes = max(100.0, elements / 10)
     budget = passes * unit + slack
     for _ in range(2):
         elapsed, result = _seconds(call)
         if elapsed <= budget:
             return result
+        if elapsed > 5 * budget:
+            break
     raise CheckError(
         f"{name} took {elapsed:.2g} s, as long as {elapsed / unit:.0f} forward passes "
-        f"(allowed: {budget:.2g} s).\n  hint: a backward pass costs a few forward passes, "
-        f"however many inputs there are; central differences cost two forward passes for "
-        f"each of the {elements} numbers differentiated, and Python loops over single elements "
-        "are slow too. Apply the chain rule with whole-array operations (matrix products)"
+        f"(allowed: {passes:.0f} forward passes and {slack} s, {budget:.2g} s).\n  hint: a "
+        "backward pass costs a few forward passes, however many inputs there are; central "
+        f"differences cost two forward passes for each of the {elements} numbers "
+        "differentiated, and Python loops over single elements are slow too. Apply the chain "
+        "rule with whole-array operations (matrix products)"
     )
 
 

@@ -58,13 +58,15 @@ print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5
 plot.graph(y)
 """),
     md(r"""
-A value used twice receives a gradient from each use, and `backward` adds
-them: in $d = \tanh(a b + a)$, $a$ feeds both the product and the sum, and its
-box shows its gradient as the sum of the two contributions.
+A value used twice (a **fan-out**) receives a gradient from each use, and
+`backward` adds them: in $d = \tanh(a c + a)$, $a$ feeds both the product and
+the sum, and its box shows its gradient as the sum of the two contributions,
+one along each path to $d$: $(1 - d^2)\,c$ through the product and
+$(1 - d^2) \cdot 1$ through the sum.
 """),
     code(r"""
-a = dl.Tensor(2.0, requires_grad=True, name="a")
-c = dl.Tensor(-3.0, requires_grad=True, name="c")
+a = dl.Tensor(0.5, requires_grad=True, name="a")
+c = dl.Tensor(-0.8, requires_grad=True, name="c")
 d = (a * c + a).tanh()
 d.backward(retain_grads=True)
 plot.graph(d)
@@ -443,7 +445,7 @@ def between(i, layers):
                 "gradient of the loss, (softmax - onehot(y)) / N, and at dW = (the layer's input).T @ dout")
     return (f"the layers after layer {i + 1} are right, so the gradient went wrong on its way from "
             f"layer {i + 2} down to layer {i + 1}: look at dx of layer {i + 2} (dout @ W.T), then at "
-            f"the ReLU after layer {i + 1}, whose mask (z > 0, z layer {i + 1}'s pre-activation) "
+            f"the ReLU after layer {i + 1}, whose mask (z > 0, where z is layer {i + 1}'s pre-activation) "
             "must multiply the gradient")
 
 ANY_DEPTH = ("the network may have any number of layers (the tests try one, two and three): loop "
@@ -886,6 +888,7 @@ INDEX = {
     "backpropagation": ["1.3 Backpropagation", "The backward pass, from the last layer to the first", EX4],
     "computational graph": ["A computational graph", EX6],
     "local derivative": ["A computational graph", EX6],
+    "fan-out": "A computational graph",
     "forward pass": "The forward pass stores intermediates",
     "softmax": ["The forward pass stores intermediates", EX3],
     "cross-entropy loss": ["The forward pass stores intermediates", EX3],
