@@ -180,15 +180,17 @@ def check_linear_backward(dout, x, W, b):
     except ValueError as error:  # numpy: the shapes in a matrix product do not fit
         raise CheckError(
             f"linear_backward(dout, x, W) raised ValueError: {error}\n  hint: a matrix product "
-            "got shapes that do not fit. Each gradient has the shape of its variable: dx (N, D_in) "
-            "= dout (N, D_out) @ W.T (D_out, D_in), dW (D_in, D_out) = x.T (D_in, N) @ dout "
-            "(N, D_out). Did you forget W.T in dx?") from None
+            "got shapes that do not fit. Each gradient has the shape of its variable, dx (N, D_in) "
+            "and dW (D_in, D_out), and of dout (N, D_out), x (N, D_in), W (D_in, D_out) and their "
+            "transposes only one product has each shape. Did you forget a transpose?") from None
     if not isinstance(grads, (tuple, list)) or len(grads) != 3:
         raise CheckError("linear_backward must return three arrays: dx, dW, db")
     for got, name, shape, hint in [
-        (grads[0], "dx", x.shape, "dx has the shape of x: dout @ W.T (did you forget W.T?)"),
-        (grads[1], "dW", W.shape, "dW has the shape of W: x.T @ dout, not dout.T @ x"),
-        (grads[2], "db", b.shape, "db has the shape of b: dout summed over the batch (axis 0)"),
+        (grads[0], "dx", x.shape, "dx has the shape of x, (N, D_in): did you forget a transpose?"),
+        (grads[1], "dW", W.shape, "dW has the shape of W, (D_in, D_out): one row per input feature, "
+                                  "one column per output, the batch summed over by the product"),
+        (grads[2], "db", b.shape, "db has the shape of b, (D_out,): one number per output, summed "
+                                  "over the batch"),
     ]:
         if got is not None and np.shape(got) != shape:
             raise CheckError(f"{name} has shape {np.shape(got)} but should have shape {shape}."
@@ -197,7 +199,8 @@ def check_linear_backward(dout, x, W, b):
     square = W.shape[0] == W.shape[1]  # where dout @ W has the right shape but not the right values
     shapes = f"for x {x.shape}, W {W.shape}"
     assert_close(dx, numerical_vjp(lambda v: v @ W + b, x, dout), name=f"dx {shapes}",
-                 mistakes={"dx = dout @ W.T: did you forget the transpose?": dout @ W} if square else {})
+                 mistakes={"dx has the right shape, not the right values: did you forget a transpose?":
+                           dout @ W} if square else {})
     assert_close(dW, numerical_vjp(lambda v: x @ v + b, W, dout), name=f"dW {shapes}")
     assert_close(db, numerical_vjp(lambda v: x @ W + v, b, dout), name=f"db {shapes}",
                  mistakes={"sum dout over the batch, do not average it": dout.mean(axis=0)})
@@ -439,14 +442,15 @@ def fresh(params):  # copies for every call: the answer may change its arguments
     return [(W.copy(), b.copy()) for W, b in params]
 
 def between(i, layers):
-    """What lies between layer i + 1 (wrong) and the layers after it (right), in backward order."""
+    """Where to look when layer i + 1 is the first wrong layer in backward order."""
     if i == layers - 1:
         return ("the last layer's gradients are the first that backpropagation computes: look at the "
-                "gradient of the loss, (softmax - onehot(y)) / N, and at dW = (the layer's input).T @ dout")
+                "gradient of the loss with respect to the logits (exercise 3), then at the last layer's "
+                "dW and db (exercise 1), whose input is the last hidden layer's output (x for one layer)")
     return (f"the layers after layer {i + 1} are right, so the gradient went wrong on its way from "
-            f"layer {i + 2} down to layer {i + 1}: look at dx of layer {i + 2} (dout @ W.T), then at "
-            f"the ReLU after layer {i + 1}, whose mask (z > 0, where z is layer {i + 1}'s pre-activation) "
-            "must multiply the gradient")
+            f"layer {i + 2} down to layer {i + 1}: look at the dx that layer {i + 2} passes down "
+            f"(exercise 1), then at the ReLU after layer {i + 1}, whose mask (z > 0, where z is "
+            f"layer {i + 1}'s pre-activation) must multiply the gradient")
 
 ANY_DEPTH = ("the network may have any number of layers (the tests try one, two and three): loop "
              "over params forward, then back over them in reverse")
