@@ -394,7 +394,8 @@ assert_close(dlogits, (np.exp(log_probs) - np.eye(100)[y]) / 2000, atol=1e-12,
     md(r"""
 ### Exercise 4: backpropagation through a deep network (4 points)
 
-Write `mlp_loss_and_grads(x, y, params)` for a network of any depth: `params`
+Write `mlp_loss_and_grads(x, y, params)` for a network of any depth (the tests
+try one, two and three layers, and more): `params`
 is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
 the loss is the softmax cross-entropy of the last layer's output against the
 integer labels `y`. Return `(loss, grads)` where `grads` is a list of
