@@ -210,10 +210,11 @@ for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
 
 Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
 elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
-The tests keep $|z|$ below 30. Beyond that, mind overflow: $e^{-z}$
-overflows for $z < -709$, and numpy warns. Section 1.2's Exercise 2 asks for
-a sigmoid that never does; a formula that never exponentiates a large positive
-number is $\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$, or treating $z \ge 0$ and
+The tests keep $|z|$ up to 30. Beyond that, mind overflow: $e^{-z}$
+overflows for $z < -709$, and numpy warns. Section 1.2's Exercise 2 asks for a
+sigmoid derivative that never overflows, and scores it there (once in the
+chapter). A formula that never exponentiates a large positive number is
+$\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$; another treats $z \ge 0$ and
 $z < 0$ separately.
 """),
     answer("activations", r'''
