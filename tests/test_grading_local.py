@@ -20,16 +20,20 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fixtures.correct_answers import ALTERNATIVES
+from fixtures.wrong_answers import WRONG_ANSWERS
+from nbgrader.api import Gradebook
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
 from dlcourse.course.grading import dispatch, events, kernels, run, sandbox, worker
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.ledger import Ledger
-from dlcourse.course.layout import CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"
+BACKPROP = "03_backpropagation.ipynb"
 ANSWERS = {a.grade_id: a.code for a in appendix.answers(ROOT)}
 FULL = 8.0  # section 1.2's four exercises
 UNSAFE = sandbox.unavailable() is not None
@@ -97,6 +101,46 @@ def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Pa
     assert len(got) == 14 and sum(got.values()) == 32 - FULL, problems  # 1.2 lost, not 1.1, 1.3
     assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
     assert any("kernel died" in p for p in problems), problems
+
+
+@pytest.mark.slow
+def test_a_gradient_is_judged_by_its_cost_and_the_engine_by_a_human(tmp_path: Path) -> None:
+    """Point 5 of issue 12 through ``dlcourse grade``, on section 1.3: central
+    differences of the answer's own forward pass lose linear_backward's
+    points to the cost check, with its hint; an answer that calls the
+    library's engine keeps them and is marked for manual grading; the
+    reference answers get full marks."""
+    layout = course(tmp_path)
+    old, new = next(
+        (o, n) for _, what, o, n in WRONG_ANSWERS if what.startswith("gradients by central")
+    )
+    engine = next(code for _, what, code in ALTERNATIVES if what.startswith("the library's engine"))
+    students = {
+        "honest": {},
+        "numerical": {"linear_backward": ANSWERS["linear_backward"].replace(old, new)},
+        "engine": {"linear_backward": engine},
+    }
+    for student, code in students.items():
+        layout.submitted(student).mkdir(parents=True)
+        submission = answered(layout.release / BACKPROP, code)
+        nbformat.write(submission, layout.submitted(student) / BACKPROP)
+    summary = grading.grade(tmp_path, grading.Options(workers=2, unsafe=UNSAFE))
+    got = grading.scores(tmp_path)
+    assert sum(got["honest"].values()) == sum(got["engine"].values()) == 17, summary.problems
+    assert got["numerical"]["test_linear_backward"] == 0
+    assert sum(got["numerical"].values()) == 17 - 3, summary.problems
+    graded = nbformat.read(layout.autograded("numerical") / BACKPROP, 4)
+    cell = next(
+        c for c in graded.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "test_linear_backward"
+    )  # fmt: skip
+    error = next(o for o in cell.outputs if o.output_type == "error")
+    assert "central differences cost two forward passes" in error.evalue, error.evalue
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        for student in students:
+            notebook = gb.find_submission_notebook(BACKPROP[:-6], ASSIGNMENT, student)
+            manual = {g.name for g in notebook.grades if g.needs_manual_grade}
+            assert manual == ({"test_linear_backward"} if student == "engine" else set()), student
 
 
 def test_refuses_without_a_sandbox_unless_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
