@@ -344,3 +344,9 @@ def test_cells_run_again_after_a_restart_stop_at_the_notebooks_deadline(tmp_path
     executor.deadline = time.monotonic() - 1  # used up: nothing more runs
     executor._restart(3)
     assert ran == []
+
+
+def test_a_problem_is_one_printable_line_whatever_it_quotes() -> None:
+    summary = run.Summary()
+    summary.add_problem("zoe", "cell 'a\nyan: all good\x1b]0;owned\x07' failed; é kept")
+    assert summary.problems["zoe"] == ["cell 'a\\nyan: all good\\x1b]0;owned\\x07' failed; é kept"]

@@ -53,7 +53,11 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)  # student -> a worker's wall time
 
     def add_problem(self, student: str, message: str) -> None:
-        self.problems.setdefault(student, []).append(message)
+        """Record a problem as one printable line: a message may quote what a
+        student wrote (a cell id, an error), and a newline or a terminal escape
+        in it must not forge a line or drive the instructor's terminal."""
+        line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        self.problems.setdefault(student, []).append(line)
 
 
 class ProgressBar:
