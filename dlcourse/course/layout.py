@@ -15,6 +15,7 @@ ASSIGNMENT = "ch01"
 CONFIG = "nbgrader_config.py"
 SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with the hidden tests
 RELEASE = "notebooks"  # nbgrader's release directory: what learners get
+LMS_GRADES = "grades-{}.csv"  # dlcourse export's file for an LMS (canvas, moodle)
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
 APPENDIX = Path(SOURCE) / "appendix_a.ipynb"  # Appendix A, relative to the course folder
 INDEX = Path(RELEASE) / "index.ipynb"  # the index, likewise
@@ -75,6 +76,10 @@ class Layout:
     @property
     def grades_csv(self) -> Path:
         return self.root / "grades.csv"
+
+    def lms_grades(self, lms: str) -> Path:
+        """Grades in the shape an LMS imports (``dlcourse export --format LMS``)."""
+        return self.root / LMS_GRADES.format(lms)
 
     @property
     def state(self) -> Path:
