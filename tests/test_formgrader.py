@@ -52,10 +52,10 @@ HOSTILE_MARKDOWN = (
     "[click](javascript:window.top.__xss=1)"
 )
 STUDENTS = {
-    "honest": ({}, 8.0),
-    "partial": ({"chain_rule": CORRECT.replace("f_prime(g(x))", "f_prime(x)")}, 6.0),
-    "engine": ({"chain_rule": ENGINE}, 8.0),
-    "hostile": ({"chain_rule": HOSTILE_CODE}, 8.0),
+    "honest": ({}, 20.0),
+    "partial": ({"chain_rule": CORRECT.replace("f_prime(g(x))", "f_prime(x)")}, 18.0),
+    "engine": ({"chain_rule": ENGINE}, 20.0),
+    "hostile": ({"chain_rule": HOSTILE_CODE}, 20.0),
 }
 pytestmark = pytest.mark.slow
 
