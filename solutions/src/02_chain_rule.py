@@ -1013,7 +1013,8 @@ mistake is in a step between it and the last gradient that agrees.
 
 Find the wrong line, then write the corrected backward pass as
 `two_layer_backward` in the answer cell (copy the given function, rename it,
-fix the line). Re-run the check on your version before you run the tests.
+fix the line). Check your version the same way,
+`check_in_backward_order(two_layer_backward)`, before you run the tests.
 """),
     code(r'''
 def two_layer(x, W1, b1, W2, b2):
