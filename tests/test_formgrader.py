@@ -119,7 +119,7 @@ def test_formgrader_shows_every_students_score(lab: Lab, tmp_path: Path) -> None
         for student, (_, points) in STUDENTS.items():
             row = page.locator("tr", has_text=student).first
             row.wait_for(timeout=60_000)
-            assert f"{points:g} / 8" in row.inner_text(), (student, row.inner_text())
+            assert f"{points:g} / 20" in row.inner_text(), (student, row.inner_text())
         page.screenshot(path=shots / "1-gradebook.png", full_page=True)
         for student in STUDENTS:  # the check mark in "Needs Manual Grade?"
             flags = page.locator("tr", has_text=student).first.locator(".needs-manual-grade span")
