@@ -242,7 +242,8 @@ def test_a_learner_runs_answers_and_validates_a_section(
         run_all(page, panel)
         error = panel.locator(STDERR).first
         error.wait_for(state="attached", timeout=60_000)
-        assert "NotImplementedError" in error.inner_text()
+        # text_content: JupyterLab leaves cells far from the view unrendered (no inner text)
+        assert "NotImplementedError" in (error.text_content() or "")
         unanswered = code_cell(panel, "numerical_derivative: visible tests passed")
         assert unanswered.locator(STDERR).count() == 1, "the first exercise's test should fail"
         unanswered.scroll_into_view_if_needed()

@@ -19,8 +19,8 @@ NOTEBOOK = Layout(ROOT).release / "02_chain_rule.ipynb"
 def test_check_on_the_unanswered_notebook(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(NOTEBOOK)]) == 1
     out = capsys.readouterr().out
-    assert out.count("FAIL") == 4 and out.count("NotImplementedError: not answered yet") == 4
-    assert "total                        0  of 8, if the hidden tests pass too" in out
+    assert out.count("FAIL") == 9 and out.count("NotImplementedError: not answered yet") == 9
+    assert "total                        0  of 20, if the hidden tests pass too" in out
     assert "Visible tests only: when your instructor grades, hidden tests" in out
 
 
@@ -36,8 +36,8 @@ def test_check_on_an_answered_notebook(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["check", str(answered)]) == 0
     out = capsys.readouterr().out
     assert "points  visible tests  message" in out
-    assert out.count("  pass  ") == 4
-    assert "total                        8  of 8, if the hidden tests pass too" in out
+    assert out.count("  pass  ") == 9
+    assert "total                       20  of 20, if the hidden tests pass too" in out
     assert answered.read_bytes() == before  # the learner's file is not touched
 
 

@@ -52,10 +52,10 @@ HOSTILE_MARKDOWN = (
     "[click](javascript:window.top.__xss=1)"
 )
 STUDENTS = {
-    "honest": ({}, 8.0),
-    "partial": ({"chain_rule": CORRECT.replace("f_prime(g(x))", "f_prime(x)")}, 6.0),
-    "engine": ({"chain_rule": ENGINE}, 8.0),
-    "hostile": ({"chain_rule": HOSTILE_CODE}, 8.0),
+    "honest": ({}, 20.0),
+    "partial": ({"chain_rule": CORRECT.replace("f_prime(g(x))", "f_prime(x)")}, 18.0),
+    "engine": ({"chain_rule": ENGINE}, 20.0),
+    "hostile": ({"chain_rule": HOSTILE_CODE}, 20.0),
 }
 pytestmark = pytest.mark.slow
 
@@ -119,7 +119,7 @@ def test_formgrader_shows_every_students_score(lab: Lab, tmp_path: Path) -> None
         for student, (_, points) in STUDENTS.items():
             row = page.locator("tr", has_text=student).first
             row.wait_for(timeout=60_000)
-            assert f"{points:g} / 8" in row.inner_text(), (student, row.inner_text())
+            assert f"{points:g} / 20" in row.inner_text(), (student, row.inner_text())
         page.screenshot(path=shots / "1-gradebook.png", full_page=True)
         for student in STUDENTS:  # the check mark in "Needs Manual Grade?"
             flags = page.locator("tr", has_text=student).first.locator(".needs-manual-grade span")

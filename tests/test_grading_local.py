@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"
 BACKPROP = "03_backpropagation.ipynb"
 ANSWERS = {a.grade_id: a.code for a in appendix.answers(ROOT)}
-FULL = 8.0  # section 1.2's four exercises
+FULL = 20.0  # section 1.2's nine exercises
 UNSAFE = sandbox.unavailable() is not None
 
 
@@ -98,7 +98,7 @@ def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Pa
     summary = grading.grade(tmp_path, grading.Options(workers=1, timeout=20, unsafe=UNSAFE))
     got = grading.scores(tmp_path)["dies"]
     problems = summary.problems["dies"]
-    assert len(got) == 14 and sum(got.values()) == 32 - FULL, problems  # 1.2 lost, not 1.1, 1.3
+    assert len(got) == 19 and sum(got.values()) == 44 - FULL, problems  # 1.2 lost, not 1.1, 1.3
     assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
     assert any("kernel died" in p for p in problems), problems
 

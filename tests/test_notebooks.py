@@ -38,11 +38,11 @@ def graded_cells(nb: nbformat.NotebookNode, kind: str) -> list[nbformat.Notebook
     return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get(kind)]
 
 
-def test_the_chapter_has_three_notebooks_and_fourteen_exercises() -> None:
+def test_the_chapter_has_three_notebooks_and_nineteen_exercises() -> None:
     assert [p.name for p in RELEASED] == NAMES
     tests = [c for p in RELEASED for c in graded_cells(nbformat.read(p, 4), "grade")]
-    assert len(tests) == 14
-    assert len(appendix.answers(ROOT)) == 14
+    assert len(tests) == 19
+    assert len(appendix.answers(ROOT)) == 19
 
 
 def test_released_notebooks_and_appendix_are_current() -> None:
@@ -94,7 +94,7 @@ def test_links_resolve_to_headings(page: Path) -> None:
             assert fragment in anchors, f"{page}: {target}#{fragment} is not a heading"
             linked_exercises += fragment.startswith("Exercise-")
     if page == appendix.INDEX:
-        assert linked_exercises >= 14, "the index should send readers to the exercises too"
+        assert linked_exercises >= 19, "the index should send readers to the exercises too"
 
 
 def test_an_index_term_links_to_every_place_that_treats_it() -> None:
@@ -211,7 +211,7 @@ def autograded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
 @pytest.mark.parametrize("student", CORRECT_STUDENTS)
 def test_correct_answers_get_full_marks(autograded: dict[str, Graded], student: str) -> None:
     scores = autograded[student].scores
-    assert len(scores) == 14
+    assert len(scores) == 19
     lost = {
         cell: autograded[student].errors.get(cell) for cell, s in scores.items() if s[0] != s[1]
     }

@@ -51,8 +51,10 @@ def test_the_gradient_exercises_are_declared_in_the_release() -> None:
         if cell.metadata.get("dlcourse", {}).get("gradient")
     }
     assert declared == {
-        "activation_derivatives", "chain_rule", "chain_derivative", "linear_backward",
-        "activation_backward", "softmax_cross_entropy", "mlp_loss_and_grads", "value",
+        "activation_derivatives", "chain_rule", "chain_derivative", "chain_backward",
+        "circuit_backward", "softmax_jacobian", "numerical_gradient", "two_layer_backward",
+        "linear_backward", "activation_backward", "softmax_cross_entropy", "mlp_loss_and_grads",
+        "value",
     }  # fmt: skip
 
 
