@@ -34,7 +34,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute
 from traitlets import Any as AnyTrait
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from dlcourse.course.grading import events, remote
 from dlcourse.course.grading.kernels import Kernel
@@ -61,6 +61,9 @@ class ConfinedExecute(Execute):
     )
     notebook_timeout = Integer(900, help="seconds for the whole notebook").tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook before giving up").tag(config=True)
+    # a cell's stream output in one piece, however the kernel's flushes cut it up,
+    # so that grading the same notebook twice gives the same pages
+    coalesce_streams = Bool(True, help="merge each cell's outputs of one stream").tag(config=True)
     max_output_bytes = Integer(
         1_000_000, help="bytes of output the student's cells of a notebook may leave; "
         "what comes after is dropped, with a note"
