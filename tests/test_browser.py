@@ -367,11 +367,20 @@ def listing(page: Page) -> set[str]:
 
 
 def go_home(page: Page) -> set[str]:
-    """Click the file browser's top folder; what it lists."""
-    page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").click()
-    page.locator(".jp-FileBrowser .jp-DirListing-item", has_text="index.ipynb").first.wait_for(
-        state="attached", timeout=60_000
-    )
+    """Take the file browser to its top folder, and keep it there (JupyterLab
+    may still be taking it to the folder of the notebook it opened); what it lists."""
+    deadline = time.monotonic() + 60
+    home = page.locator(".jp-FileBrowser .jp-BreadCrumbs-home")
+    crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs-item")
+    settled = 0
+    while settled < 2:
+        assert time.monotonic() < deadline, "the file browser would not stay in its top folder"
+        if crumbs.count():
+            home.click()
+            settled = 0
+        else:
+            settled += 1
+        page.wait_for_timeout(1000)
     return listing(page)
 
 

@@ -307,7 +307,6 @@ def test_no_terminal_no_instructor_tools_no_file_reading_export(lab: Lab) -> Non
         ("GET", "formgrader/gradebook/ch01/02_chain_rule"),
         ("GET", "assignments"),
         ("GET", "courses"),
-        ("GET", "lsp/status"),
         ("GET", f"nbconvert/latex/{ASSIGNMENT}/01_deep_learning.ipynb"),
         ("GET", f"nbconvert/pdf/{ASSIGNMENT}/01_deep_learning.ipynb"),
         ("GET", f"nbconvert/webpdf/{ASSIGNMENT}/01_deep_learning.ipynb"),

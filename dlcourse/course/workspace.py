@@ -18,14 +18,16 @@ open there is closed here:
   it is given, ``..`` included; :class:`WorkspaceKernelManager` refuses a
   working folder outside the workspace;
 - no terminal (a shell in the course folder is one ``cd ..`` from the
-  answers), no formgrader, nbgrader's assignment and course lists or the
-  language-server proxy, and their JupyterLab plugins hidden;
+  answers), no formgrader, nbgrader's assignment and course lists, and their
+  JupyterLab plugins hidden;
 - no LaTeX, PDF or Qt export, the nbconvert formats that read files named in
   a notebook's Markdown (``\\input``, ``\\includegraphics``, local images).
 
 This keeps the answers out of the learner's way, not out of the reach of
 code: a kernel runs Python as the learner, and Python opens any file the
-learner's account can read.  Learners who must not have the answers get the
+learner's account can read (so can a language server, should the learner
+install one for jupyter_lsp, which JupyterLab's code intelligence needs and
+which serves nothing else).  Learners who must not have the answers get the
 release (``notebooks/``), not the repository.
 """
 
@@ -49,13 +51,12 @@ from dlcourse.course.layout import Layout
 LEARNER_JUPYTER_PATH = Path(__file__).resolve().parent / "learner_jupyter"
 
 # Server extensions the learner's JupyterLab does without: the instructor's tools
-# (gradebook, submissions, the exchange), the terminal, the language-server proxy.
+# (gradebook, submissions, the exchange) and the terminal.
 INSTRUCTOR_ONLY = (
     "nbgrader.server_extensions.formgrader",
     "nbgrader.server_extensions.assignment_list",
     "nbgrader.server_extensions.course_list",
     "jupyter_server_terminals",
-    "jupyter_lsp",
 )
 # nbconvert exporters that read files a notebook names (LaTeX, PDF, Qt-rendered
 # PDF and PNG) or render it in a browser that could (WebPDF).
