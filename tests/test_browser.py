@@ -405,14 +405,19 @@ def test_the_learners_file_browser_reaches_only_the_workspace(lab: Lab, shots: P
             f"../{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
             f"%2e%2e/{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
             f"{ASSIGNMENT}/../../{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
-            f"../submitted/alice/{ASSIGNMENT}/{SECRET}.ipynb",
+            f"../submitted/alice/{ASSIGNMENT}/02_chain_rule.ipynb",
         ):
             page.goto(f"{lab.url}lab/tree/{path}?token={lab.token}")
             page.locator(".jp-FileBrowser .jp-DirListing-item").first.wait_for(timeout=60_000)
             page.wait_for_timeout(2000)  # time for a document to open, if it were to
             shown = page.locator("#main").inner_text()
             assert not [m for m in (*ANSWER_MARKS, SECRET) if m in shown], path
-            assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").count() == 0, path
+            # what is open (the learner's notebooks, brought back from before) is theirs
+            tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").evaluate_all(
+                "tabs => tabs.map(t => t.title)"
+            )
+            opened = [line for t in tabs for line in t.splitlines() if line.startswith("Path:")]
+            assert all(p.startswith(f"Path: {ASSIGNMENT}/") for p in opened), (path, tabs)
             assert go_home(page) == {ASSIGNMENT, "index.ipynb", "appendix_a.ipynb"}, path
         page.screenshot(path=shots / "11-learner-asked-for-a-solution.png")
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
