@@ -10,6 +10,7 @@ Skipped, saying why, where Chromium or Playwright is missing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -29,7 +30,7 @@ import pytest
 from fixtures.browser import artefacts_folder, browser_context, chromium_path
 
 from dlcourse.course.authoring import KERNEL
-from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.layout import APPENDIX, ASSIGNMENT, CONFIG, INDEX, RELEASE, SOURCE, Layout
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -40,6 +41,7 @@ GRADING_PROGRESS = "grading_progress.ipynb"
 SECRET = "dlcourse-not-for-learners"  # in every file of the course copy a learner must not reach
 # What the solution notebooks hold and a learner's notebooks never do.
 ANSWER_MARKS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
+WORKSPACE_TOP = {ASSIGNMENT, INDEX.name, APPENDIX.name}  # what a learner's file browser lists
 CORRECT = """def chain_rule(f_prime, g, g_prime):
     def derivative(x):
         return f_prime(g(x)) * g_prime(x)
@@ -197,7 +199,27 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
     """Open ``path`` in JupyterLab and wait for its kernel; the notebook's panel."""
     page.goto(lab.open(path))
-    return current_notebook(page)
+    panel = current_notebook(page)
+    wait_until_connected(lab, path)
+    return panel
+
+
+def wait_until_connected(lab: Lab, path: str) -> None:
+    """Wait until the page is connected to the kernel of ``path``'s session, as
+    the server sees it (the page's indicator says idle before it is, and cells
+    run then are lost)."""
+    deadline = time.monotonic() + 120
+    request = urllib.request.Request(
+        f"{lab.url}api/sessions", headers={"Authorization": f"token {lab.token}"}
+    )
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            sessions = json.loads(response.read())
+        kernels = [s["kernel"] for s in sessions if s["path"] == path]
+        if any(k["connections"] and k["execution_state"] == "idle" for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no kernel of {path} was connected and idle within 120 s: {sessions}")
 
 
 def current_notebook(page: Page) -> Locator:
@@ -389,7 +411,7 @@ def test_the_learners_file_browser_reaches_only_the_workspace(lab: Lab, shots: P
         page = context.new_page()
         page.goto(f"{lab.url}?token={lab.token}")
         current_notebook(page)
-        assert go_home(page) == {ASSIGNMENT, "index.ipynb", "appendix_a.ipynb"}
+        assert go_home(page) == WORKSPACE_TOP
         page.screenshot(path=shots / "10-learner-file-browser.png")
         # the top folder has no parent to go up to
         crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs-item").all_inner_texts()
@@ -418,7 +440,7 @@ def test_the_learners_file_browser_reaches_only_the_workspace(lab: Lab, shots: P
             )
             opened = [line for t in tabs for line in t.splitlines() if line.startswith("Path:")]
             assert all(p.startswith(f"Path: {ASSIGNMENT}/") for p in opened), (path, tabs)
-            assert go_home(page) == {ASSIGNMENT, "index.ipynb", "appendix_a.ipynb"}, path
+            assert go_home(page) == WORKSPACE_TOP, path
         page.screenshot(path=shots / "11-learner-asked-for-a-solution.png")
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
     assert not watch.page_errors, watch.page_errors
