@@ -321,24 +321,17 @@ def locate_time(n: int = 300) -> dict[str, float]:
     raise AssertionError("fast gradcheck passed a wrong gradient")
 
 
-def import_times(repeat: int = 5) -> dict[str, float]:
-    """Median wall time of a fresh interpreter importing numpy, and dlcourse."""
-    out = {}
-    for module in ("numpy", "dlcourse"):
-        runs = []
-        for _ in range(repeat):
+def import_times(repeat: int = 11) -> dict[str, float]:
+    """Median wall time of a fresh interpreter doing nothing, importing numpy and
+    importing dlcourse, the three interleaved so that drift affects them alike."""
+    commands = {"python": "pass", "numpy": "import numpy", "dlcourse": "import dlcourse"}
+    runs: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, code in commands.items():
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
-            runs.append(time.perf_counter() - start)
-        out[module] = statistics.median(runs)
-    out["python"] = statistics.median(_timed([sys.executable, "-c", "pass"]) for _ in range(repeat))
-    return out
-
-
-def _timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - start
+            subprocess.run([sys.executable, "-c", code], check=True)
+            runs[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in runs.items()}
 
 
 def notebook_times(root: Path) -> dict[str, float]:

@@ -2,6 +2,8 @@
 
 * :func:`assert_close` compares values (an array a learner computed against
   the expected one) and names the worst element;
+* :func:`assert_fast` tells a backward pass from a numerical derivative by
+  its cost;
 * :func:`numerical_grad` and :func:`numerical_vjp` compute derivatives of
   plain numpy functions by central differences, and
   :func:`central_difference` is the one formula they (and
@@ -15,6 +17,7 @@ this library are left out (pytest hides them too, through
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from types import TracebackType
@@ -143,8 +146,14 @@ def _mistake_hint(
 
 
 def ratio_hint(a: Any, expected: Any, what: str) -> str:
-    """A hint when ``a`` is ``expected`` times a constant: a whole number
-    (a sum where a mean was meant), its inverse (the reverse) or -1 (a sign)."""
+    """A hint when ``a`` is ``expected`` times a constant: a whole number or
+    its inverse, -1 (a sign), or a power of ten.
+
+    A hint claims no more than the ratio shows.  A small whole number may be a
+    sum where a mean was meant (a batch size) or the reverse; a power of ten
+    of 1000 or more is no batch size, but the mark of a step such as ``h``
+    multiplied in where it should divide (``d / 2*h`` is ``(d / 2) * h``).
+    """
     a, expected = np.asarray(a, dtype=float), np.asarray(expected, dtype=float)
     both = (a != 0) & (expected != 0) & np.isfinite(a) & np.isfinite(expected)
     if not np.any(both):
@@ -158,10 +167,69 @@ def ratio_hint(a: Any, expected: Any, what: str) -> str:
         (ratios[0], "large", "a sum where a mean was meant, or something added twice?"),
         (1 / ratios[0], "small", "a mean where a sum was meant, or a factor missing?"),
     ):
+        if factor >= 1000 and _is_power_of_ten(factor):
+            return (
+                f"{what} is {factor:.0e} times too {size}, a power of ten: is a constant such "
+                "as a step h multiplied where it should divide, or the reverse? Mind the "
+                "precedence: d / 2*h means (d / 2) * h, and d / (2 * h) is the division by 2h"
+            )
         k = round(float(factor))
         if k > 1 and np.isclose(factor, k, rtol=1e-3):
             return f"{what} is {k} times too {size}: {cause}"
     return ""
+
+
+def _is_power_of_ten(factor: float) -> bool:
+    exponent = round(float(np.log10(factor)))
+    return bool(np.isclose(factor, 10.0**exponent, rtol=1e-3))
+
+
+def assert_fast(
+    call: Callable[[], Any],
+    forward: Callable[[], Any],
+    *,
+    name: str,
+    elements: int,
+    slack: float = 0.05,
+) -> Any:
+    """``call()``'s result, or :class:`CheckError` if it costs more than a
+    tenth of what central differences would.
+
+    This is how a test tells a backward pass from a numerical derivative.
+    Backpropagation costs a small multiple of one forward pass (about two for
+    a dense layer), however many inputs there are; central differences cost
+    two forward passes for each of the ``elements`` numbers differentiated.
+    ``forward`` is the test's own forward pass on the same inputs (its best
+    time of three is the unit), and ``call`` may take ``elements / 10``
+    forward passes (at least 100) plus ``slack`` seconds: generous to any
+    backward pass on a busy machine, yet twenty times less than finite
+    differences need.  A run just over the budget is given a second chance;
+    one far over it is not, so a slow answer fails without running twice.
+    """
+    __tracebackhide__ = True
+    unit = min(_seconds(forward)[0] for _ in range(3))
+    passes = max(100.0, elements / 10)
+    budget = passes * unit + slack
+    for _ in range(2):
+        elapsed, result = _seconds(call)
+        if elapsed <= budget:
+            return result
+        if elapsed > 5 * budget:
+            break
+    raise CheckError(
+        f"{name} took {elapsed:.2g} s, as long as {elapsed / unit:.0f} forward passes "
+        f"(allowed: {passes:.0f} forward passes and {slack} s, {budget:.2g} s).\n  hint: a "
+        "backward pass costs a few forward passes, however many inputs there are; central "
+        f"differences cost two forward passes for each of the {elements} numbers "
+        "differentiated, and Python loops over single elements are slow too. Apply the chain "
+        "rule with whole-array operations (matrix products)"
+    )
+
+
+def _seconds(f: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = f()
+    return time.perf_counter() - start, result
 
 
 # ------------------------------------------------------- central differences

@@ -11,7 +11,15 @@ import pytest
 
 from dlcourse import Tensor, nn
 from dlcourse.gradcheck import GradcheckError, check_grad, check_module, check_vjp, gradcheck
-from dlcourse.testing import CheckError, assert_close, numerical_grad, numerical_vjp, rel_error
+from dlcourse.testing import (
+    CheckError,
+    assert_close,
+    assert_fast,
+    numerical_grad,
+    numerical_vjp,
+    ratio_hint,
+    rel_error,
+)
 
 MODES = ["full", "sparse", "fast"]
 
@@ -164,6 +172,37 @@ def test_hints() -> None:
     lost = lambda u: Tensor.from_op(u.data * 2, (u,), (None,), "lost")  # noqa: E731
     with pytest.raises(GradcheckError, match="no gradient at all"):
         gradcheck(lost, [Tensor([1.0], requires_grad=True)])
+
+
+def test_a_ratio_hint_claims_no_more_than_the_ratio_shows() -> None:
+    x, h = np.array([0.0, 0.5, 1.0]), 1e-5
+    precedence = (np.sin(x + h) - np.sin(x - h)) / 2 * h  # ((...) / 2) * h, not / (2h)
+    hint = ratio_hint(precedence, np.cos(x), "d")
+    assert "1e+10 times too small, a power of ten" in hint and "d / 2*h" in hint
+    assert "a mean where" not in hint  # no batch is 1e10 examples long
+    assert ratio_hint(np.cos(x) / 4, np.cos(x), "d") == (
+        "d is 4 times too small: a mean where a sum was meant, or a factor missing?"
+    )
+    with pytest.raises(CheckError, match="a power of ten"):
+        assert_close(precedence, np.cos(x), name="d")
+
+
+def test_assert_fast_tells_a_backward_pass_from_finite_differences() -> None:
+    rng = np.random.default_rng(0)
+    x, W = rng.standard_normal((16, 128)), rng.standard_normal((128, 128))
+    dout = rng.standard_normal((16, 128))
+    elements = x.size + W.size
+    backward = assert_fast(
+        lambda: (dout @ W.T, x.T @ dout), lambda: x @ W, name="backward", elements=elements
+    )
+    assert_close(backward[0], dout @ W.T)
+    with pytest.raises(CheckError, match=r"(?s)took .* forward passes.*central differences"):
+        assert_fast(
+            lambda: numerical_vjp(lambda v: v @ W, x, dout),
+            lambda: x @ W,
+            name="finite differences",
+            elements=elements,
+        )
 
 
 def test_bad_arguments() -> None:

@@ -72,7 +72,15 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
             {"chain_rule": "import sys\nprint('noise ' * 1000, file=sys.stderr)\n" + CORRECT},
             FULL,
         ),
-        "output": ({"chain_rule": "print('x' * 3_000_000)\n" + CORRECT}, FULL),
+        # output past the limit is dropped: the grader's memory, disk and the feedback are safe
+        "output": (
+            {
+                "chain_rule": "from IPython.display import display\nfor _ in range(20):\n"
+                "    print('x' * 100_000)\nfor _ in range(300):\n"
+                "    display({'text/plain': 'y' * 10_000}, raw=True)\n" + CORRECT
+            },
+            FULL,
+        ),
         "monkeypatch": (
             {
                 "chain_rule": "np.allclose = lambda *a, **k: True\n"
@@ -470,6 +478,19 @@ def test_problems_are_reported_with_their_cause(
     assert "the kernel died (exit status 3" in out
     assert "huge: 02_chain_rule.ipynb is 5.0 MB, over the 5 MB limit" in out
     assert "01_deep_learning.ipynb is missing" in out
+
+
+def test_output_past_the_limit_is_dropped_with_a_note(graded: dict) -> None:
+    course = graded["course"]
+    path = Layout(course).autograded("output") / NOTEBOOK
+    assert path.stat().st_size < 1_300_000  # of about 5 MB printed
+    outputs = [o for c in nbformat.read(path, 4).cells if c.cell_type == "code" for o in c.outputs]
+    note = "output past 1,000,000 bytes per notebook was not kept"
+    assert sum(note in o.get("text", "") for o in outputs) == 1
+    assert (Layout(course).feedback("output") / "02_chain_rule.html").stat().st_size < 2_000_000
+    assert "output passed 1,000,000 bytes; what came after was not kept" in (
+        graded["problems"]["output"]
+    )
 
 
 def test_feedback_hides_the_hidden_tests(graded: dict) -> None:

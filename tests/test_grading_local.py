@@ -10,22 +10,30 @@ catalogue, which needs the sandbox, is tests/test_grading.py.)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
+from fixtures.correct_answers import ALTERNATIVES
+from fixtures.wrong_answers import WRONG_ANSWERS
+from nbgrader.api import Gradebook
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
-from dlcourse.course.grading import events, run, sandbox
+from dlcourse.course.grading import dispatch, events, kernels, run, sandbox, worker
+from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.ledger import Ledger
-from dlcourse.course.layout import CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "02_chain_rule.ipynb"
+BACKPROP = "03_backpropagation.ipynb"
 ANSWERS = {a.grade_id: a.code for a in appendix.answers(ROOT)}
 FULL = 8.0  # section 1.2's four exercises
 UNSAFE = sandbox.unavailable() is not None
@@ -93,6 +101,46 @@ def test_a_notebook_that_keeps_killing_its_kernel_costs_only_itself(tmp_path: Pa
     assert len(got) == 14 and sum(got.values()) == 32 - FULL, problems  # 1.2 lost, not 1.1, 1.3
     assert problems and all(p.startswith(f"{NOTEBOOK}: ") for p in problems), problems
     assert any("kernel died" in p for p in problems), problems
+
+
+@pytest.mark.slow
+def test_a_gradient_is_judged_by_its_cost_and_the_engine_by_a_human(tmp_path: Path) -> None:
+    """Point 5 of issue 12 through ``dlcourse grade``, on section 1.3: central
+    differences of the answer's own forward pass lose linear_backward's
+    points to the cost check, with its hint; an answer that calls the
+    library's engine keeps them and is marked for manual grading; the
+    reference answers get full marks."""
+    layout = course(tmp_path)
+    old, new = next(
+        (o, n) for _, what, o, n in WRONG_ANSWERS if what.startswith("gradients by central")
+    )
+    engine = next(code for _, what, code in ALTERNATIVES if what.startswith("the library's engine"))
+    students = {
+        "honest": {},
+        "numerical": {"linear_backward": ANSWERS["linear_backward"].replace(old, new)},
+        "engine": {"linear_backward": engine},
+    }
+    for student, code in students.items():
+        layout.submitted(student).mkdir(parents=True)
+        submission = answered(layout.release / BACKPROP, code)
+        nbformat.write(submission, layout.submitted(student) / BACKPROP)
+    summary = grading.grade(tmp_path, grading.Options(workers=2, unsafe=UNSAFE))
+    got = grading.scores(tmp_path)
+    assert sum(got["honest"].values()) == sum(got["engine"].values()) == 17, summary.problems
+    assert got["numerical"]["test_linear_backward"] == 0
+    assert sum(got["numerical"].values()) == 17 - 3, summary.problems
+    graded = nbformat.read(layout.autograded("numerical") / BACKPROP, 4)
+    cell = next(
+        c for c in graded.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "test_linear_backward"
+    )  # fmt: skip
+    error = next(o for o in cell.outputs if o.output_type == "error")
+    assert "central differences cost two forward passes" in error.evalue, error.evalue
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        for student in students:
+            notebook = gb.find_submission_notebook(BACKPROP[:-6], ASSIGNMENT, student)
+            manual = {g.name for g in notebook.grades if g.needs_manual_grade}
+            assert manual == ({"test_linear_backward"} if student == "engine" else set()), student
 
 
 def test_refuses_without_a_sandbox_unless_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -196,3 +244,109 @@ def test_nbgrader_metadata_of_any_shape_is_restored_from_the_release() -> None:
     nb.cells[1].metadata["nbgrader"] = {"grade_id": ["a", "list"]}
     restore_metadata(nb, released)
     assert "nbgrader" not in nb.cells[0].metadata and "nbgrader" not in nb.cells[1].metadata
+
+
+class KillsItsWorker:
+    """A task's argument that ends the worker process unpickling it."""
+
+    def __reduce__(self) -> tuple:
+        return (os._exit, (1,))
+
+
+@pytest.mark.slow
+def test_a_worker_process_that_dies_costs_only_its_own_student(tmp_path: Path) -> None:
+    """The student graded beside the one whose worker died is graded again
+    alone, and in full; only the one that kills a worker by itself is reported."""
+    layout = course(tmp_path)
+    honest = nbformat.writes(answered(layout.release / NOTEBOOK)).encode()
+    tasks = [events.Task(s, {NOTEBOOK: honest}) for s in ("ann", "ben", "cat")]
+    tasks.insert(1, events.Task("killer", {NOTEBOOK: KillsItsWorker()}))  # beside ann
+    outcome: dict[str, tuple[events.TaskResult | None, str]] = {}
+    workers = dispatch.LocalWorkers(2)
+    try:
+        workers.run(
+            run.bundle(layout, grading.Options(unsafe=UNSAFE)),
+            tasks,
+            lambda task, result, problem: outcome.setdefault(task.student, (result, problem)),
+        )
+    finally:
+        workers.close()
+    assert outcome["killer"][0] is None
+    assert "its process died, grading it alone" in outcome["killer"][1]
+    for student in ("ann", "ben", "cat"):
+        result, problem = outcome[student]
+        assert problem == "" and result is not None and not result.retry, (student, problem)
+        assert sum(s for s, _ in result.notebooks[NOTEBOOK].grades.values()) == FULL
+
+
+class InProcess:
+    """Workers for a test: each task graded in this process, so that what the
+    test patches holds there."""
+
+    def run(self, bundle: events.Bundle, tasks: list[events.Task], on_result: Callable) -> None:
+        for task in tasks:
+            on_result(task, worker.grade(bundle, task), "")
+
+
+def test_a_kernel_the_grader_cannot_start_is_reported_and_graded_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = course(tmp_path)
+    layout.submitted("zoe").mkdir(parents=True)
+    nbformat.write(answered(layout.release / NOTEBOOK), layout.submitted("zoe") / NOTEBOOK)
+
+    def no_room(self: kernels.Launcher) -> kernels.Kernel:
+        raise RuntimeError("no kernel users free")
+
+    monkeypatch.setattr(kernels.Launcher, "start", no_room)
+    summary = run._grade(layout, grading.Options(unsafe=True), None, InProcess())
+    assert summary.graded == [] and ledger_marker(layout, "zoe") is None
+    said = " | ".join(summary.problems["zoe"])
+    assert "no kernel could be started (RuntimeError: no kernel users free)" in said
+    assert "not graded; run dlcourse grade again to retry" in said
+    assert not any(p.startswith(NOTEBOOK) and "score 0" in p for p in summary.problems["zoe"])
+    monkeypatch.undo()
+    again = run._grade(layout, grading.Options(unsafe=True), None, InProcess())
+    assert again.graded == ["zoe"] and total(layout.root, "zoe") == FULL
+
+
+def ledger_marker(layout: Layout, student: str) -> dict | None:
+    return Ledger(layout).marker(student)
+
+
+def test_a_notebook_no_longer_graded_leaves_no_page_of_an_earlier_run(tmp_path: Path) -> None:
+    layout = course(tmp_path)
+    shutil.copy2(run.template(layout), layout.gradebook)
+    names = [p.name for p in layout.released_notebooks()]
+    graded = events.NotebookResult({"test_chain_rule": (2.0, 2.0)}, "{}", "<p>2 of 2</p>")
+    ledger = Ledger(layout)
+    ledger.merge(events.TaskResult("zoe", {NOTEBOOK: graded}), names)
+    page = layout.feedback("zoe") / "02_chain_rule.html"
+    assert page.exists() and (layout.autograded("zoe") / NOTEBOOK).exists()
+    ledger.merge(events.TaskResult("zoe"), names)  # graded again: this notebook could not be
+    assert not page.exists() and not (layout.autograded("zoe") / NOTEBOOK).exists()
+    assert ledger.scores()["zoe"]["test_chain_rule"] == 0.0
+
+
+def test_cells_run_again_after_a_restart_stop_at_the_notebooks_deadline(tmp_path: Path) -> None:
+    executor = ConfinedExecute()
+    executor.events = events.EventLog(tmp_path / "nb.events", NOTEBOOK)
+    executor.nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1") for _ in "abc"])
+    executor.resources, executor.done, executor.restarts = {}, [0, 1, 2], 0
+    executor._stop_kernel = lambda: None  # type: ignore[method-assign]
+    executor._start_kernel = lambda nb, resources: None  # type: ignore[method-assign]
+    ran: list[int] = []
+    executor.execute_cell = lambda cell, index, **kw: ran.append(index)  # type: ignore[method-assign]
+    executor.deadline = time.monotonic() + 3600
+    executor._restart(3)
+    assert ran == [0, 1, 2]
+    ran.clear()
+    executor.deadline = time.monotonic() - 1  # used up: nothing more runs
+    executor._restart(3)
+    assert ran == []
+
+
+def test_a_problem_is_one_printable_line_whatever_it_quotes() -> None:
+    summary = run.Summary()
+    summary.add_problem("zoe", "cell 'a\nyan: all good\x1b]0;owned\x07' failed; é kept")
+    assert summary.problems["zoe"] == ["cell 'a\\nyan: all good\\x1b]0;owned\\x07' failed; é kept"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import lzma
 import os
 import socket
 import stat
@@ -958,6 +959,41 @@ def test_a_zip_bomb_is_refused_without_expanding_it(
     before = snapshot(course)
     assert collect(course, downloads) == ([], [said])
     assert_nothing_written(before, course)
+
+
+def test_corrupt_lzma_and_bzip2_members_are_refused(course: Path, downloads: Path) -> None:
+    for method, student in [(zipfile.ZIP_LZMA, "zoe"), (zipfile.ZIP_BZIP2, "yan")]:
+        path = downloads / f"{student}.zip"
+        with zipfile.ZipFile(path, "w", method) as archive:
+            archive.writestr(f"ch01/{NOTEBOOK}", HONEST[NOTEBOOK])
+        data = bytearray(path.read_bytes())
+        start = 30 + len(f"ch01/{NOTEBOOK}") + 9  # past the local header (and lzma's properties)
+        data[start : start + 64] = bytes(64)
+        path.write_bytes(data)
+    with pytest.raises((lzma.LZMAError, OSError)):  # what zipfile itself raises
+        zipfile.ZipFile(downloads / "zoe.zip").read(f"ch01/{NOTEBOOK}")
+    before = snapshot(course)
+    filed, problems = collect(course, downloads)
+    assert filed == [] and len(problems) == 2
+    for student in ("yan", "zoe"):
+        said = next(p for p in problems if p.startswith(f"{student}.zip: "))
+        assert f"{NOTEBOOK} could not be extracted (" in said and said.endswith("; not filed")
+    assert_nothing_written(before, course)
+
+
+def test_an_archive_spanning_disks_is_refused(course: Path, downloads: Path) -> None:
+    path = downloads / "zoe.zip"
+    write_zip(path, {f"ch01/{NOTEBOOK}": HONEST[NOTEBOOK]})
+    data = path.read_bytes()
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, 0, 2)  # a Zip64 locator: two disks
+    path.write_bytes(data[:-22] + locator + data[-22:])
+    with pytest.raises(zipfile.BadZipFile, match="span multiple disks"):
+        zipfile.ZipFile(path)
+    assert collect(course, downloads) == (
+        [],
+        ["zoe.zip is not a readable zip file (zipfiles that span multiple disks are not "
+         "supported); not filed"],
+    )
 
 
 def test_an_archive_of_too_many_members_is_refused(course: Path, downloads: Path) -> None:

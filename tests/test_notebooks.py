@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag
@@ -15,7 +16,7 @@ from urllib.parse import urldefrag
 import mistune
 import nbformat
 import pytest
-from fixtures.correct_answers import OTHER_ANSWERS
+from fixtures.correct_answers import ALTERNATIVES, OTHER_ANSWERS
 from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
@@ -36,6 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = Layout.of(ROOT)
 RELEASED = LAYOUT.released_notebooks()
 NAMES = ["01_deep_learning.ipynb", "02_chain_rule.ipynb", "03_backpropagation.ipynb"]
+# one student per correct alternative of an exercise (at most one per exercise each)
+CORRECT_STUDENTS = ["answers", "other_answers"] + [
+    f"alternatives{n + 1}"
+    for n in range(max(Counter(grade_id for grade_id, _, _ in ALTERNATIVES).values()))
+]
 
 
 def graded_cells(nb: nbformat.NotebookNode, kind: str) -> list[nbformat.NotebookNode]:
@@ -191,11 +197,18 @@ def injected(released: Path, code: dict[str, str]) -> nbformat.NotebookNode:
 
 def submissions() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """Student -> (answer cell -> code, answer cell -> the mistake made there):
-    Appendix A's answers, other correct answers, and students who each make
+    Appendix A's answers, other correct answers (students who each write at
+    most one of the alternatives per exercise), and students who each make
     at most one typical mistake per exercise."""
     answers = {a.grade_id: a.code for a in appendix.answers(ROOT)}
     assert set(OTHER_ANSWERS) == set(answers)
     students = {"answers": (answers, {}), "other_answers": (OTHER_ANSWERS, {})}
+    chosen: dict[str, int] = {}
+    for grade_id, _, code in ALTERNATIVES:
+        assert grade_id in answers, f"no exercise {grade_id!r}"
+        n = chosen[grade_id] = chosen.get(grade_id, 0) + 1
+        students.setdefault(f"alternatives{n}", (dict(answers), {}))[0][grade_id] = code
+    assert [s for s in students if s.startswith(("answers", "other", "alt"))] == CORRECT_STUDENTS
     used: dict[str, int] = {}
     for grade_id, what, old, new in WRONG_ANSWERS:
         assert old in answers[grade_id], f"fixture {what!r} no longer matches Appendix A"
@@ -243,7 +256,7 @@ def autograded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
     return graded
 
 
-@pytest.mark.parametrize("student", ["answers", "other_answers"])
+@pytest.mark.parametrize("student", CORRECT_STUDENTS)
 def test_correct_answers_get_full_marks(autograded: dict[str, Graded], student: str) -> None:
     scores = autograded[student].scores
     assert len(scores) == 14

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fixtures.correct_answers import ALTERNATIVES
+from fixtures.wrong_answers import WRONG_ANSWERS
 
 from dlcourse.course import appendix
 from dlcourse.course.grading import review
@@ -133,3 +135,24 @@ def test_a_student_cannot_declare_their_own_answer_not_a_gradient() -> None:
     for cell in nb.cells:
         cell.metadata.pop("dlcourse", None)  # what the submission says does not count
     assert list(review.needs_review(nb, released())) == ["test_linear_backward"]
+
+
+def test_the_two_halves_of_the_judgement_on_the_fixtures() -> None:
+    """Point 5 of issue 12, on the answers tests/test_notebooks.py grades: the
+    engine-calling linear_backward keeps its points there and is marked here;
+    finite differences of the answer's own forward pass use no library, so
+    nothing is marked, and the tests' cost check takes the points instead."""
+    engine = next(code for _, what, code in ALTERNATIVES if what.startswith("the library's engine"))
+    marked = review.needs_review(answered({"linear_backward": engine}), released())
+    assert list(marked) == ["test_linear_backward"]
+    assert "uses dl.Tensor" in marked["test_linear_backward"]
+    old, new = next(
+        (o, n) for _, what, o, n in WRONG_ANSWERS if what.startswith("gradients by central")
+    )
+    numerical = ANSWERS["linear_backward"].replace(old, new)
+    assert numerical != ANSWERS["linear_backward"]
+    assert review.needs_review(answered({"linear_backward": numerical}), released()) == {}
+    assert "assert_fast" in next(
+        c.source for c in released().cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "test_linear_backward"
+    )  # fmt: skip

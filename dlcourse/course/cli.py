@@ -155,6 +155,44 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+
+    from dlcourse.course import nbgrader_cli
+    from dlcourse.course.semester import lms
+
+    nbgrader_cli.put_tools_on_path()  # the gradebook may run alembic
+    layout = Layout.of(course_root(args.root))
+    if not layout.gradebook.exists():
+        raise SystemExit(f"dlcourse export: no gradebook at {layout.gradebook}; grade first")
+    if args.format == "csv":
+        to = Path(args.to) if args.to else layout.grades_csv
+        with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
+            CsvExportPlugin(to=str(to)).export(gb)
+        print(f"grades: {to}")
+        return 0
+    if not args.roster:
+        raise SystemExit(
+            f"dlcourse export --format {args.format}: give the roster exported from the LMS "
+            "(--roster FILE), so that its students are matched by the LMS's own ids"
+        )
+    plugin_class = {"canvas": lms.CanvasExportPlugin, "moodle": lms.MoodleExportPlugin}[args.format]
+    settings = {"roster": args.roster, "to": args.to or str(layout.lms_grades(args.format))}
+    settings.update({k: v for k, v in (("match", args.match), ("title", args.title)) if v})
+    plugin = plugin_class(**settings)
+    try:
+        with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
+            plugin.export(gb)
+    except lms.RosterError as error:
+        raise SystemExit(f"dlcourse export: {error}") from None
+    print(f"grades for {args.format.capitalize()}: {plugin.to}")
+    if plugin.unmatched:
+        print(f"not in the roster, so not exported ({len(plugin.unmatched)}): "
+              + ", ".join(plugin.unmatched))  # fmt: skip
+    return 0
+
+
 def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import book
 
@@ -243,6 +281,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="first file LMS downloads (zips or <student>_<notebook>.ipynb) from DIR",
     )
     grd.set_defaults(run=cmd_grade)
+    exp = sub.add_parser("export", help="write the grades for an LMS's import (or as CSV)")
+    exp.add_argument("--format", choices=["canvas", "moodle", "csv"], default="csv")
+    exp.add_argument("--roster", metavar="FILE", help="the class list exported from the LMS (CSV)")
+    exp.add_argument(
+        "--match",
+        metavar="COLUMN",
+        help="the roster's column holding nbgrader's student ids "
+        "(default: 'SIS Login ID' for Canvas, 'Email address' for Moodle)",
+    )
+    exp.add_argument("--title", help="the assignment's name in the LMS (default: ch01)")
+    exp.add_argument("--to", metavar="FILE", help="where to write (default: grades-<format>.csv)")
+    exp.set_defaults(run=cmd_export)
     bk = sub.add_parser("book", help="build the course as a static website that reads offline")
     bk.add_argument("--out", metavar="DIR", help="where to write it (default: build/book)")
     bk.add_argument(

@@ -15,6 +15,7 @@ ASSIGNMENT = "ch01"
 CONFIG = "nbgrader_config.py"
 SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with the hidden tests
 RELEASE = "notebooks"  # nbgrader's release directory: what learners get
+LMS_GRADES = "grades-{}.csv"  # dlcourse export's file for an LMS (canvas, moodle)
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
 # The learner's JupyterLab opens the release directory and reaches nothing above it.
 WORKSPACE = RELEASE
@@ -93,6 +94,10 @@ class Layout:
     @property
     def grades_csv(self) -> Path:
         return self.root / "grades.csv"
+
+    def lms_grades(self, lms: str) -> Path:
+        """Grades in the shape an LMS imports (``dlcourse export --format LMS``)."""
+        return self.root / LMS_GRADES.format(lms)
 
     @property
     def state(self) -> Path:

@@ -71,6 +71,18 @@ network can only draw straight decision boundaries. The **XOR** problem below
 (label 1 where the two coordinates have different signs) has no straight
 boundary, so a linear model is stuck near chance, while one hidden ReLU layer
 solves it.
+
+Both models are *trained*: their weights start at random and are adjusted,
+over and over, to make a **loss** smaller. The loss (or **loss function**) is
+one number that says how wrong the network's outputs are on the training
+examples; here it is the cross-entropy, which section 1.3 defines, small when
+the network gives the right class a high probability. Each step of training
+moves every weight a little in the direction that lowers the loss, the
+direction given by the loss's gradient (**gradient descent**, section 1.3;
+computing that gradient is what sections 1.2 and 1.3 are about). `dl.train.fit`
+takes those steps with the **Adam** optimiser, a widely used variant of
+gradient descent that adapts the step size of each weight to the size of its
+recent gradients.
 """),
     code(r"""
 W1, W2 = np.random.default_rng(1).standard_normal((2, 2, 2))
@@ -91,7 +103,11 @@ for ax, model, name in [(axes[0], linear, "linear"), (axes[1], hidden, "one hidd
 ## A deep network on the spirals
 
 Three interleaved spirals are a harder problem. Here is a network with three
-hidden layers of 64 ReLU units, trained with the Adam optimiser on minibatches.
+hidden layers of 64 ReLU units: a *deep* network, where the XOR model above,
+with one hidden layer, was a *shallow* one. A **hidden layer** is any layer
+but the last, whose outputs are seen only by the next layer. It is trained
+with Adam on **minibatches**: each step computes the loss on 32 examples
+rather than on all 300, which makes a step cheaper and noisier.
 `dl.train.fit` shows a progress bar and returns the loss and accuracy of every
 epoch.
 """),
@@ -115,9 +131,12 @@ plot.decision_boundary(deep, X, y, title="what the deep network learned")
 Each hidden layer re-describes the data. Below, the output of each hidden
 layer of the trained network is projected onto its two main directions
 (principal components). The spirals start tangled; with each layer the
-classes move further apart, until the last layer's output (the logits)
-separates them with straight lines. This is the sense in which deep networks
-*learn representations*.
+classes move further apart, until the last hidden layer's output separates
+them with straight lines: it has to, since all that follows it is one linear
+map, the last layer, which turns it into the logits (the scores of the three
+classes, in the last panel). The hidden layers have turned a problem no
+straight line solves into one that straight lines do. This is the sense in
+which deep networks *learn representations*.
 """),
     code(r"""
 plot.representations(deep, X, y)
@@ -191,10 +210,12 @@ for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
 
 Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
 elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
-`sigmoid` must work without overflow or warnings for $|z|$ up to 1000:
-$e^{-z}$ overflows for $z < -709$, so find a formula that never exponentiates
-a large positive number (for example, treat $z \ge 0$ and $z < 0$ separately,
-or use $\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$).
+The tests keep $|z|$ up to 30. Beyond that, mind overflow: $e^{-z}$
+overflows for $z < -709$, and numpy warns. Section 1.2's Exercise 2 asks for a
+sigmoid derivative that never overflows, and scores it there (once in the
+chapter). A formula that never exponentiates a large positive number is
+$\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$; another treats $z \ge 0$ and
+$z < 0$ separately.
 """),
     answer("activations", r'''
 def relu(z):
@@ -216,18 +237,15 @@ z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
 assert_close(relu(z), [0.0, 0.0, 0.0, 0.5, 2.0], name="relu(z)",
              mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
 assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after relu(z) (relu must not change its input)")
-assert_close(sigmoid(z), 1 / (1 + np.exp(-z)), name="sigmoid(z)",
-             mistakes={"sigma(z) = 1 / (1 + exp(-z)): check the sign": 1 / (1 + np.exp(z))})
+assert_close(sigmoid(z), [0.11920292202211755, 0.3775406687981454, 0.5, 0.6224593312018546,
+                          0.8807970779778823], name="sigmoid(z)",
+             mistakes={"sigma(z) = 1 / (1 + exp(-z)): check the sign": [0.8807970779778823,
+                       0.6224593312018546, 0.5, 0.3775406687981454, 0.11920292202211755]})
 assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after sigmoid(z) (sigmoid must not change its input)")
-try:
-    with np.errstate(over="raise", invalid="raise"):
-        big = sigmoid(np.array([-1000.0, 1000.0]))
-except FloatingPointError as error:
-    raise CheckError(
-        f"sigmoid([-1000, 1000]) warns: {error}.\n  hint: exp(-z) overflows for z < -709 (even "
-        "inside np.where, which computes both branches); never exponentiate a large positive number"
-    ) from None
-assert_close(big, [0.0, 1.0], name="sigmoid([-1000, 1000])")
+grid = np.array([[-30.0, -7.5], [7.5, 30.0]])
+assert_close(sigmoid(grid), [[9.357622968839299e-14, 0.0005527786369235996],
+                             [0.9994472213630764, 0.9999999999999065]],
+             name="sigmoid(z) for z of shape (2, 2) from -30 to 30", atol=1e-12)
 print("relu and sigmoid: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1102)
@@ -237,14 +255,8 @@ for shape in [(3,), (4, 5), (2, 3, 4)]:
     assert_close(relu(z), np.where(z > 0, z, 0.0), name=f"relu(z) for z of shape {shape}",
                  mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
     assert_close(z, before, name="z after relu(z) (relu must not change its input)")
-    try:
-        with np.errstate(over="raise", invalid="raise"):
-            s = sigmoid(z * 300)
-    except FloatingPointError as error:
-        raise CheckError(
-            f"sigmoid(z) warns for z in the hundreds: {error}.\n  hint: never exponentiate a "
-            "large positive number (np.where computes both of its branches)") from None
-    assert_close(s, 0.5 * (1 + np.tanh(z * 150)), name=f"sigmoid(z) for z of shape {shape}", atol=1e-12)
+    assert_close(sigmoid(z), 0.5 * (1 + np.tanh(z / 2)), name=f"sigmoid(z) for z of shape {shape}",
+                 atol=1e-12)
     assert_close(z, before, name="z after sigmoid(z) (sigmoid must not change its input)")
 ### END HIDDEN TESTS
 '''),
@@ -254,7 +266,8 @@ for shape in [(3,), (4, 5), (2, 3, 4)]:
 Write `mlp_forward(x, params, activation=relu)`. `params` is a list of
 `(W, b)` pairs, one per layer; apply a dense layer after layer, with the
 activation after every layer **except the last** (the last layer's outputs are
-the scores, or *logits*). It must work for any number of layers, including one.
+the scores, or *logits*). It must work for any number of layers, including
+one: the tests try networks of one, two and three layers.
 """),
     answer("mlp_forward", r'''
 def mlp_forward(x, params, activation=relu):
@@ -270,16 +283,33 @@ def mlp_forward(x, params, activation=relu):
 '''),
     tests("test_mlp_forward", 2, r'''
 x = np.array([[1.0, -1.0]])
-params = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
-          (np.array([[1.0], [-1.0]]), np.array([0.5]))]
+layers = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
+          (np.array([[1.0, -1.0], [-1.0, 0.5]]), np.array([0.5, 0.0])),
+          (np.array([[2.0], [1.0]]), np.array([-4.0]))]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
-fresh = lambda: [(W.copy(), b.copy()) for W, b in params]  # the answer may change its arguments
-assert_close(mlp_forward(x.copy(), fresh(), ramp), [[-6.5]], name="mlp_forward(x, params, relu)",
+ANY_DEPTH = "the network may have any number of layers, one or many: loop over params"
+
+def forward(x, params, activation):
+    """mlp_forward on copies (the answer may change its arguments), failing with a hint if it raises."""
+    try:
+        return mlp_forward(x.copy(), [(W.copy(), b.copy()) for W, b in params], activation)
+    except (IndexError, ValueError) as error:
+        raise CheckError(f"mlp_forward for a network of {len(params)} layer(s) raised "
+                         f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}") from None
+
+one = [(np.array([[1.0], [2.0]]), np.array([0.5]))]
+assert_close(forward(x, one, ramp), [[-0.5]], name="mlp_forward for one layer",
+             mistakes={"no activation after the last layer (here the only one)": [[0.0]]})
+two = [layers[0], (np.array([[1.0], [-1.0]]), np.array([0.5]))]
+assert_close(forward(x, two, ramp), [[-6.5]], name="mlp_forward for two layers",
              mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
                        "apply the activation after every layer but the last": [[-8.5]]})
-assert_close(mlp_forward(x.copy(), fresh(), np.tanh), [[np.tanh(-2.0) - np.tanh(7.0) + 0.5]],
-             name="mlp_forward(x, params, np.tanh)",
-             mistakes={"use the activation you are given, not a ReLU of your own": [[-6.5]]})
+assert_close(forward(x, layers, ramp), [[-0.5]], name="mlp_forward for three layers",
+             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
+                       f"use every layer, not only the first two: {ANY_DEPTH}": [[-6.5, 3.5]]})
+assert_close(forward(x, layers, np.tanh), [[-4.89843153]],
+             name="mlp_forward(x, params, np.tanh) for three layers",
+             mistakes={"use the activation you are given, not a ReLU of your own": [[-0.5]]})
 print("mlp_forward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 def _reference_mlp(x, params, act):
@@ -299,8 +329,7 @@ rng = np.random.default_rng(1103)
 for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp), ([3, 6, 6, 1], np.tanh)]:
     params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
     x = rng.standard_normal((6, sizes[0]))
-    copies = [(W.copy(), b.copy()) for W, b in params]
-    assert_close(mlp_forward(x.copy(), copies, act), _reference_mlp(x, params, act),
+    assert_close(forward(x, params, act), _reference_mlp(x, params, act),
                  name=f"mlp_forward for layer sizes {sizes}",
                  mistakes={"no activation after the last layer": _all_activated(x, params, act)})
 ### END HIDDEN TESTS
@@ -310,10 +339,18 @@ for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp)
 
 Write `he_init(fan_in, fan_out, rng)` returning `(W, b)`: `W` of shape
 `(fan_in, fan_out)` drawn at random from the generator `rng` (a
-`np.random.Generator`) with mean 0 and standard deviation
+`np.random.Generator`: use its methods, such as `rng.standard_normal`, so that
+the same seed gives the same weights) with mean 0 and standard deviation
 $\sqrt{2 / \text{fan\_in}}$, and `b` zeros of shape `(fan_out,)`. The test
 pushes data through 50 ReLU layers initialised with your function and checks
 that the activations neither vanish nor explode.
+
+He's standard deviation is one of a family. **LeCun initialisation** uses
+$\sqrt{1/\text{fan\_in}}$, which keeps the variance steady through linear
+layers (or tanh layers near 0), and **Glorot** (or **Xavier**) initialisation
+uses $\sqrt{2/(\text{fan\_in} + \text{fan\_out})}$, a compromise between the
+forward and the backward pass for tanh and sigmoid layers. Both lose half the
+variance at every ReLU, which is what the factor 2 of He makes up for.
 """),
     answer("he_init", r'''
 def he_init(fan_in, fan_out, rng):
@@ -335,33 +372,60 @@ def through_50_relu_layers(seed):
         h = np.maximum(h @ W + b, 0.0)
     return np.mean(h ** 2) / start
 
-W, b = he_init(400, 300, np.random.default_rng(0))
-assert_close(np.shape(W), (400, 300), name="the shape of W")
-assert_close(np.shape(b), (300,), name="the shape of b")
+def check_shapes(fan_in, fan_out, seed):
+    W, b = he_init(fan_in, fan_out, np.random.default_rng(seed))
+    if np.shape(W) == (fan_out, fan_in) and fan_in != fan_out:
+        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)}, the transpose "
+                         f"of (fan_in, fan_out) = {(fan_in, fan_out)}.\n  hint: W has one row per "
+                         "input and one column per output, so that x @ W works (as in dense)")
+    if np.shape(W) != (fan_in, fan_out):
+        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)} but should "
+                         f"have shape (fan_in, fan_out) = {(fan_in, fan_out)}")
+    if np.shape(b) != (fan_out,):
+        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): b has shape {np.shape(b)} but should "
+                         f"have shape (fan_out,) = {(fan_out,)}")
+    return W, b
+
+def check_seeding(fan_in, fan_out, seed):
+    """he_init draws from the rng it is given: the same seed twice, the same W; another seed, another."""
+    first, again = check_shapes(fan_in, fan_out, seed)[0], check_shapes(fan_in, fan_out, seed)[0]
+    other = check_shapes(fan_in, fan_out, seed + 1)[0]
+    for wrong, what in [(not np.array_equal(first, again), "different weights for the same seed"),
+                        (np.array_equal(first, other), "the same weights for different seeds")]:
+        if wrong:
+            raise CheckError(
+                f"he_init({fan_in}, {fan_out}, rng) gave {what}.\n  hint: draw W from the generator "
+                "rng you are given (rng.standard_normal, rng.normal), not from np.random or a "
+                "generator of your own")
+
+W, b = check_shapes(400, 300, seed=0)
 assert_close(b, np.zeros(300), name="b", mistakes={"the biases start at zero": np.ones(300)})
 assert_close(np.std(W), np.sqrt(2 / 400), name="the standard deviation of W", rtol=0.03,
-             mistakes={"use sqrt(2 / fan_in), not sqrt(1 / fan_in) (Xavier)": np.sqrt(1 / 400),
+             mistakes={"use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 400),
+                       "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) sqrt(2 / (fan_in + fan_out))":
+                       np.sqrt(2 / 700),
                        "divide by fan_in (400, the rows of W), not fan_out (300)": np.sqrt(2 / 300)})
+check_seeding(40, 60, seed=7)
 ratio = through_50_relu_layers(seed=0)
-# He: between 0.05 and 10 for each of 300 random streams tried; Xavier's 1/fan_in: 2**-50
+# He: between 0.05 and 10 for each of 300 random streams tried; LeCun's 1/fan_in: 2**-50
 assert 1e-3 < ratio < 1e3, (
     f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
     "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
 print("he_init: visible tests passed")
 ### BEGIN HIDDEN TESTS
-W1, _ = he_init(50, 60, np.random.default_rng(7))
-W2, _ = he_init(50, 60, np.random.default_rng(7))
-W3, _ = he_init(50, 60, np.random.default_rng(8))
-assert np.array_equal(W1, W2) and not np.array_equal(W1, W3), (
-    "he_init must draw from the generator rng it is given (same rng seed -> same W)")
+check_seeding(50, 60, seed=1104)
+W1, _ = check_shapes(50, 60, seed=1104)
 assert_close(np.mean(W1), 0.0, name="the mean of W", atol=0.03)
 ratio = through_50_relu_layers(seed=1104)
 assert 1e-3 < ratio < 1e3, (
     f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
     "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
-W, b = he_init(30, 500, np.random.default_rng(9))
+W, b = check_shapes(30, 500, seed=9)
 assert_close(np.std(W), np.sqrt(2 / 30), name="the standard deviation of W for fan_in 30, fan_out 500",
-             rtol=0.03, mistakes={"divide by fan_in, not fan_out": np.sqrt(2 / 500)})
+             rtol=0.03, mistakes={"use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 30),
+                                  "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) "
+                                  "sqrt(2 / (fan_in + fan_out))": np.sqrt(2 / 530),
+                                  "divide by fan_in, not fan_out": np.sqrt(2 / 500)})
 assert_close(b, np.zeros(500), name="b for fan_out 500", mistakes={"the biases start at zero": np.ones(500)})
 ### END HIDDEN TESTS
 '''),
@@ -374,8 +438,9 @@ output unit; adding `b` (shape $(D_{out},)$) broadcasts it over the rows, so
 every example gets the same bias.
 """,
     "activations": r"""
-`np.maximum(z, 0.0)` compares elementwise and returns a new array. For the
-sigmoid, `e = exp(-|z|)` never exceeds 1, so nothing overflows; for $z \ge 0$,
+`np.maximum(z, 0.0)` compares elementwise and returns a new array. The
+sigmoid `1 / (1 + np.exp(-z))` is right for the tests' range; the answer goes
+further and never overflows (which 1.2's Exercise 2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
 $\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
 denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
 computed from the same safe `e`, so `np.where` never meets an overflow.
@@ -418,6 +483,16 @@ INDEX = {
     "representation": "Representations, layer by layer",
     "initialisation": ["Depth and initialisation", EX4],
     "He initialisation": ["Depth and initialisation", EX4],
+    "LeCun initialisation": EX4,
+    "Glorot (Xavier) initialisation": EX4,
+    "loss function": "Why nonlinearity matters",
+    "loss": "Why nonlinearity matters",
+    "gradient descent": "Why nonlinearity matters",
+    "Adam": "Why nonlinearity matters",
+    "shallow network": ["1.1 Deep Learning", "A deep network on the spirals"],
+    "hidden layer": "A deep network on the spirals",
+    "minibatch": "A deep network on the spirals",
+    "artificial neural network": "1.1 Deep Learning",
     "exploding activations": "Depth and initialisation",
     "exploding gradients": "Depth and initialisation",
     "vanishing gradients": "Depth and initialisation",

@@ -159,11 +159,14 @@ def numerical_derivative(f, x, h=1e-5):
     ### END SOLUTION
 '''),
     tests("test_numerical_derivative", 2, r'''
+PRECEDENCE = ("write / (2 * h): / and * bind equally tightly and run left to right, so "
+              "(f(x+h) - f(x-h)) / 2*h means ((f(x+h) - f(x-h)) / 2) * h")
 x = np.array([0.0, 0.5, 1.0])
 assert_close(numerical_derivative(np.sin, x.copy()), np.cos(x), name="numerical_derivative(np.sin, x)",
              atol=1e-9, rtol=1e-9, mistakes={"use the central difference (f(x+h) - f(x-h)) / (2h)":
                                   (np.sin(x + 1e-5) - np.sin(x)) / 1e-5,
-                                  "divide by 2h: the points x+h and x-h are 2h apart": 2 * np.cos(x)})
+                                  "divide by 2h: the points x+h and x-h are 2h apart": 2 * np.cos(x),
+                                  PRECEDENCE: (np.sin(x + 1e-5) - np.sin(x - 1e-5)) / 2 * 1e-5})
 print("numerical_derivative: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1201)
@@ -174,7 +177,8 @@ for shape in [(), (4,), (3, 2)]:
     assert_close(numerical_derivative(cube, np.copy(x), h=h), 3 * x ** 2 + h ** 2, atol=1e-9, rtol=1e-9,
                  name=f"numerical_derivative(u**3, x, h=1e-3) for x of shape {np.shape(x)}",
                  mistakes={"use the step h you are given": 3 * x ** 2 + 1e-10,
-                           "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x ** 2 + h ** 2)})
+                           "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x ** 2 + h ** 2),
+                           PRECEDENCE: (3 * x ** 2 + h ** 2) * h * h})
     assert_close(numerical_derivative(np.exp, np.copy(x)), np.exp(x), atol=1e-8, rtol=1e-8,
                  name=f"numerical_derivative(np.exp, x) for x of shape {np.shape(x)}")
 ### END HIDDEN TESTS
@@ -207,10 +211,17 @@ def tanh_prime(x):
     tests("test_activation_derivatives", 2, r'''
 x = np.array([-1.0, 0.0, 2.0])
 s = 1 / (1 + np.exp(-x))
-assert_close(sigmoid_prime(x.copy()), s * (1 - s), name="sigmoid_prime(x)",
-             mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)})
-assert_close(tanh_prime(x.copy()), 1 - np.tanh(x) ** 2, name="tanh_prime(x)",
+assert_close(sigmoid_prime(x.copy()), numerical_grad(lambda u: np.sum(1 / (1 + np.exp(-u))), x),
+             name="sigmoid_prime(x)", mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)})
+assert_close(tanh_prime(x.copy()), numerical_grad(lambda u: np.sum(np.tanh(u)), x), name="tanh_prime(x)",
              mistakes={"tanh' = 1 - tanh(x)^2, not 1 - x^2": 1 - x ** 2})
+
+OVERFLOW_HINTS = {  # what overflows in each function's usual formula, and how to avoid it
+    "sigmoid_prime": "exp(-x) overflows for x < -709; write sigma(x) as (1 + tanh(x / 2)) / 2, or "
+                     "treat x >= 0 and x < 0 separately",
+    "tanh_prime": "cosh(x) and exp(x) overflow for |x| > 710 (so 1 / cosh(x)**2 warns, though its "
+                  "value is right); write tanh' as 1 - tanh(x)**2, and np.tanh never overflows",
+}
 
 def without_overflow(name, derivative, x):
     """derivative(x), failing with a hint if numpy warns (overflow, 0/0 or inf - inf)."""
@@ -220,8 +231,7 @@ def without_overflow(name, derivative, x):
     except FloatingPointError as error:
         raise CheckError(
             f"{name}(x) warns for x from {np.min(x):.4g} to {np.max(x):.4g}: {error}.\n  hint: "
-            "exp(-x) overflows for x < -709; write sigma(x) as (1 + tanh(x / 2)) / 2, or treat "
-            "x >= 0 and x < 0 separately") from None
+            f"{OVERFLOW_HINTS[name]}") from None
 
 far = np.array([-1000.0, 1000.0])
 for name, derivative in [("sigmoid_prime", sigmoid_prime), ("tanh_prime", tanh_prime)]:
@@ -265,7 +275,7 @@ def chain_rule(f_prime, g, g_prime):
 x = np.array([0.5, 1.0, 2.0])
 d = chain_rule(np.cos, lambda u: u ** 2, lambda u: 2 * u)  # d/dx sin(x^2)
 assert callable(d), "chain_rule must return a function of x"
-assert_close(d(x.copy()), np.cos(x ** 2) * 2 * x, name="chain_rule(cos, x^2, 2x)(x)",
+assert_close(d(x.copy()), numerical_grad(lambda u: np.sum(np.sin(u ** 2)), x), name="chain_rule(cos, x^2, 2x)(x)",
              mistakes={"evaluate f' at g(x), not at x": np.cos(x) * 2 * x,
                        "multiply by g'(x): (1.1) has two factors": np.cos(x ** 2)})
 print("chain_rule: visible tests passed")
@@ -311,7 +321,7 @@ def chain_derivative(fs, f_primes, x):
 x = np.array([0.1, 0.6])
 fs = [np.sin, np.exp]            # y = exp(sin(x))
 f_primes = [np.cos, np.exp]
-assert_close(chain_derivative(fs, f_primes, x.copy()), np.exp(np.sin(x)) * np.cos(x),
+assert_close(chain_derivative(fs, f_primes, x.copy()), numerical_grad(lambda u: np.sum(np.exp(np.sin(u))), x),
              name="chain_derivative([sin, exp], [cos, exp], x)",
              mistakes={"evaluate each f' at the value its link receives, not at x":
                        np.cos(x) * np.exp(x),

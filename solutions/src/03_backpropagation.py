@@ -23,9 +23,14 @@ weight of a network in one sweep that runs *backwards*, from the loss to the
 first layer. It is the chain rule (1.1) applied systematically: the forward
 pass stores each intermediate result, and the backward pass multiplies
 derivatives from the last layer to the first, reusing each product instead of
-recomputing it. Its cost is about that of one more forward pass, whatever the
-number of weights. Then a **gradient descent** step moves every weight a
-little against its gradient.
+recomputing it. Its cost is a small multiple of one forward pass, whatever the
+number of weights: a dense layer's forward pass is one matrix product, its
+backward pass two (one for the gradient of the weights, one for the gradient
+passed on to the layer below), so about twice the forward pass. Finite
+differences (section 1.2) would need two forward passes for each weight:
+$2P$ passes for $P$ weights, millions for a network of a million weights.
+Then a **gradient descent** step moves every weight a little against its
+gradient.
 """),
     code(SETUP, locked="setup"),
     md(r"""
@@ -53,13 +58,15 @@ print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5
 plot.graph(y)
 """),
     md(r"""
-A value used twice receives a gradient from each use, and `backward` adds
-them: in $d = \tanh(a b + a)$, $a$ feeds both the product and the sum, and its
-box shows its gradient as the sum of the two contributions.
+A value used twice (a **fan-out**) receives a gradient from each use, and
+`backward` adds them: in $d = \tanh(a c + a)$, $a$ feeds both the product and
+the sum, and its box shows its gradient as the sum of the two contributions,
+one along each path to $d$: $(1 - d^2)\,c$ through the product and
+$(1 - d^2) \cdot 1$ through the sum.
 """),
     code(r"""
-a = dl.Tensor(2.0, requires_grad=True, name="a")
-c = dl.Tensor(-3.0, requires_grad=True, name="c")
+a = dl.Tensor(0.5, requires_grad=True, name="a")
+c = dl.Tensor(-0.8, requires_grad=True, name="c")
 d = (a * c + a).tanh()
 d.backward(retain_grads=True)
 plot.graph(d)
@@ -102,7 +109,7 @@ the shape of the thing it is the gradient of:
 |---|---|---|
 | loss | $\partial L/\partial s = (\text{probs} - \text{onehot}(y)) / N$ | $(N, 3)$ |
 | layer 2 | $\partial L/\partial W_2 = h_1^\top\, \partial L/\partial s$, $\partial L/\partial b_2 = \sum_n \partial L/\partial s_n$ | $(5, 3)$, $(3,)$ |
-| into layer 2 | $\partial L/\partial h_1 = \partial L/\partial s\, W_2^\top$ | $(N, 5)$ |
+| back through layer 2, to $h_1$ | $\partial L/\partial h_1 = \partial L/\partial s\, W_2^\top$ | $(N, 5)$ |
 | ReLU | $\partial L/\partial z_1 = \partial L/\partial h_1 \odot [z_1 > 0]$ | $(N, 5)$ |
 | layer 1 | $\partial L/\partial W_1 = x^\top\, \partial L/\partial z_1$, $\partial L/\partial b_1 = \sum_n \partial L/\partial z_{1,n}$ | $(3, 5)$, $(5,)$ |
 
@@ -141,7 +148,10 @@ You will now write backpropagation yourself: the backward pass of each layer
 finally a tiny autodiff engine of your own (6). Each backward function
 receives `dout`, the gradient of the loss with respect to the layer's output,
 and returns the gradients with respect to its inputs, each of the same shape
-as that input. The tests compare your gradients with numerical ones.
+as that input. The tests compare your gradients with numerical ones, and
+time your backward passes on inputs with thousands of numbers: a backward
+pass must cost a few forward passes, as backpropagation does, which rules
+out computing the gradient by finite differences.
 
 ### Exercise 1: the dense layer (3 points)
 
@@ -160,46 +170,69 @@ def linear_backward(dout, x, W):
     ### END SOLUTION
 ''', gradient=True),
     tests("test_linear_backward", 3, r'''
+from dlcourse.testing import assert_fast, numerical_vjp
+
 def check_linear_backward(dout, x, W, b):
-    """linear_backward against the formulas, with hints for misplaced transposes, then
-    against numerical gradients."""
+    """linear_backward's shapes (with hints for misplaced transposes), then its values
+    against numerical gradients of x @ W + b."""
     try:
         grads = linear_backward(dout.copy(), x.copy(), W.copy())
     except ValueError as error:  # numpy: the shapes in a matrix product do not fit
         raise CheckError(
             f"linear_backward(dout, x, W) raised ValueError: {error}\n  hint: a matrix product "
-            "got shapes that do not fit. Each gradient has the shape of its variable: dx (N, D_in) "
-            "= dout (N, D_out) @ W.T (D_out, D_in), dW (D_in, D_out) = x.T (D_in, N) @ dout "
-            "(N, D_out). Did you forget W.T in dx?") from None
+            "got shapes that do not fit. Each gradient has the shape of its variable, dx (N, D_in) "
+            "and dW (D_in, D_out), and of dout (N, D_out), x (N, D_in), W (D_in, D_out) and their "
+            "transposes only one product has each shape. Did you forget a transpose?") from None
     if not isinstance(grads, (tuple, list)) or len(grads) != 3:
         raise CheckError("linear_backward must return three arrays: dx, dW, db")
     for got, name, shape, hint in [
-        (grads[0], "dx", x.shape, "dx has the shape of x: dout @ W.T (did you forget W.T?)"),
-        (grads[1], "dW", W.shape, "dW has the shape of W: x.T @ dout, not dout.T @ x"),
-        (grads[2], "db", b.shape, "db has the shape of b: dout summed over the batch (axis 0)"),
+        (grads[0], "dx", x.shape, "dx has the shape of x, (N, D_in): did you forget a transpose?"),
+        (grads[1], "dW", W.shape, "dW has the shape of W, (D_in, D_out): one row per input feature, "
+                                  "one column per output, the batch summed over by the product"),
+        (grads[2], "db", b.shape, "db has the shape of b, (D_out,): one number per output, summed "
+                                  "over the batch"),
     ]:
         if got is not None and np.shape(got) != shape:
             raise CheckError(f"{name} has shape {np.shape(got)} but should have shape {shape}."
-                                 f"\n  hint: {hint}")
+                             f"\n  hint: {hint}")
     dx, dW, db = grads
     square = W.shape[0] == W.shape[1]  # where dout @ W has the right shape but not the right values
-    assert_close(dx, dout @ W.T, name=f"dx for x {x.shape}, W {W.shape}",
-                 mistakes={"dx = dout @ W.T: did you forget the transpose?": dout @ W} if square else {})
-    assert_close(dW, x.T @ dout, name=f"dW for x {x.shape}, W {W.shape}")
-    assert_close(db, dout.sum(axis=0), name=f"db for x {x.shape}, W {W.shape}",
+    shapes = f"for x {x.shape}, W {W.shape}"
+    assert_close(dx, numerical_vjp(lambda v: v @ W + b, x, dout), name=f"dx {shapes}",
+                 mistakes={"dx has the right shape, not the right values: did you forget a transpose?":
+                           dout @ W} if square else {})
+    assert_close(dW, numerical_vjp(lambda v: x @ v + b, W, dout), name=f"dW {shapes}")
+    assert_close(db, numerical_vjp(lambda v: x @ W + v, b, dout), name=f"db {shapes}",
                  mistakes={"sum dout over the batch, do not average it": dout.mean(axis=0)})
-    check_vjp(lambda x, W, b: x @ W + b, lambda d: linear_backward(d, x.copy(), W.copy()),
-                   {"x": x, "W": W, "b": b}, dout)
+
+def timed(n, d_in, d_out, seed):
+    """linear_backward on more inputs than finite differences can afford; returns x, W, dout
+    and the gradients."""
+    rng = np.random.default_rng(seed)
+    x, W = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out))
+    dout = rng.standard_normal((n, d_out))
+    grads = assert_fast(lambda: linear_backward(dout.copy(), x.copy(), W.copy()), lambda: x @ W,
+                        name=f"linear_backward for x {x.shape}, W {W.shape}",
+                        elements=x.size + W.size + d_out)
+    return x, W, dout, grads
 
 rng = np.random.default_rng(0)
 x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
 check_linear_backward(rng.standard_normal((4, 2)), x, W, b)
+x, W, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 4)), rng.standard_normal(4)
+check_linear_backward(rng.standard_normal((3, 4)), x, W, b)
+timed(16, 128, 128, seed=1)
 print("linear_backward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1301)
 for n, d_in, d_out in [(1, 1, 1), (7, 5, 3), (16, 2, 9), (5, 4, 4)]:
     x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
     check_linear_backward(rng.standard_normal((n, d_out)), x, W, b)
+# finite differences would need 2 x 393,728 forward passes: far beyond the cell's time limit
+x, W, dout, (dx, dW, db) = timed(256, 512, 512, seed=1311)
+assert_close(dx, dout @ W.T, name="dx for x (256, 512), W (512, 512)")
+assert_close(dW, x.T @ dout, name="dW for x (256, 512), W (512, 512)")
+assert_close(db, dout.sum(axis=0), name="db for x (256, 512), W (512, 512)")
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -208,6 +241,8 @@ for n, d_in, d_out in [(1, 1, 1), (7, 5, 3), (16, 2, 9), (5, 4, 4)]:
 Write `relu_backward(dout, z)` and `sigmoid_backward(dout, z)`: given the
 gradient `dout` with respect to the activation's output and the
 pre-activation `z` (same shape), return the gradient with respect to `z`.
+The ReLU has no derivative at exactly 0, so the tests keep `z` away from it:
+a mask `z > 0` or `z >= 0` is equally right.
 """),
     answer("activation_backward", r'''
 def relu_backward(dout, z):
@@ -225,23 +260,34 @@ def sigmoid_backward(dout, z):
     ### END SOLUTION
 ''', gradient=True),
     tests("test_activation_backward", 2, r'''
-z = np.array([[-1.0, 0.5], [2.0, -0.3]])
-dout = np.array([[1.0, 2.0], [3.0, 4.0]])
-assert_close(relu_backward(dout.copy(), z.copy()), [[0.0, 2.0], [3.0, 0.0]], name="relu_backward(dout, z)",
-             mistakes={"multiply dout by the mask z > 0: no gradient flows where the ReLU is off": dout})
-s = 1 / (1 + np.exp(-z))
-assert_close(sigmoid_backward(dout.copy(), z.copy()), dout * s * (1 - s), name="sigmoid_backward(dout, z)",
-             mistakes={"sigmoid'(z) = s (1 - s) with s = sigmoid(z), evaluated at z": dout * z * (1 - z)})
+from dlcourse.testing import numerical_vjp
+
+def check_activation_backward(dout, z):
+    """relu_backward and sigmoid_backward against numerical gradients of the activations."""
+    sigma = lambda u: 1 / (1 + np.exp(-u))  # the forward pass (these z do not overflow it)
+    assert_close(relu_backward(dout.copy(), z.copy()), numerical_vjp(lambda u: np.maximum(u, 0), z, dout),
+                 name=f"relu_backward(dout, z) for z of shape {z.shape}",
+                 mistakes={"multiply dout by the mask z > 0: no gradient flows where the ReLU is off": dout,
+                           "multiply the mask z > 0 by dout, the gradient arriving from above":
+                           (z > 0) * 1.0})
+    assert_close(sigmoid_backward(dout.copy(), z.copy()), numerical_vjp(sigma, z, dout),
+                 name=f"sigmoid_backward(dout, z) for z of shape {z.shape}",
+                 mistakes={"sigmoid'(z) = s (1 - s) with s = sigmoid(z), evaluated at z": dout * z * (1 - z),
+                           "multiply sigmoid'(z) by dout, the gradient arriving from above":
+                           sigma(z) * (1 - sigma(z))})
+
+check_activation_backward(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[-1.0, 0.5], [2.0, -0.3]]))
+rng = np.random.default_rng(0)
+z = rng.standard_normal((2, 3, 4))
+z[np.abs(z) < 1e-3] = 0.5  # away from the kink of the ReLU, where no derivative exists
+check_activation_backward(rng.standard_normal((2, 3, 4)), z)
 print("relu_backward and sigmoid_backward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1302)
 for shape in [(5,), (4, 3), (2, 3, 4)]:
-    z = rng.standard_normal(shape)
-    z[np.abs(z) < 1e-3] = 0.5  # stay away from the kink of the ReLU
-    dout = rng.standard_normal(shape)
-    check_vjp(lambda z: np.maximum(z, 0), lambda d: relu_backward(d, z.copy()), {"z": z}, dout)
-    check_vjp(lambda z: 1 / (1 + np.exp(-z)), lambda d: sigmoid_backward(d, z.copy()), {"z": z},
-                   dout)
+    z = rng.standard_normal(shape) * 3
+    z[np.abs(z) < 1e-3] = 0.5
+    check_activation_backward(rng.standard_normal(shape), z)
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -252,7 +298,14 @@ Write `softmax_cross_entropy(logits, y)` returning `(loss, dlogits)` for
 of $-\log \operatorname{softmax}(\text{logits}_n)_{y_n}$, and its gradient
 with respect to the logits, $(\operatorname{softmax}(\text{logits}) -
 \text{onehot}(y)) / N$. It must stay finite and silent for logits in the
-thousands: subtract each row's maximum before exponentiating.
+thousands. Subtracting each row's maximum $m$ before exponentiating keeps
+every $e^{s - m}$ at most 1, but is not enough on its own: when the true
+class's logit is thousands below the largest, its probability underflows
+to 0, and $\log 0 = -\infty$. Compute the log-probabilities directly, with
+the **log-sum-exp** trick:
+$\log \operatorname{softmax}(s)_y = s_y - m - \log \sum_j e^{s_j - m}$.
+The tests try such a row. They also time the function on a large batch, where
+a gradient computed by finite differences would take far too long.
 """),
     answer("softmax_cross_entropy", r'''
 def softmax_cross_entropy(logits, y):
@@ -268,12 +321,13 @@ def softmax_cross_entropy(logits, y):
     ### END SOLUTION
 ''', gradient=True),
     tests("test_softmax_cross_entropy", 3, r'''
+from dlcourse.testing import assert_fast
+
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
 y = np.array([0, 2])
 loss, dlogits = softmax_cross_entropy(logits.copy(), y.copy())
-p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-assert_close(loss, -np.mean(np.log(p[[0, 1], y])), name="the loss",
-             mistakes={"average over the batch (mean), do not sum": -np.sum(np.log(p[[0, 1], y]))})
+assert_close(loss, 1.4185397696491855, name="the loss",
+             mistakes={"average over the batch (mean), do not sum": 2.837079539298371})
 check_grad(lambda L: softmax_cross_entropy(L, y.copy())[0],
            lambda L: softmax_cross_entropy(L, y.copy())[1], logits, name="logits")
 
@@ -283,18 +337,33 @@ def without_warnings(logits, y):
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             return softmax_cross_entropy(logits.copy(), y.copy())
     except FloatingPointError as error:
-        raise CheckError(
-            f"softmax_cross_entropy warns for logits in the thousands: {error}.\n  hint: subtract "
-            "each row's maximum before exp, and take log-probabilities as shifted - "
-            "log(sum(exp(shifted))) rather than the log of probabilities that may underflow to 0"
-        ) from None
+        if "divide" in str(error):  # the log of a probability that underflowed to 0
+            hint = ("a probability underflowed to 0 and its log is -inf. Take the log-probabilities "
+                    "directly with log-sum-exp, shifted - log(sum(exp(shifted))) with shifted = "
+                    "logits minus each row's maximum, instead of the log of the probabilities")
+        else:
+            hint = ("exp overflowed or inf - inf appeared: subtract each row's maximum from the logits "
+                    "before exp, then take log-probabilities with log-sum-exp")
+        raise CheckError(f"softmax_cross_entropy warns for logits in the thousands: {error}."
+                         f"\n  hint: {hint}") from None
 
+def timed(n, c, seed):
+    """softmax_cross_entropy on more logits than finite differences can afford."""
+    rng = np.random.default_rng(seed)
+    logits, y = rng.standard_normal((n, c)) * 3, rng.integers(0, c, n)
+    result = assert_fast(lambda: softmax_cross_entropy(logits.copy(), y.copy()),
+                         lambda: np.exp(logits).sum(axis=1),
+                         name=f"softmax_cross_entropy for logits of shape {(n, c)}", elements=n * c)
+    return logits, y, result
+
+# row 1's true class (0) is 10,000 below the largest logit: its probability underflows to 0
 loss, dlogits = without_warnings(np.array([[1000.0, -1000.0, 999.0], [-5000.0, 5000.0, 0.0]]),
-                                 np.array([2, 1]))
-assert_close(loss, (1 + np.log1p(np.exp(-1))) / 2, name="the loss for logits in the thousands")
-q = 0.25 * (1 + np.tanh(0.5))  # sigmoid(1) / N: the weight of logit 1000 against 999, over N = 2
-assert_close(dlogits, [[q, 0.0, -q], [0.0, 0.0, 0.0]],
-             name="dlogits for logits in the thousands", atol=1e-12)
+                                 np.array([2, 0]))
+assert_close(loss, 5000.65663084376, name="the loss for logits in the thousands")
+q = 0.36552928931500245  # sigmoid(1) / N: the weight of logit 1000 against 999, over N = 2
+assert_close(dlogits, [[q, 0.0, -q], [-0.5, 0.5, 0.0]], name="dlogits for logits in the thousands",
+             atol=1e-12)
+timed(128, 64, seed=1)
 print("softmax_cross_entropy: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1303)
@@ -313,12 +382,20 @@ loss, dlogits = without_warnings(big, y)
 assert_close(loss, -log_probs[np.arange(6), y].mean(), name="the loss for random logits in the thousands")
 assert_close(dlogits, (np.exp(log_probs) - np.eye(4)[y]) / 6, atol=1e-12,
              name="dlogits for random logits in the thousands")
+# finite differences would need 2 x 200,000 evaluations of the loss
+logits, y, (loss, dlogits) = timed(2000, 100, seed=1313)
+shifted = logits - logits.max(axis=1, keepdims=True)
+log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+assert_close(loss, -log_probs[np.arange(2000), y].mean(), name="the loss for logits of shape (2000, 100)")
+assert_close(dlogits, (np.exp(log_probs) - np.eye(100)[y]) / 2000, atol=1e-12,
+             name="dlogits for logits of shape (2000, 100)")
 ### END HIDDEN TESTS
 '''),
     md(r"""
 ### Exercise 4: backpropagation through a deep network (4 points)
 
-Write `mlp_loss_and_grads(x, y, params)` for a network of any depth: `params`
+Write `mlp_loss_and_grads(x, y, params)` for a network of any depth (the tests
+try one, two and three layers, and more): `params`
 is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
 the loss is the softmax cross-entropy of the last layer's output against the
 integer labels `y`. Return `(loss, grads)` where `grads` is a list of
@@ -360,6 +437,72 @@ def mlp_loss_and_grads(x, y, params):
     ### END SOLUTION
 ''', gradient=True),
     tests("test_mlp_loss_and_grads", 4, r'''
+from dlcourse.testing import assert_fast, numerical_grad
+
+def fresh(params):  # copies for every call: the answer may change its arguments
+    return [(W.copy(), b.copy()) for W, b in params]
+
+def between(i, layers):
+    """Where to look when layer i + 1 is the first wrong layer in backward order."""
+    if i == layers - 1:
+        return ("the last layer's gradients are the first that backpropagation computes: look at the "
+                "gradient of the loss with respect to the logits (exercise 3), then at the last layer's "
+                "dW and db (exercise 1), whose input is the last hidden layer's output (x for one layer)")
+    return (f"the layers after layer {i + 1} are right, so the gradient went wrong on its way from "
+            f"layer {i + 2} down to layer {i + 1}: look at the dx that layer {i + 2} passes down "
+            f"(exercise 1), then at the ReLU after layer {i + 1}, whose mask (z > 0, where z is "
+            f"layer {i + 1}'s pre-activation) must multiply the gradient")
+
+ANY_DEPTH = ("the network may have any number of layers (the tests try one, two and three): loop "
+             "over params forward, then back over them in reverse")
+
+def check_network(x, y, params, loss):
+    """mlp_loss_and_grads: its loss against the expected one, then each layer's gradients against
+    numerical gradients of that loss, from the last layer to the first (backpropagation's order)."""
+    layers = len(params)
+    try:
+        got_loss, grads = mlp_loss_and_grads(x.copy(), y.copy(), fresh(params))
+    except (IndexError, ValueError) as error:
+        raise CheckError(f"mlp_loss_and_grads for a network of {layers} layer(s) raised "
+                         f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}") from None
+    if len(grads) != layers:
+        raise CheckError(f"grads has {len(grads)} entries for a network of {layers} layers: one "
+                         f"(dW, db) pair per layer, in the order of params.\n  hint: {ANY_DEPTH}")
+    assert_close(got_loss, loss, name=f"the loss of a network of {layers} layers")
+    for i in reversed(range(layers)):
+        for k, what in enumerate(["dW", "db"]):
+            def loss_of(v, i=i, k=k):
+                changed = fresh(params)
+                changed[i] = (v, changed[i][1]) if k == 0 else (changed[i][0], v)
+                return mlp_loss_and_grads(x.copy(), y.copy(), changed)[0]
+            try:
+                assert_close(grads[i][k], numerical_grad(loss_of, params[i][k]), atol=1e-7,
+                             name=f"{what} of layer {i + 1} of {layers}")
+            except CheckError as error:
+                raise CheckError(f"{error}\n  hint: {between(i, layers)}") from None
+
+def network(sizes, n, seed):
+    rng = np.random.default_rng(seed)
+    params = [(rng.standard_normal((m, k)) * np.sqrt(2 / m), rng.standard_normal(k) * 0.1)
+              for m, k in zip(sizes, sizes[1:])]
+    return rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n), params
+
+def timed(sizes, n, seed):
+    """mlp_loss_and_grads on more weights than finite differences can afford."""
+    x, y, params = network(sizes, n, seed)
+    weights = sum(W.size + b.size for W, b in params)
+    result = assert_fast(lambda: mlp_loss_and_grads(x.copy(), y.copy(), fresh(params)),
+                         lambda: [x @ W for W, _ in params],
+                         name=f"mlp_loss_and_grads for layer sizes {sizes} and {n} examples",
+                         elements=weights)
+    return x, y, params, result
+
+for sizes, loss in [([3, 4], 1.234236819598169), ([3, 5, 4], 1.3296166108233596),
+                    ([3, 5, 5, 4], 2.00147778097184)]:
+    check_network(*network(sizes, 6, seed=0), loss)
+timed([48, 48, 48, 10], 48, seed=1)
+print("mlp_loss_and_grads: visible tests passed")
+### BEGIN HIDDEN TESTS
 def engine_loss_and_grads(x, y, params):
     """The same network in dlcourse's engine, for comparison."""
     tensors = [(dl.Tensor(W, requires_grad=True), dl.Tensor(b, requires_grad=True)) for W, b in params]
@@ -371,32 +514,16 @@ def engine_loss_and_grads(x, y, params):
     loss.backward()
     return loss.item(), [(W.grad, b.grad) for W, b in tensors]
 
-def compare_with_engine(x, y, params):
-    loss, grads = mlp_loss_and_grads(x.copy(), y.copy(), [(W.copy(), b.copy()) for W, b in params])
-    expected_loss, expected = engine_loss_and_grads(x, y, params)
-    assert_close(loss, expected_loss, name="the loss")
-    assert len(grads) == len(params), f"grads has {len(grads)} entries for {len(params)} layers"
-    for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
-        assert_close(dW, eW, name=f"dW of layer {i + 1} of {len(params)}", atol=1e-8)
-        assert_close(db, eb, name=f"db of layer {i + 1} of {len(params)}", atol=1e-8)
-
-rng = np.random.default_rng(0)
-sizes = [3, 5, 4]
-params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
-compare_with_engine(rng.standard_normal((6, 3)), rng.integers(0, 4, 6), params)
-print("mlp_loss_and_grads: visible tests passed")
-### BEGIN HIDDEN TESTS
-rng = np.random.default_rng(1304)
 for sizes, n in [([4, 3], 5), ([2, 8, 8, 3], 10), ([5, 6, 6, 6, 6, 6, 6, 2], 7)]:
-    params = [(rng.standard_normal((m, k)) * np.sqrt(2 / m), rng.standard_normal(k) * 0.1)
-              for m, k in zip(sizes, sizes[1:])]
-    x, y = rng.standard_normal((n, sizes[0])), rng.integers(0, sizes[-1], n)
-    compare_with_engine(x, y, params)
-    def with_first_weights(W):  # fresh copies for every call: the answer may change its arguments
-        rest = [(V.copy(), c.copy()) for V, c in params[1:]]
-        return mlp_loss_and_grads(x.copy(), y.copy(), [(W, params[0][1].copy())] + rest)
-    check_grad(lambda W: with_first_weights(W)[0], lambda W: with_first_weights(W)[1][0][0],
-               params[0][0], name=f"W of layer 1 in a network of sizes {sizes}")
+    x, y, params = network(sizes, n, seed=1304)
+    check_network(x, y, params, engine_loss_and_grads(x, y, params)[0])
+# finite differences would need 2 x 134,666 forward passes
+x, y, params, (loss, grads) = timed([256, 256, 256, 10], 256, seed=1314)
+expected_loss, expected = engine_loss_and_grads(x, y, params)
+assert_close(loss, expected_loss, name="the loss for layer sizes [256, 256, 256, 10]")
+for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
+    assert_close(dW, eW, name=f"dW of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
+    assert_close(db, eb, name=f"db of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
 ### END HIDDEN TESTS
 '''),
     md(r"""
@@ -446,7 +573,9 @@ times the local derivative. Addition is written for you. Complete:
 2. the local backward of `tanh` (for $t = \tanh a$: $\partial t/\partial a = 1 - t^2$);
 3. `backward()`: put every `Value` this one depends on in **topological
    order** (each after all of its inputs), set this one's `.grad` to 1, and call
-   `_backward` on each in reverse order.
+   `_backward` on each in reverse order. An order that only happens to work for
+   the order in which you push a node's inputs is not enough: the tests build
+   the same graph with its operands both ways round.
 
 Use `+=` so that a value used twice receives both contributions. Build the
 order **without recursion**, with an explicit stack: the tests backpropagate
@@ -524,17 +653,28 @@ class Value:
         return f"Value(data={self.data:.4g}, grad={self.grad:.4g})"
 ''', gradient=True),
     tests("test_value", 4, r'''
-a, b = Value(2.0), Value(-3.0)
+def numerical(f, xs, i, h=1e-6):
+    """The central difference of f(*xs) with respect to xs[i]."""
+    up, down = list(xs), list(xs)
+    up[i] += h
+    down[i] -= h
+    return (f(*up) - f(*down)) / (2 * h)
+
+a, b = Value(0.5), Value(-0.8)
 c = a * b + a          # a is used twice
 d = c.tanh()
 d.backward()
-t = math.tanh(2.0 * -3.0 + 2.0)
-assert_close(a.grad, (1 - t * t) * (-3.0 + 1.0), name="a.grad for tanh(a*b + a)",
-             mistakes={"accumulate with +=: a is used twice": (1 - t * t) * -3.0})
-assert_close(b.grad, (1 - t * t) * 2.0, name="b.grad for tanh(a*b + a)")
+t = math.tanh(0.5 * -0.8 + 0.5)
+in_math = lambda a, b: math.tanh(a * b + a)
+assert_close(a.grad, numerical(in_math, [0.5, -0.8], 0), name="a.grad for tanh(a*b + a)",
+             mistakes={"accumulate with +=: a is used twice": (1 - t * t) * -0.8})
+assert_close(b.grad, numerical(in_math, [0.5, -0.8], 1), name="b.grad for tanh(a*b + a)")
 
 ORDER = ("a node's _backward ran before all its consumers had added into its grad: call _backward "
-         "in reverse topological order (each node after every node that was computed from it)")
+         "in reverse topological order (each node after every node that was computed from it). An "
+         "order in which each node comes before its inputs only because of the order you pushed "
+         "them (a depth-first preorder) is not one: the same graph written with its operands "
+         "swapped breaks it")
 
 def with_order_hint(check):
     """Run check(); a failure gains ORDER's hint (the local derivatives passed above)."""
@@ -543,13 +683,15 @@ def with_order_hint(check):
     except CheckError as error:
         raise CheckError(f"{error}\n  hint: {ORDER}") from None
 
-p = Value(0.7)
-s = p * p
-out = s + s.tanh().tanh()  # s reaches out directly and through two tanh: paths of different lengths
-out.backward()
-t1 = math.tanh(0.49)
-expected = 2 * 0.7 * (1 + (1 - math.tanh(t1) ** 2) * (1 - t1 ** 2))
-with_order_hint(lambda: assert_close(p.grad, expected, name="p.grad for out = s + tanh(tanh(s)), s = p*p"))
+# s reaches out directly and through two tanh: paths of different lengths, in either operand order
+for name, build, in_math in [
+    ("s + tanh(tanh(s))", lambda s: s + s.tanh().tanh(), lambda s: s + math.tanh(math.tanh(s))),
+    ("tanh(tanh(s)) + s", lambda s: s.tanh().tanh() + s, lambda s: math.tanh(math.tanh(s)) + s),
+]:
+    p = Value(0.7)
+    build(p * p).backward()
+    expected = numerical(lambda p: in_math(p * p), [0.7], 0)
+    with_order_hint(lambda: assert_close(p.grad, expected, name=f"p.grad for out = {name}, s = p*p"))
 
 x = Value(0.3)
 y = x
@@ -565,12 +707,6 @@ except RecursionError:
 assert_close(x.grad, 1.0, name="x.grad at the start of a chain of 10,000 operations")
 print("Value: visible tests passed")
 ### BEGIN HIDDEN TESTS
-def numerical(f, xs, i, h=1e-6):
-    up, down = list(xs), list(xs)
-    up[i] += h
-    down[i] -= h
-    return (f(*up) - f(*down)) / (2 * h)
-
 def expression(p, q, r, lib):
     tanh = (lambda v: v.tanh()) if lib == "value" else math.tanh
     s = p * q + r * p
@@ -629,16 +765,70 @@ try:
 except NotImplementedError:
     print("Complete exercises 1 to 5 first: this cell trains with your functions.")
 else:
-    scores = X
+    scores, dead = X, []
     for i, (W, b) in enumerate(weights):
         scores = scores @ W + b
-        scores = np.maximum(scores, 0) if i < len(weights) - 1 else scores
+        if i < len(weights) - 1:
+            dead.append(f"{np.sum(np.all(scores <= 0, axis=0))} of {scores.shape[1]}")  # never active
+            scores = np.maximum(scores, 0)
     print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}; "
           f"training accuracy {np.mean(scores.argmax(axis=1) == labels):.2f}")
+    print("dead ReLUs (active for no training example) in each hidden layer:", ", ".join(dead))
     fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     ax.semilogy(losses)
     ax.set(xlabel="gradient descent step", ylabel="loss", title="training with your backprop")
     ax.grid(alpha=0.3, which="both");
+"""),
+    md(r"""
+## Vanishing and exploding gradients, measured
+
+Section 1.1 watched activations vanish or explode through 50 layers; the
+gradients do the same on the way back, because the backward pass multiplies
+by the same weight matrices (transposed) and by the activations' slopes. The
+cell below feeds the spirals to a network of ten hidden layers of 64 units
+and plots the size (the norm) of each layer's weight gradient $\partial
+L/\partial W_l$, computed by **your** `mlp_loss_and_grads`, for three
+initialisations of the ReLU network: He's, and standard deviations too small
+and too large. With He's, every layer receives a gradient of about the same
+size, so all layers learn at the same pace. Too small, and the gradients
+vanish; too large, and they explode, growing towards the first layers.
+
+Your function has ReLUs built in, so the fourth line, for the same network
+with sigmoids (and Glorot's initialisation, the one meant for sigmoids),
+comes from `dlcourse`'s engine. Its gradients shrink by a factor of about
+four per layer towards the input: the sigmoid's slope is at most 1/4
+(section 1.2), and the first layers barely learn. That is the vanishing
+gradient problem which ReLUs, with their slope of exactly 1 where active,
+largely removed.
+
+ReLUs have a failure of their own. A unit whose pre-activation is negative
+for every example passes no gradient back (its mask is 0 everywhere), so its
+weights never change again: a **dead ReLU**. A large learning rate or a
+strongly negative bias can kill many units. The training cell above counted
+them in its network: a few units of the second hidden layer died during
+training, and learn nothing more.
+"""),
+    code(r"""
+sizes = [2] + [64] * 10 + [3]
+inits = {"ReLU, He: sqrt(2/fan_in)": lambda m: np.sqrt(2 / m), "ReLU, std 0.05 (too small)": lambda m: 0.05,
+         "ReLU, std 0.3 (too large)": lambda m: 0.3}
+fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+try:
+    for name, std in inits.items():
+        rng = np.random.default_rng(0)
+        init = [(rng.standard_normal((m, n)) * std(m), np.zeros(n)) for m, n in zip(sizes, sizes[1:])]
+        _, grads = mlp_loss_and_grads(X, labels, init)
+        ax.semilogy(range(1, len(sizes)), [np.linalg.norm(dW) for dW, _ in grads], "o-", ms=4, label=name)
+except NotImplementedError:
+    print("Complete exercise 4 first: this cell measures the gradients of your mlp_loss_and_grads.")
+sigmoid_net = nn.MLP(sizes, activation="sigmoid", init="xavier", rng=0)
+nn.cross_entropy(sigmoid_net(dl.Tensor(X)), labels).backward()
+norms = [np.linalg.norm(layer.weight.grad) for layer in sigmoid_net if isinstance(layer, nn.Linear)]
+ax.semilogy(range(1, len(sizes)), norms, "k--", marker="s", ms=4, label="sigmoid, Glorot (dlcourse's engine)")
+ax.set(xlabel="layer (1 = first, next to the input)", ylabel=r"$\|\partial L / \partial W\|$",
+       title="the gradient each layer receives at initialisation")
+ax.legend(fontsize=8)
+ax.grid(alpha=0.3, which="both");
 """),
 ]
 
@@ -703,6 +893,7 @@ INDEX = {
     "backpropagation": ["1.3 Backpropagation", "The backward pass, from the last layer to the first", EX4],
     "computational graph": ["A computational graph", EX6],
     "local derivative": ["A computational graph", EX6],
+    "fan-out": "A computational graph",
     "forward pass": "The forward pass stores intermediates",
     "softmax": ["The forward pass stores intermediates", EX3],
     "cross-entropy loss": ["The forward pass stores intermediates", EX3],
@@ -716,4 +907,11 @@ INDEX = {
     "automatic differentiation": ["A computational graph", EX6],
     "gradient descent": [EX5, "Training with your own gradients"],
     "learning rate": [EX5, "Training with your own gradients"],
+    "vanishing gradients": "Vanishing and exploding gradients, measured",
+    "exploding gradients": "Vanishing and exploding gradients, measured",
+    "dead ReLU": "Vanishing and exploding gradients, measured",
+    "He initialisation": "Vanishing and exploding gradients, measured",
+    "Glorot (Xavier) initialisation": "Vanishing and exploding gradients, measured",
+    "log-sum-exp": EX3,
+    "cost of backpropagation": ["1.3 Backpropagation", EX1],
 }

@@ -48,17 +48,22 @@ class LocalWorkers:
     def run(self, bundle: events.Bundle, tasks: list[events.Task], on_result: OnResult) -> None:
         """Grade ``tasks``; ``on_result(task, result, problem)`` as each
         finishes. A worker process that dies (killed, out of memory) breaks the
-        pool: its tasks are tried again in a new pool, and a task that breaks it
-        twice is reported, not graded. A task that fails otherwise is reported
-        too, and the rest of the class is graded."""
+        pool, and every task under way in it becomes a suspect: suspects are
+        graded again one at a time, alone in a new pool, so that only a task
+        that breaks a pool by itself is reported (not graded), never one that
+        happened to run beside it. A task that fails otherwise is reported too,
+        and the rest of the class is graded."""
         from dlcourse.course.grading import worker
 
-        queue, tries = list(tasks), dict.fromkeys((t.student for t in tasks), 0)
+        queue, suspects = list(tasks), []
         running: dict[Future, events.Task] = {}
-        while queue or running:
-            while queue and len(running) < self.workers:
+        alone: Future | None = None  # a suspect's task, running by itself
+        while queue or suspects or running:
+            if suspects and not running:
+                alone = self.pool.submit(worker.grade, bundle, suspects[0])
+                running[alone] = suspects.pop(0)
+            while not suspects and queue and len(running) < self.workers:
                 task = queue.pop(0)
-                tries[task.student] += 1
                 running[self.pool.submit(worker.grade, bundle, task)] = task
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             broken = False
@@ -68,20 +73,20 @@ class LocalWorkers:
                     result = future.result()
                 except BrokenProcessPool:
                     broken = True
-                    if tries[task.student] < 2:
-                        queue.append(task)
+                    if future is alone:
+                        on_result(task, None, _failed("its process died, grading it alone"))
                     else:
-                        on_result(task, None, _failed("its process died twice"))
+                        suspects.append(task)
                 except worker.WorkerRefused as refused:
                     on_result(task, None, str(refused))
                 except Exception as error:  # the grader's fault, reported with its cause
                     on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
                 else:
                     on_result(task, result, "")
-            if broken:  # every task under way in the broken pool is tried again
+            if broken:
                 for future, task in running.items():
                     future.cancel()
-                    queue.insert(0, task)
+                    suspects.append(task)
                 running.clear()
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = self._start()

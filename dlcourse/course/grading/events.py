@@ -20,7 +20,9 @@ CELL_TIMEOUT = "cell_timeout"  # a student cell ran over the time limit and was 
 TEST_BROKEN = "test_broken"  # the kernel died or hung while a test called into it: the test fails
 OUT_OF_TIME = "out_of_time"  # the notebook used up its time: its remaining cells were not run
 GAVE_UP = "gave_up"  # the kernel kept dying: the notebook could not be graded
-KINDS = (CELL_FAILED, CELL_TIMEOUT, TEST_BROKEN, OUT_OF_TIME, GAVE_UP)
+OUTPUT_DROPPED = "output_dropped"  # the student's cells printed past the limit: the rest dropped
+NO_KERNEL = "no_kernel"  # the grader could not start a kernel: not the student's fault, not graded
+KINDS = (CELL_FAILED, CELL_TIMEOUT, TEST_BROKEN, OUT_OF_TIME, GAVE_UP, OUTPUT_DROPPED, NO_KERNEL)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Event:
             TEST_BROKEN: "this test scores 0",
             OUT_OF_TIME: "the cells after it were not run",
             GAVE_UP: "its exercises score 0",
+            OUTPUT_DROPPED: "what came after was not kept",
+            NO_KERNEL: "not graded; run dlcourse grade again to retry",
         }[self.kind]
         return f"{self.notebook}: {where}: {self.cause}; {consequence}"
 
@@ -107,6 +111,9 @@ class TaskResult:
     student: str
     notebooks: dict[str, NotebookResult] = field(default_factory=dict)  # graded ones only
     problems: list[str] = field(default_factory=list)
+    # why the grader, not the student, kept this result from being complete: it is
+    # reported and not recorded, so that the next run grades the student again
+    retry: str = ""
     # test cell -> why a human should look at the answer it grades
     review: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # wall time the worker spent

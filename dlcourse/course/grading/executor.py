@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -39,6 +40,9 @@ from dlcourse.course.grading import events, remote
 from dlcourse.course.grading.kernels import Kernel
 
 FORK_LIMIT = 16  # processes a cell may leave behind before its kernel is replaced
+# kernel messages that add to a notebook's stored output (widgets keep comm state)
+OUTPUTS = {"stream", "display_data", "execute_result", "error", "update_display_data",
+           "comm_open", "comm_msg"}  # fmt: skip
 
 
 class ForkBomb(RuntimeError):
@@ -57,6 +61,10 @@ class ConfinedExecute(Execute):
     )
     notebook_timeout = Integer(900, help="seconds for the whole notebook").tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook before giving up").tag(config=True)
+    max_output_bytes = Integer(
+        1_000_000, help="bytes of output the student's cells of a notebook may leave; "
+        "what comes after is dropped, with a note"
+    ).tag(config=True)  # fmt: skip
 
     def preprocess(
         self, nb: nbformat.NotebookNode, resources: dict, km: Any = None
@@ -70,10 +78,16 @@ class ConfinedExecute(Execute):
         self.restarts = 0
         self.done: list[int] = []  # student cells that ran, to run again after a restart
         self.deadline = time.monotonic() + self.notebook_timeout
+        self.output_bytes = 0
         seen: set[str] = set()
         out_of_time = False
         try:
-            self._start_kernel(nb, resources)
+            try:
+                self._start_kernel(nb, resources)
+            except Exception as error:  # before any student code ran: the grader's fault
+                why = f"{type(error).__name__}: {error!s:.300}"
+                self.events.report(events.NO_KERNEL, None, f"no kernel could be started ({why})")
+                raise
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -202,6 +216,8 @@ class ConfinedExecute(Execute):
         saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
         try:
             for done in self.done:
+                if time.monotonic() > self.deadline:  # the cells left are not run either
+                    break
                 # nbclient stores the cell it ran at its index: the replay's copy goes
                 # there, and the cell as first run (its id, its outputs) comes back
                 original = self.nb.cells[done]
@@ -214,6 +230,24 @@ class ConfinedExecute(Execute):
                     self.nb.cells[done] = original
         finally:
             self.timeout = saved
+
+    def process_message(
+        self, msg: dict, cell: nbformat.NotebookNode, cell_index: int
+    ) -> nbformat.NotebookNode | None:
+        """nbclient's handling of a kernel message, with the notebook's output
+        kept within ``max_output_bytes``: a student who prints gigabytes must not
+        fill the grader's memory, the gradebook's folders or the feedback."""
+        if msg["msg_type"] in OUTPUTS:
+            before = self.output_bytes
+            self.output_bytes += len(json.dumps(msg["content"], default=str))
+            if self.output_bytes > self.max_output_bytes:
+                if before <= self.max_output_bytes:  # the first message past the limit
+                    limit = f"{self.max_output_bytes:,} bytes"
+                    note = f"[dlcourse grade: output past {limit} per notebook was not kept]\n"
+                    cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=note))
+                    self.events.report(events.OUTPUT_DROPPED, cell_index, f"output passed {limit}")
+                return None
+        return super().process_message(msg, cell, cell_index)
 
     # ------------------------------------------------------------ the cells
     def _run_trusted_setup(self, source: str) -> None:

@@ -36,6 +36,7 @@ import errno
 import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import stat
@@ -713,7 +714,10 @@ def _open_archive(file: BinaryIO, entry: str) -> zipfile.ZipFile:
     file listing millions would cost gigabytes. ``zipfile._EndRecData`` is
     private, but it is exactly what ZipFile reads next, Zip64 included."""
     shown = _shown(entry)
-    end = zipfile._EndRecData(file)
+    try:  # a Zip64 record spanning disks raises BadZipFile here
+        end = zipfile._EndRecData(file)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise Refused(f"{shown} is not a readable zip file ({_one_line(error)})") from None
     if end is None:
         raise Refused(f"{shown} is not a readable zip file")
     if (
@@ -819,7 +823,8 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         with archive.open(info) as member:
             data = member.read(MAX_FILE_BYTES + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError,
+            OSError) as error:  # fmt: skip
         raise Refused(f"{name} could not be extracted ({_one_line(error)})") from None
     if len(data) > MAX_FILE_BYTES:
         raise Refused(

@@ -66,7 +66,8 @@ class Ledger:
     def merge(self, result: TaskResult, notebooks: list[str]) -> None:
         """One student's scores into the gradebook (a notebook that was not
         graded scores 0), their graded notebooks and feedback pages into
-        ``autograded/`` and ``feedback/``."""
+        ``autograded/`` and ``feedback/``, where an earlier run's page of a
+        notebook not graded now is removed."""
         student = result.student
         with self._gradebook() as gb, warnings.catch_warnings():
             # nbgrader's own submission code trips SQLAlchemy 2's autoflush warning
@@ -86,11 +87,17 @@ class Ledger:
                         grade.needs_manual_grade = False
                 flag(gb, student, stem, result.review)
             gb.db.commit()
-        for name, graded in result.notebooks.items():
-            _write(self.layout.autograded(student) / name, graded.autograded)
-            if graded.feedback:
-                page = name.removesuffix(".ipynb") + ".html"
-                _write(self.layout.feedback(student) / page, graded.feedback)
+        for name in notebooks:  # a page from an earlier run must not contradict this one
+            graded = result.notebooks.get(name)
+            page = self.layout.feedback(student) / (name.removesuffix(".ipynb") + ".html")
+            if graded is None:
+                (self.layout.autograded(student) / name).unlink(missing_ok=True)
+            else:
+                _write(self.layout.autograded(student) / name, graded.autograded)
+            if graded is not None and graded.feedback:
+                _write(page, graded.feedback)
+            else:
+                page.unlink(missing_ok=True)
 
     def export(self) -> None:
         """``grades.csv`` from the gradebook, by nbgrader's CSV exporter."""

@@ -53,7 +53,11 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)  # student -> a worker's wall time
 
     def add_problem(self, student: str, message: str) -> None:
-        self.problems.setdefault(student, []).append(message)
+        """Record a problem as one printable line: a message may quote what a
+        student wrote (a cell id, an error), and a newline or a terminal escape
+        in it must not forge a line or drive the instructor's terminal."""
+        line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        self.problems.setdefault(student, []).append(line)
 
 
 class ProgressBar:
@@ -180,8 +184,8 @@ def _grade(layout: Layout, options: Options, progress: Callable[[int, int, int],
     def on_result(task: events.Task, result: events.TaskResult | None, problem: str) -> None:
         nonlocal failures, done
         done += 1
-        if result is None:
-            summary.add_problem(task.student, problem)
+        if result is None or result.retry:  # not recorded: the next run grades them again
+            summary.add_problem(task.student, problem or result.retry)
             failures += 1
         else:
             ledger.merge(result, notebooks)

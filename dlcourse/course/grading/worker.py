@@ -235,9 +235,10 @@ def _autograde(
         failed = True
     reported = events.read_events(events_file)
     result.problems += [event.message() for event in reported]
+    result.retry = next((e.message() for e in reported if e.kind == events.NO_KERNEL), result.retry)
     path = Layout(folder).autograded(student) / name
     if failed or not path.exists():
-        if not any(event.kind == events.GAVE_UP for event in reported):
+        if not any(event.kind in (events.GAVE_UP, events.NO_KERNEL) for event in reported):
             why = next((m for m in errors.lines if "Traceback" not in m), "no reason given")
             result.problems.append(
                 f"{name}: nbgrader could not grade it ({why[:300]}); its exercises score 0"

@@ -1,0 +1,1 @@
+"""The instructor's semester around grading: grades for the LMS (:mod:`lms`)."""
