@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -18,10 +19,11 @@ import pytest
 from bs4 import BeautifulSoup
 from fixtures.browser import artefacts_folder, browser_context
 
+from dlcourse.course import appendix
 from dlcourse.course import book as bookmod
 from dlcourse.course.book import BookError, build_book
 from dlcourse.course.cli import main
-from dlcourse.course.layout import ASSIGNMENT, Layout
+from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["01_deep_learning", "02_chain_rule", "03_backpropagation"]
@@ -144,6 +146,27 @@ def test_without_answers_appendix_a_is_left_out_and_not_linked(
     for page in PAGES[:-1]:
         text = text_of(out / page)
         assert not [line for line in secrets if line in text], f"{page} shows an answer"
+
+
+def test_while_appendix_a_is_withheld_the_book_leaves_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bookmod, "run_section", no_execution)
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in (CONFIG, SOURCE, RELEASE):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, course / name)
+    appendix.build(course, answers=False)  # `dlcourse release --no-answers`
+    out = tmp_path / "site"
+    main(["--root", str(course), "book", "--out", str(out)])
+    assert "Appendix A is withheld" in capsys.readouterr().out
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.html")) == sorted(PAGES[:-1])
+    assert "Appendix A: Answers to Exercises" in text_of(out / "index.html")
+    appendix.build(course, answers=True)
+    build_book(course, out)  # once released, with its links back to the sections
+    answers = BeautifulSoup((out / "appendix_a.html").read_text(), "html.parser")
+    links = [a["href"] for a in answers.find_all("a", href=True)]
+    assert f"{ASSIGNMENT}/01_deep_learning.html#1.1-Deep-Learning" in links, links
 
 
 def test_rebuilds_a_book_but_never_overwrites_anything_else(

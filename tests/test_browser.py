@@ -10,6 +10,7 @@ Skipped, saying why, where Chromium or Playwright is missing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ import pytest
 from fixtures.browser import artefacts_folder, browser_context, chromium_path
 
 from dlcourse.course.authoring import KERNEL
+from dlcourse.course.layout import APPENDIX, ASSIGNMENT, CONFIG, INDEX, RELEASE, SOURCE, Layout
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/ch01/02_chain_rule.ipynb"
 GRADING_PROGRESS = "grading_progress.ipynb"
+SECRET = "dlcourse-not-for-learners"  # in every file of the course copy a learner must not reach
+# What the solution notebooks hold and a learner's notebooks never do.
+ANSWER_MARKS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
+WORKSPACE_TOP = {ASSIGNMENT, INDEX.name, APPENDIX.name}  # what a learner's file browser lists
 CORRECT = """def chain_rule(f_prime, g, g_prime):
     def derivative(x):
         return f_prime(g(x)) * g_prime(x)
@@ -88,12 +94,30 @@ def wait_until_up(process: subprocess.Popen, url: str, token: str, log: Path) ->
     pytest.fail(f"JupyterLab did not answer within 120 s:\n{log.read_text()[-3000:]}")
 
 
+def course_copy(folder: Path) -> Path:
+    """A copy of the course (the learner's and the instructor's notebooks, the
+    configuration) in ``folder``, with a gradebook and a submission that hold
+    SECRET, as after grading; its path."""
+    from nbgrader.api import Gradebook
+
+    course = folder / "course"
+    course.mkdir()
+    for name in (CONFIG, SOURCE, RELEASE):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, course / name)
+    layout = Layout.of(course)
+    with Gradebook(f"sqlite:///{layout.gradebook}") as gradebook:
+        gradebook.add_student(SECRET)
+    submission = nbformat.read(ROOT / NOTEBOOK, 4)
+    submission.cells.append(nbformat.v4.new_markdown_cell(SECRET))
+    layout.submitted("alice").mkdir(parents=True)
+    nbformat.write(submission, layout.submitted("alice") / Path(NOTEBOOK).name)
+    return course
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
     chromium_path()  # skip before starting a server nobody will look at
-    course = tmp_path_factory.mktemp("lab") / "course"
-    shutil.copytree(ROOT / "notebooks", course / "notebooks")
-    shutil.copy2(ROOT / "nbgrader_config.py", course)
+    course = course_copy(tmp_path_factory.mktemp("lab"))
     # an instructor's notebook showing grading's progress (the calls grade() makes)
     instructor = nbformat.v4.new_notebook(metadata={"kernelspec": dict(KERNEL)})
     instructor.cells.append(
@@ -106,16 +130,29 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         )
     )
     nbformat.write(instructor, course / GRADING_PROGRESS)
+    return course
+
+
+@pytest.fixture(scope="module")
+def lab(course: Path) -> Iterator[Lab]:
+    """The learner's JupyterLab, as `./course lab` starts it."""
     with running_lab(course) as lab:
         yield lab
 
 
+@pytest.fixture(scope="module")
+def instructor_lab(course: Path) -> Iterator[Lab]:
+    with running_lab(course, "--instructor") as lab:
+        yield lab
+
+
 @contextlib.contextmanager
-def running_lab(course: Path) -> Iterator[Lab]:
-    """`dlcourse lab` on ``course``, on 127.0.0.1 with a token and a free port;
-    its log next to the course. Ended, with its kernels, when the block ends."""
+def running_lab(course: Path, *options: str) -> Iterator[Lab]:
+    """`dlcourse lab OPTIONS` on ``course``, on 127.0.0.1 with a token and a
+    free port (JupyterLab's options, after dlcourse's); its log next to the
+    course. Ended, with its kernels, when the block ends."""
     port, token = free_port(), secrets.token_hex(16)
-    log = course.parent / "jupyterlab.log"
+    log = course.parent / f"jupyterlab{''.join(options)}.log"
     # The Jupyter state folders of conftest.py, under a temporary folder, but the
     # configuration `dlcourse lab` keeps in the course (here, the course's copy).
     env = dict(os.environ)
@@ -124,6 +161,7 @@ def running_lab(course: Path) -> Iterator[Lab]:
     command = [
         *lab_command(),
         "lab",
+        *options,
         "--no-browser",
         f"--port={port}",
         "--ServerApp.ip=127.0.0.1",
@@ -161,7 +199,27 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
     """Open ``path`` in JupyterLab and wait for its kernel; the notebook's panel."""
     page.goto(lab.open(path))
-    return current_notebook(page)
+    panel = current_notebook(page)
+    wait_until_connected(lab, path)
+    return panel
+
+
+def wait_until_connected(lab: Lab, path: str) -> None:
+    """Wait until the page is connected to the kernel of ``path``'s session, as
+    the server sees it (the page's indicator says idle before it is, and cells
+    run then are lost)."""
+    deadline = time.monotonic() + 120
+    request = urllib.request.Request(
+        f"{lab.url}api/sessions", headers={"Authorization": f"token {lab.token}"}
+    )
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            sessions = json.loads(response.read())
+        kernels = [s["kernel"] for s in sessions if s["path"] == path]
+        if any(k["connections"] and k["execution_state"] == "idle" for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no kernel of {path} was connected and idle within 120 s: {sessions}")
 
 
 def current_notebook(page: Page) -> Locator:
@@ -287,7 +345,7 @@ def test_a_learner_runs_answers_and_validates_a_section(
 def test_training_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
     with browser_context((1400, 1000)) as (context, watch):
         page = context.new_page()
-        panel = open_notebook(page, lab, "notebooks/ch01/01_deep_learning.ipynb")
+        panel = open_notebook(page, lab, f"{ASSIGNMENT}/01_deep_learning.ipynb")
         run_all(page, panel)
         bar = panel.locator(".jp-OutputArea-output .widget-hprogress")
         bar.first.wait_for(state="attached", timeout=60_000)
@@ -306,10 +364,10 @@ def test_training_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
     assert not watch.page_errors, watch.page_errors
 
 
-def test_grading_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
+def test_grading_shows_a_progress_widget(instructor_lab: Lab, shots: Path) -> None:
     with browser_context((1400, 1000)) as (context, watch):
         page = context.new_page()
-        open_notebook(page, lab, GRADING_PROGRESS)
+        open_notebook(page, instructor_lab, GRADING_PROGRESS)
         # the workspace may bring back the sections opened before: act on this notebook
         panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)", has_text="ProgressBar")
         panel.locator(".jp-Cell").first.click()
@@ -321,4 +379,86 @@ def test_grading_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
         widget.screenshot(path=shots / "9-grading-progress-widget.png")
         assert panel.locator(STDERR).count() == 0
     assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
+    assert not watch.page_errors, watch.page_errors
+
+
+def listing(page: Page) -> set[str]:
+    """The names in the file browser, once it has listed its folder."""
+    names = page.locator(".jp-FileBrowser .jp-DirListing-item .jp-DirListing-itemText")
+    names.first.wait_for(timeout=60_000)
+    return set(names.all_inner_texts())
+
+
+def go_home(page: Page) -> set[str]:
+    """Take the file browser to its top folder, and keep it there (JupyterLab
+    may still be taking it to the folder of the notebook it opened); what it lists."""
+    deadline = time.monotonic() + 60
+    home = page.locator(".jp-FileBrowser .jp-BreadCrumbs-home")
+    crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs-item")
+    settled = 0
+    while settled < 2:
+        assert time.monotonic() < deadline, "the file browser would not stay in its top folder"
+        if crumbs.count():
+            home.click()
+            settled = 0
+        else:
+            settled += 1
+        page.wait_for_timeout(1000)
+    return listing(page)
+
+
+def test_the_learners_file_browser_reaches_only_the_workspace(lab: Lab, shots: Path) -> None:
+    with browser_context((1400, 1000)) as (context, watch):
+        page = context.new_page()
+        page.goto(f"{lab.url}?token={lab.token}")
+        current_notebook(page)
+        assert go_home(page) == WORKSPACE_TOP
+        page.screenshot(path=shots / "10-learner-file-browser.png")
+        # the top folder has no parent to go up to
+        crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs-item").all_inner_texts()
+        assert ".." not in crumbs and SOURCE not in crumbs, crumbs
+        launcher = page.locator(".lm-TabBar-tab", has_text="Launcher")
+        page.locator(".jp-FileBrowser-toolbar [data-command='launcher:create']").click()
+        launcher.first.wait_for(timeout=30_000)
+        cards = page.locator(".jp-LauncherCard").all_inner_texts()
+        assert cards and not [c for c in cards if "Terminal" in c], cards
+        menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+        assert "Nbgrader" not in menus, f"the instructor's nbgrader menu is there: {menus}"
+        for path in (
+            f"../{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
+            f"%2e%2e/{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
+            f"{ASSIGNMENT}/../../{SOURCE}/{ASSIGNMENT}/02_chain_rule.ipynb",
+            f"../submitted/alice/{ASSIGNMENT}/02_chain_rule.ipynb",
+        ):
+            page.goto(f"{lab.url}lab/tree/{path}?token={lab.token}")
+            page.locator(".jp-FileBrowser .jp-DirListing-item").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)  # time for a document to open, if it were to
+            shown = page.locator("#main").inner_text()
+            assert not [m for m in (*ANSWER_MARKS, SECRET) if m in shown], path
+            # what is open (the learner's notebooks, brought back from before) is theirs
+            tabs = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").evaluate_all(
+                "tabs => tabs.map(t => t.title)"
+            )
+            opened = [line for t in tabs for line in t.splitlines() if line.startswith("Path:")]
+            assert all(p.startswith(f"Path: {ASSIGNMENT}/") for p in opened), (path, tabs)
+            assert go_home(page) == WORKSPACE_TOP, path
+        page.screenshot(path=shots / "11-learner-asked-for-a-solution.png")
+    assert not watch.blocked, f"JupyterLab tried to reach other hosts: {watch.blocked}"
+    assert not watch.page_errors, watch.page_errors
+
+
+def test_the_instructors_file_browser_has_the_whole_course(
+    instructor_lab: Lab, shots: Path
+) -> None:
+    with browser_context((1400, 1000)) as (context, watch):
+        page = context.new_page()
+        page.goto(f"{instructor_lab.url}lab/tree/{SOURCE}?token={instructor_lab.token}")
+        page.locator(".jp-FileBrowser .jp-DirListing-item", has_text=ASSIGNMENT).first.wait_for(
+            timeout=60_000
+        )
+        page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").click()
+        page.locator(".jp-FileBrowser .jp-DirListing-item", has_text="submitted").wait_for()
+        assert {SOURCE, RELEASE, "submitted", "gradebook.db"} <= listing(page)
+        assert "Nbgrader" in page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+        page.screenshot(path=shots / "12-instructor-file-browser.png")
     assert not watch.page_errors, watch.page_errors

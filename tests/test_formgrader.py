@@ -90,7 +90,7 @@ def course(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def lab(course: Path) -> Iterator[Lab]:
-    with running_lab(course) as lab:
+    with running_lab(course, "--instructor") as lab:
         yield lab
 
 

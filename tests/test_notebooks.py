@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,16 @@ from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
 from dlcourse.course import appendix, nbgrader_cli, release
-from dlcourse.course.layout import ASSIGNMENT, Layout
+from dlcourse.course.layout import (
+    APPENDIX,
+    ASSIGNMENT,
+    CONFIG,
+    INDEX,
+    RELEASE,
+    SOURCE,
+    WITHHELD_APPENDIX,
+    Layout,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = Layout.of(ROOT)
@@ -47,6 +57,44 @@ def test_the_chapter_has_three_notebooks_and_nineteen_exercises() -> None:
 
 def test_released_notebooks_and_appendix_are_current() -> None:
     assert release.stale(ROOT) == [], "run `dlcourse release` and commit the result"
+    assert LAYOUT.answers_released, "the course as committed is for self-study: Appendix A out"
+
+
+def test_appendix_a_withheld_stays_out_of_the_workspace_until_released(tmp_path: Path) -> None:
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in (CONFIG, SOURCE, RELEASE):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, course / name)
+    layout = Layout.of(course)
+
+    def index_text() -> str:
+        return "\n".join(c.source for c in nbformat.read(course / INDEX, 4).cells)
+
+    assert appendix.build(course, answers=False) == [
+        str(WITHHELD_APPENDIX),
+        str(INDEX),
+        f"{APPENDIX} (removed)",
+    ]
+    assert not layout.answers_released and layout.appendix == course / WITHHELD_APPENDIX
+    assert not (course / APPENDIX).exists() and "appendix_a" not in index_text()
+    assert "Appendix A: Answers to Exercises (your instructor releases it" in index_text()
+    withheld = nbformat.read(course / WITHHELD_APPENDIX, 4)
+    targets = [u for c in withheld.cells for u in link_targets(c.source) if ".ipynb" in u]
+    assert targets and all((course / SOURCE / urldefrag(u)[0]).is_file() for u in targets)
+    assert appendix.build(course) == [], "a later release keeps it withheld"
+    assert release.stale(course) == []
+    # released after the deadline
+    assert appendix.build(course, answers=True) == [
+        str(APPENDIX),
+        str(INDEX),
+        f"{WITHHELD_APPENDIX} (removed)",
+    ]
+    assert layout.answers_released and not (course / WITHHELD_APPENDIX).exists()
+    assert (course / APPENDIX).read_bytes() == (ROOT / APPENDIX).read_bytes()
+    assert (course / INDEX).read_bytes() == (ROOT / INDEX).read_bytes()
+    assert appendix.build(course) == []
+    (course / WITHHELD_APPENDIX).write_bytes((course / APPENDIX).read_bytes())
+    assert set(appendix.stale(course)) == {str(APPENDIX), str(INDEX), str(WITHHELD_APPENDIX)}
 
 
 @pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.name)

@@ -7,10 +7,16 @@ maps each term to the section headings that treat it (each source's
 ``INDEX``: term -> a heading or a list of headings, exercises included), as
 links that JupyterLab resolves (a heading's anchor is its text with spaces as
 dashes).
+
+Appendix A is either released, next to the index in the learners' workspace,
+or withheld in the instructor's folder (``dlcourse release --no-answers``),
+where the learner's JupyterLab cannot reach it; the index links to it only
+when it is released.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +24,14 @@ from pathlib import Path
 import nbformat
 
 from dlcourse.course import authoring
-from dlcourse.course.layout import APPENDIX, ASSIGNMENT, INDEX, RELEASE
+from dlcourse.course.layout import (
+    APPENDIX,
+    ASSIGNMENT,
+    INDEX,
+    RELEASE,
+    WITHHELD_APPENDIX,
+    Layout,
+)
 
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 # The book's own index entry, kept as it stands: "deep learning, 1" (page 1 is section 1.1).
@@ -108,7 +121,8 @@ def _section(notebook: str, root: Path) -> str:
     return headings(source.cells)[0]
 
 
-def appendix_notebook(root: Path) -> nbformat.NotebookNode:
+def appendix_notebook(root: Path, where: Path = APPENDIX) -> nbformat.NotebookNode:
+    """Appendix A, its links relative to ``where`` (relative to the course folder)."""
     cells = [
         authoring.md(r"""
 # Appendix A: Answers to Exercises
@@ -125,7 +139,8 @@ implementation whose results match within floating-point tolerance.
         if item.notebook != section:
             section = item.notebook
             title = _section(section, root)
-            link = f"../{RELEASE}/{ASSIGNMENT}/{section}#{anchor(title)}"
+            target = os.path.relpath(Path(RELEASE, ASSIGNMENT, section), where.parent)
+            link = f"{Path(target).as_posix()}#{anchor(title)}"
             cells.append(authoring.md(f"## Section {title}\n\nExercises of [{title}]({link})."))
         cells.append(authoring.md(f"### A.{number} {item.title}\n\n{item.explanation}"))
         cells.append(authoring.code(item.code))
@@ -158,14 +173,17 @@ def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
     return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
 
 
-def index_notebook(root: Path) -> nbformat.NotebookNode:
+def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
+    """The contents and the index; Appendix A is linked only when ``answers``
+    (it is then next to the index, in the learners' workspace)."""
     contents = []
     for source in authoring.sources(root):
         title = headings(source.cells)[0]
         contents.append(f"- [{title}]({ASSIGNMENT}/{source.name}.ipynb#{anchor(title)})")
     contents.append(
-        "- [Appendix A: Answers to Exercises](../solutions/appendix_a.ipynb) "
-        "(your instructor may release it after the deadline)"
+        f"- [Appendix A: Answers to Exercises]({APPENDIX.relative_to(INDEX.parent).as_posix()})"
+        if answers
+        else "- Appendix A: Answers to Exercises (your instructor releases it after the deadline)"
     )
     numbers = {  # "01_deep_learning.ipynb" -> "1.1", from the title "1.1 Deep Learning"
         f"{source.name}.ipynb": headings(source.cells)[0].split()[0]
@@ -194,20 +212,41 @@ def index_notebook(root: Path) -> nbformat.NotebookNode:
     return authoring.build(cells)
 
 
-def build(root: Path) -> list[str]:
-    """Write Appendix A and the index; the paths that changed."""
+def _pages(root: Path, answers: bool) -> list[tuple[Path, nbformat.NotebookNode]]:
+    """Appendix A where ``answers`` puts it, and the index, as they should be."""
+    where = APPENDIX if answers else WITHHELD_APPENDIX
+    return [(where, appendix_notebook(root, where)), (INDEX, index_notebook(root, answers))]
+
+
+def build(root: Path, answers: bool | None = None) -> list[str]:
+    """Write Appendix A and the index; the paths that changed.  Appendix A
+    goes to the learners' workspace if ``answers``, to the instructor's folder
+    if not, and stays where it is if None (see :attr:`Layout.answers_released`);
+    the other copy, if any, is removed."""
+    if answers is None:
+        answers = Layout.of(root).answers_released
     changed = []
-    for relative, nb in ((APPENDIX, appendix_notebook(root)), (INDEX, index_notebook(root))):
+    for relative, nb in _pages(root, answers):
         if authoring.write(nb, root / relative):
             changed.append(str(relative))
+    other = WITHHELD_APPENDIX if answers else APPENDIX
+    if (root / other).exists():
+        (root / other).unlink()
+        changed.append(f"{other} (removed)")
     return changed
 
 
 def stale(root: Path) -> list[str]:
-    """Which of Appendix A and the index differ from what the sources give."""
+    """Which of Appendix A and the index differ from what the sources give,
+    Appendix A released or withheld as it is now; a copy in the other place
+    is stale too."""
+    answers = Layout.of(root).answers_released
     out = []
-    for relative, nb in ((APPENDIX, appendix_notebook(root)), (INDEX, index_notebook(root))):
+    for relative, nb in _pages(root, answers):
         path = root / relative
         if not path.exists() or path.read_text() != nbformat.writes(nb) + "\n":
             out.append(str(relative))
+    other = WITHHELD_APPENDIX if answers else APPENDIX
+    if (root / other).exists():
+        out.append(str(other))
     return out

@@ -47,7 +47,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 from dlcourse.course import appendix, authoring
-from dlcourse.course.layout import APPENDIX, ASSIGNMENT, INDEX, RELEASE, Layout
+from dlcourse.course.layout import ASSIGNMENT, INDEX, RELEASE, Layout
 
 MARKER = ".dlcourse-book"  # marks a folder as a book this module built, safe to replace
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -123,12 +123,16 @@ def pages(root: Path, include_answers: bool) -> list[Page]:
             )
         )
     if include_answers:
-        answers = PurePosixPath(APPENDIX.as_posix())
-        found.append(Page(answers, PurePosixPath("appendix_a.html"), False))
+        found.append(Page(_appendix(root), PurePosixPath("appendix_a.html"), False))
     for page in found:
         if not (root / page.source).is_file():
             raise BookError(f"{root / page.source} is missing: run `dlcourse release` first.")
     return found
+
+
+def _appendix(root: Path) -> PurePosixPath:
+    """Appendix A, relative to the course folder, released or withheld."""
+    return PurePosixPath(Layout.of(root).appendix.relative_to(Layout.of(root).root).as_posix())
 
 
 def _relative(target: PurePosixPath, page: PurePosixPath) -> str:
@@ -369,7 +373,7 @@ def build_book(root: Path, out: Path, include_answers: bool = True) -> Path:
         raise BookError(f"{out} contains the course; build the book in a folder of its own.")
     _refuse_foreign(out)
     book = pages(root, include_answers)
-    left_out = set() if include_answers else {PurePosixPath(APPENDIX.as_posix())}
+    left_out = set() if include_answers else {_appendix(root)}
     notebooks = [nbformat.read(root / page.source, as_version=4) for page in book]
     titles = [_title(nb, page.source.stem) for nb, page in zip(notebooks, book)]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlcourse.course.layout import ASSIGNMENT, RELEASE, Layout
+from dlcourse.course.layout import WITHHELD_APPENDIX, Layout
 
 ROOT_HELP = "the course folder (default: the current folder, or the repository this package is in)"
 
@@ -46,26 +46,38 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
         raise SystemExit(
             "dlcourse lab: JupyterLab is not installed; pip install 'dlcourse[course]'."
         )
-    root = course_root(args.root)
+    from dlcourse.course import workspace
+
+    layout = Layout.of(course_root(args.root))
     env = dict(os.environ)
     if "JUPYTER_CONFIG_DIR" not in env:  # the course's own configuration, kept in the course
-        env["JUPYTER_CONFIG_DIR"] = str(Layout.of(root).jupyter_config)
+        config = layout.instructor_jupyter_config if args.instructor else layout.jupyter_config
+        env["JUPYTER_CONFIG_DIR"] = str(config)
         if "JUPYTERLAB_SETTINGS_DIR" not in env:
-            answer_no_to_news(Path(env["JUPYTER_CONFIG_DIR"]))
+            answer_no_to_news(config)
     env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    top = layout.root if args.instructor else layout.workspace
+    first = next(iter(layout.released_notebooks()), None)
     command = [
         sys.executable,
         "-m",
         "jupyter",
         "lab",
-        f"--ServerApp.root_dir={root}",
-        f"--LabApp.default_url=/lab/tree/{RELEASE}/{ASSIGNMENT}/01_deep_learning.ipynb",
+        f"--LabApp.default_url=/lab/tree/{first.relative_to(top).as_posix()}"
+        if first
+        else "--LabApp.default_url=/lab",
         # The course reads nothing off the network: no news feed, no update check.
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
         # Kernels' channels encrypted (CurveZMQ) rather than plain-text TCP.
         "--KernelManager.transport_encryption=auto",
     ]
+    if args.instructor:
+        command.append(f"--ServerApp.root_dir={layout.root}")
+    else:
+        command += workspace.learner_options(layout)
+        paths = [str(workspace.LEARNER_JUPYTER_PATH), env.get("JUPYTER_CONFIG_PATH", "")]
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(p for p in paths if p)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     os.execve(sys.executable, command + extra, env)
@@ -75,8 +87,14 @@ def cmd_lab(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import release
 
-    changed = release.release(course_root(args.root))
+    root = course_root(args.root)
+    changed = release.release(root, answers=args.answers)
     print("\n".join(f"updated {path}" for path in changed) or "everything was up to date")
+    if not Layout.of(root).answers_released:
+        print(
+            f"Appendix A is withheld in {WITHHELD_APPENDIX}, out of the learners' reach; "
+            "`dlcourse release --answers` releases it into their workspace."
+        )
     return 0
 
 
@@ -180,8 +198,11 @@ def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
 
     root = course_root(args.root)
     out = Path(args.out) if args.out else root / "build" / "book"
+    withheld = not Layout.of(root).answers_released
+    if withheld:
+        print(f"Appendix A is withheld ({WITHHELD_APPENDIX}): the book leaves it out too.")
     try:
-        first = book.build_book(root, out, include_answers=not args.no_answers)
+        first = book.build_book(root, out, include_answers=not (args.no_answers or withheld))
     except book.BookError as error:
         raise SystemExit(f"dlcourse book: {error}") from None
     print(f"the book: {first}")
@@ -189,16 +210,41 @@ def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # no abbreviations: whatever `dlcourse lab` does not know goes to JupyterLab as it is
     parser = argparse.ArgumentParser(
-        prog="dlcourse", description="Chapter 1 of the deep-learning course: learn, release, grade."
+        prog="dlcourse",
+        description="Chapter 1 of the deep-learning course: learn, release, grade.",
+        allow_abbrev=False,
     )
     parser.add_argument("--root", help=ROOT_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser(
-        "lab", help="open the course in JupyterLab (other options go to JupyterLab)"
+        "lab",
+        help="open the learner's workspace in JupyterLab (other options go to JupyterLab)",
+        allow_abbrev=False,
+    )
+    lab.add_argument(
+        "--instructor",
+        action="store_true",
+        help="the whole course instead, with the solutions, formgrader and a terminal",
     )
     lab.set_defaults(run=cmd_lab)
     rel = sub.add_parser("release", help="regenerate notebooks/ and Appendix A from solutions/")
+    answers = rel.add_mutually_exclusive_group()
+    answers.add_argument(
+        "--no-answers",
+        dest="answers",
+        action="store_false",
+        default=None,
+        help="withhold Appendix A from the learners' workspace, in this and later releases",
+    )
+    answers.add_argument(
+        "--answers",
+        dest="answers",
+        action="store_true",
+        default=None,
+        help="release Appendix A into the learners' workspace (after the deadline)",
+    )
     rel.set_defaults(run=cmd_release)
     chk = sub.add_parser("check", help="run a notebook and show which exercises pass")
     chk.add_argument("notebook")

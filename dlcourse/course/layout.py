@@ -17,8 +17,13 @@ SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with t
 RELEASE = "notebooks"  # nbgrader's release directory: what learners get
 LMS_GRADES = "grades-{}.csv"  # dlcourse export's file for an LMS (canvas, moodle)
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
-APPENDIX = Path(SOURCE) / "appendix_a.ipynb"  # Appendix A, relative to the course folder
-INDEX = Path(RELEASE) / "index.ipynb"  # the index, likewise
+# The learner's JupyterLab opens the release directory and reaches nothing above it.
+WORKSPACE = RELEASE
+INDEX = Path(RELEASE) / "index.ipynb"  # the index, relative to the course folder
+# Appendix A, released in the learners' workspace (self-study, or after the deadline), or
+# withheld in the instructor's folder (`dlcourse release --no-answers`): there is one at a time.
+APPENDIX = Path(RELEASE) / "appendix_a.ipynb"
+WITHHELD_APPENDIX = Path(SOURCE) / "appendix_a.ipynb"
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,21 @@ class Layout:
         return self.root / RELEASE / ASSIGNMENT
 
     @property
+    def workspace(self) -> Path:
+        """The learner's JupyterLab's root: their notebooks, the index and, when
+        released, Appendix A."""
+        return self.root / WORKSPACE
+
+    @property
+    def answers_released(self) -> bool:
+        """Appendix A is in the learners' workspace unless the instructor withheld
+        it; a course never released yet releases it."""
+        return not (self.root / WITHHELD_APPENDIX).exists()
+
+    @property
     def appendix(self) -> Path:
-        return self.root / APPENDIX
+        """Where Appendix A is now: released or withheld."""
+        return self.root / (APPENDIX if self.answers_released else WITHHELD_APPENDIX)
 
     @property
     def index(self) -> Path:
@@ -101,7 +119,13 @@ class Layout:
 
     @property
     def jupyter_config(self) -> Path:
+        """The learner's JupyterLab's settings and saved layouts."""
         return self.state / "jupyter"
+
+    @property
+    def instructor_jupyter_config(self) -> Path:
+        """The instructor's, kept apart (their layouts name solutions and students)."""
+        return self.state / "jupyter-instructor"
 
     @property
     def book(self) -> Path:

@@ -42,16 +42,18 @@ def generate(root: Path) -> dict[str, nbformat.NotebookNode]:
         }
 
 
-def release(root: Path) -> list[str]:
+def release(root: Path, answers: bool | None = None) -> list[str]:
     """Rebuild everything learners and instructors read from the sources:
     solution notebooks, learner notebooks, Appendix A and the index.
-    Returns the paths that changed."""
+    ``answers`` releases Appendix A into the learners' workspace (True),
+    withholds it in the instructor's folder (False) or leaves it where it is
+    (None). Returns the paths that changed."""
     changed = build_solutions(root)
     for name, nb in generate(root).items():
         path = Layout.of(root).release / name
         if authoring.write(nb, path):
             changed.append(str(path.relative_to(root)))
-    changed += appendix.build(root)
+    changed += appendix.build(root, answers)
     return changed
 
 
