@@ -100,6 +100,9 @@ def course_copy(folder: Path) -> Path:
     SECRET, as after grading; its path."""
     from nbgrader.api import Gradebook
 
+    from dlcourse.course import nbgrader_cli
+
+    nbgrader_cli.put_tools_on_path()  # a new gradebook runs alembic
     course = folder / "course"
     course.mkdir()
     for name in (CONFIG, SOURCE, RELEASE):
