@@ -99,7 +99,7 @@ def test_sections_are_the_learner_versions_with_their_outputs(book: Path) -> Non
     assert re.search(r"training:\s100%\s+150/150", deep), "progress bars show how they ended"
     assert not re.search(r"(?<!\d)0/150", deep), "a progress bar is shown as it started"
     backprop = text_of(book / ASSIGNMENT / "03_backpropagation.html")
-    assert "Complete exercises 1 to 5 first" in backprop, "outputs must come from the stubs"
+    assert "Complete exercises 1.3.1 to 1.3.5 first" in backprop, "outputs must come from the stubs"
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
-from dlcourse.course import appendix, nbgrader_cli, release
+from dlcourse.course import appendix, authoring, nbgrader_cli, release
 from dlcourse.course.layout import (
     APPENDIX,
     ASSIGNMENT,
@@ -173,8 +173,49 @@ def test_the_index_keeps_the_books_entry_and_the_issues_terms() -> None:
         "backpropagation",
         "gradient descent",
         "vanishing gradients",
+        # the book's terms issue 12 names
+        "loss function",
+        "hidden layer",
+        "shallow network",
+        "deep network",
+        "artificial neural network",
+        "equation (1.1)",
+        "weights and biases",
+        "Jacobian",
+        "vector-Jacobian product",
+        "forward mode",
+        "reverse mode",
+        "softmax",
+        "one-hot",
+        "log-sum-exp",
+        "minibatch",
+        "He initialisation",
+        "LeCun initialisation",
+        "Glorot (Xavier) initialisation",
+        "exploding gradients",
+        "gradient checking",
     ]:
         assert f"**{term}**" in text, f"the index has no entry {term!r}"
+    assert "- **chain rule**: " in text and "; see also *equation (1.1)*, *multivariable" in text
+
+
+def test_exercises_are_numbered_by_section_everywhere() -> None:
+    for name in NAMES:
+        section = "1." + name[1]  # "02_chain_rule.ipynb" -> "1.2"
+        found = [h for h in appendix.headings(nbformat.read(LAYOUT.release / name, 4).cells)
+                 if h.startswith("Exercise ")]  # fmt: skip
+        assert found and all(h.startswith(f"Exercise {section}.") for h in found), found
+    titles = [a.title for a in appendix.answers(ROOT)]
+    assert titles[0].startswith("Exercise 1.1.1: ") and titles[-1].startswith("Exercise 1.3.6: ")
+
+
+def test_a_see_also_must_name_a_term_of_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    terms = appendix.index_terms(ROOT)
+    source = next(iter(authoring.sources(ROOT)))
+    monkeypatch.setattr(source.module, "SEE_ALSO", {"chain rule": ["no such term"]})
+    monkeypatch.setattr(authoring, "sources", lambda root: [source])
+    with pytest.raises(ValueError, match="SEE_ALSO names 'no such term', which is not a term"):
+        appendix.cross_references(ROOT, terms)
 
 
 def test_solution_notebooks_write_nothing_to_stderr() -> None:

@@ -42,7 +42,7 @@ BOOK_INDEX = {"deep learning": "1.1 Deep Learning"}
 class Answer:
     grade_id: str
     notebook: str  # file name of the chapter notebook
-    title: str  # the exercise's heading, e.g. "Exercise 1: a dense layer (1 point)"
+    title: str  # the exercise's heading, e.g. "Exercise 1.1.1: a dense layer (1 point)"
     code: str  # the solution cell without nbgrader's markers
     explanation: str
 
@@ -81,7 +81,7 @@ def anchor(heading: str) -> str:
     """The fragment JupyterLab gives a heading: the heading's rendered text
     (``textContent``) with each space replaced by a dash.  Only plain
     headings, whose text is their source, can be linked to; parentheses, as
-    in "Exercise 1: a dense layer (1 point)", must come in pairs."""
+    in "Exercise 1.1.1: a dense layer (1 point)", must come in pairs."""
     if _NOT_PLAIN.search(heading) or not _balanced(heading):
         raise ValueError(
             f"cannot link to the heading {heading!r}: a linked heading must be plain ASCII "
@@ -173,6 +173,21 @@ def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
     return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
 
 
+def cross_references(root: Path, terms: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
+    """term -> the related terms its entry points to ("see also"), from the
+    sources' ``SEE_ALSO``; each must be a term of the index."""
+    out: dict[str, list[str]] = {}
+    for source in authoring.sources(root):
+        for term, others in getattr(source.module, "SEE_ALSO", {}).items():
+            for name in (term, *others):
+                if name not in terms:
+                    raise ValueError(
+                        f"{source.name}: SEE_ALSO names {name!r}, which is not a term of the index"
+                    )
+            out.setdefault(term, []).extend(o for o in others if o not in out.get(term, []))
+    return out
+
+
 def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
     """The contents and the index; Appendix A is linked only when ``answers``
     (it is then next to the index, in the learners' workspace)."""
@@ -189,8 +204,10 @@ def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
         f"{source.name}.ipynb": headings(source.cells)[0].split()[0]
         for source in authoring.sources(root)
     }
+    terms = index_terms(root)
+    see_also = cross_references(root, terms)
     lines = []
-    for term, places in index_terms(root).items():
+    for term, places in terms.items():
         groups: dict[str, list[str]] = {}  # notebook -> its headings for this term
         for notebook, heading in places:
             groups.setdefault(notebook, []).append(heading)
@@ -201,7 +218,8 @@ def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
             )
             number = numbers[notebook]  # "1.2 [The chain rule](...)", not "1.1 [1.1 Deep Learning]"
             texts.append(links if found[0].startswith(number + " ") else f"{number} {links}")
-        lines.append(f"- **{term}**: " + "; ".join(texts))
+        also = ", ".join(f"*{other}*" for other in see_also.get(term, []))
+        lines.append(f"- **{term}**: " + "; ".join(texts) + (f"; see also {also}" if also else ""))
     cells = [
         authoring.md("# Chapter 1: contents\n\n" + "\n".join(contents)),
         authoring.md(

@@ -178,7 +178,7 @@ Write each function in the cell marked `YOUR CODE HERE` (delete the
 visible tests are quick checks; the grader also runs hidden tests on random
 inputs of several shapes. All arrays are numpy arrays and batches are rows.
 
-### Exercise 1: a dense layer (1 point)
+### Exercise 1.1.1: a dense layer (1 point)
 
 Write `dense(x, W, b)` returning `x @ W + b` for `x` of shape $(N, D_{in})$,
 `W` of shape $(D_{in}, D_{out})$ and `b` of shape $(D_{out},)$.
@@ -206,12 +206,12 @@ for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 2: activation functions (2 points)
+### Exercise 1.1.2: activation functions (2 points)
 
 Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
 elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
 The tests keep $|z|$ up to 30. Beyond that, mind overflow: $e^{-z}$
-overflows for $z < -709$, and numpy warns. Section 1.2's Exercise 2 asks for a
+overflows for $z < -709$, and numpy warns. Exercise 1.2.2 asks for a
 sigmoid derivative that never overflows, and scores it there (once in the
 chapter). A formula that never exponentiates a large positive number is
 $\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$; another treats $z \ge 0$ and
@@ -261,7 +261,7 @@ for shape in [(3,), (4, 5), (2, 3, 4)]:
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 3: the forward pass of a deep network (2 points)
+### Exercise 1.1.3: the forward pass of a deep network (2 points)
 
 Write `mlp_forward(x, params, activation=relu)`. `params` is a list of
 `(W, b)` pairs, one per layer; apply a dense layer after layer, with the
@@ -335,7 +335,7 @@ for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp)
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 4: He initialisation (2 points)
+### Exercise 1.1.4: He initialisation (2 points)
 
 Write `he_init(fan_in, fan_out, rng)` returning `(W, b)`: `W` of shape
 `(fan_in, fan_out)` drawn at random from the generator `rng` (a
@@ -440,7 +440,7 @@ every example gets the same bias.
     "activations": r"""
 `np.maximum(z, 0.0)` compares elementwise and returns a new array. The
 sigmoid `1 / (1 + np.exp(-z))` is right for the tests' range; the answer goes
-further and never overflows (which 1.2's Exercise 2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
+further and never overflows (which Exercise 1.2.2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
 $\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
 denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
 computed from the same safe `e`, so `np.where` never meets an overflow.
@@ -459,13 +459,14 @@ average. Biases start at zero.
 """,
 }
 
-EX1 = "Exercise 1: a dense layer (1 point)"
-EX2 = "Exercise 2: activation functions (2 points)"
-EX3 = "Exercise 3: the forward pass of a deep network (2 points)"
-EX4 = "Exercise 4: He initialisation (2 points)"
+EX1 = "Exercise 1.1.1: a dense layer (1 point)"
+EX2 = "Exercise 1.1.2: activation functions (2 points)"
+EX3 = "Exercise 1.1.3: the forward pass of a deep network (2 points)"
+EX4 = "Exercise 1.1.4: He initialisation (2 points)"
 
 # term -> the headings of the sections that treat it (one or several)
 INDEX = {
+    "weights and biases": ["What a layer computes", EX1],
     "machine learning": "1.1 Deep Learning",
     "neural network": "1.1 Deep Learning",
     "layer": ["What a layer computes", EX3],
@@ -496,4 +497,14 @@ INDEX = {
     "exploding activations": "Depth and initialisation",
     "exploding gradients": "Depth and initialisation",
     "vanishing gradients": "Depth and initialisation",
+}
+
+# term -> related terms its index entry points to ("see also")
+SEE_ALSO = {
+    "artificial neural network": ["neural network", "deep network"],
+    "deep network": ["shallow network", "hidden layer"],
+    "shallow network": ["deep network"],
+    "loss function": ["loss", "cross-entropy loss"],
+    "weights and biases": ["dense layer", "initialisation"],
+    "initialisation": ["He initialisation", "LeCun initialisation", "Glorot (Xavier) initialisation"],
 }

@@ -153,7 +153,7 @@ ax.grid(alpha=0.3, which="both");
     md(r"""
 ## Exercises
 
-### Exercise 1: the central difference (2 points)
+### Exercise 1.2.1: the central difference (2 points)
 
 Write `numerical_derivative(f, x, h=1e-5)` returning the central difference
 $\frac{f(x+h) - f(x-h)}{2h}$. `f` works elementwise on numpy arrays, and `x`
@@ -192,7 +192,7 @@ for shape in [(), (4,), (3, 2)]:
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 2: derivatives of activations (2 points)
+### Exercise 1.2.2: derivatives of activations (2 points)
 
 Write `sigmoid_prime(x)` and `tanh_prime(x)`, the derivatives of
 $\sigma(x) = 1/(1 + e^{-x})$ and $\tanh(x)$, elementwise. Both have a neat
@@ -263,7 +263,7 @@ assert_close(without_overflow("tanh_prime", tanh_prime, x), 1 - np.tanh(x) ** 2,
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 3: the chain rule (2 points)
+### Exercise 1.2.3: the chain rule (2 points)
 
 Write `chain_rule(f_prime, g, g_prime)` returning a **function** of `x` that
 computes $\frac{\mathrm{d}}{\mathrm{d}x} f(g(x))$ by equation (1.1). All the
@@ -305,7 +305,7 @@ for name, f_prime, g, g_prime, exact in cases:
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 4: a chain of any length (2 points)
+### Exercise 1.2.4: a chain of any length (2 points)
 
 Write `chain_derivative(fs, f_primes, x)`: the derivative of
 $y = f_n(\dots f_2(f_1(x)))$ at `x`, where `fs = [f1, f2, ..., fn]` and
@@ -317,7 +317,7 @@ value it receives**. For an empty chain ($y = x$), the derivative is 1.
 This walk has a name: **forward accumulation**, or **forward mode**. The
 derivative travels forward together with the value, from $x$ to $y$, and at
 every step it is the derivative of the current value with respect to $x$.
-Exercise 5 walks the other way.
+Exercise 1.2.5 walks the other way.
 """),
     answer("chain_derivative", r'''
 def chain_derivative(fs, f_primes, x):
@@ -369,7 +369,7 @@ assert_close(empty, [1.0, 1.0], name="chain_derivative([], [], x) (the derivativ
     md(r"""
 ## Forward and reverse accumulation
 
-Exercise 4 carried the derivative forward: after $k$ links it held
+Exercise 1.2.4 carried the derivative forward: after $k$ links it held
 $\mathrm{d}v_k/\mathrm{d}x$, the derivative of the $k$-th value
 $v_k = f_k(v_{k-1})$ (with $v_0 = x$ and $v_n = y$) with respect to the
 input. The chain rule's product can be multiplied in either order, and
@@ -394,7 +394,7 @@ one output, the loss, and millions of weights, each entering the chain
 somewhere in the middle, so reverse mode is what we want: one backward walk
 gives $\partial L/\partial v$ at every point where a weight enters.
 
-### Exercise 5: the reverse walk (2 points)
+### Exercise 1.2.5: the reverse walk (2 points)
 
 Write `chain_backward(fs, f_primes, x)` for the chain
 $y = f_n(\dots f_2(f_1(x)))$ of Exercise 4. Return the list
@@ -461,7 +461,7 @@ def check_chain_backward(links, x, name):
     assert_close(got, numerical, name=f"chain_backward for {name} (axis 0: dy/dv_0, ..., dy/dv_n)",
                  atol=1e-7, rtol=1e-5, mistakes={
         "these are the derivatives of each value with respect to x (forward accumulation, "
-        "Exercise 4); reverse mode returns the derivative of y with respect to each value: "
+        "Exercise 1.2.4); reverse mode returns the derivative of y with respect to each value: "
         "start from dy/dy = 1 at the end and walk back": forward,
         "the list runs from y to x: return it with x first, y last": numerical[::-1]})
     repeated = {f: c for f, c in calls.items() if c > 1}
@@ -532,7 +532,7 @@ def circuit(x, y, z):
     return a * b + x
 ''', locked="circuit"),
     md(r"""
-### Exercise 6: a circuit with fan-out (2 points)
+### Exercise 1.2.6: a circuit with fan-out (2 points)
 
 Write `circuit_backward(dout, x, y, z)` returning `(dx, dy, dz)`: the
 gradients of $\sum \text{dout} \cdot f$ with respect to `x`, `y` and `z`, for
@@ -794,8 +794,8 @@ $$\frac{\partial L}{\partial z_j} = \sum_i \frac{-\operatorname{onehot}(k)_i}{p_
 = -\operatorname{onehot}(k)_j + p_j \sum_i \operatorname{onehot}(k)_i = p_j - \operatorname{onehot}(k)_j .$$
 
 The $p_i$ cancel: no division by a probability that may be tiny. This is why
-softmax and cross-entropy are differentiated as one step (section 1.3,
-Exercise 3), and why the gradient, $p - \operatorname{onehot}$, is so simple.
+softmax and cross-entropy are differentiated as one step (Exercise
+1.3.3), and why the gradient, $p - \operatorname{onehot}$, is so simple.
 """),
     code(r'''
 def softmax(z):
@@ -811,7 +811,7 @@ print("numerical dL/dz        =", numerical_grad(lambda u: -np.log(softmax(u)[k]
 print("softmax(z) - onehot(2) =", (softmax(z) - np.eye(4)[k]).round(6))
 """),
     md(r"""
-### Exercise 7: the softmax Jacobian (3 points)
+### Exercise 1.2.7: the softmax Jacobian (3 points)
 
 Write `softmax_jacobian(z)` for a vector `z` of $C$ logits, returning the
 $C \times C$ matrix `J` with `J[i, j]` $= \partial p_i / \partial z_j$. Use
@@ -912,7 +912,7 @@ for name, analytical, numerical in cases:
     print(f"{name:42s} a check at relative error 1e-7 {verdict(analytical, numerical)}")
 """),
     md(r"""
-### Exercise 8: numerical gradients of arrays (3 points)
+### Exercise 1.2.8: numerical gradients of arrays (3 points)
 
 Write `numerical_gradient(f, x, h=1e-5)`: the gradient of a function `f`
 that takes an array of the shape of `x` and returns one number, by central
@@ -1009,7 +1009,7 @@ assert_close(relative_error(a.copy(), a.copy()), 0.0, name="relative_error(a, a)
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 9: find the bug (2 points)
+### Exercise 1.2.9: find the bug (2 points)
 
 Below is a small network (a $\tanh$ hidden layer and a linear output layer)
 and a backward pass for it, `two_layer_backward_given`, written by someone
@@ -1186,20 +1186,20 @@ $\mathrm{d}W_1$ wrong, so the mistake is in $\mathrm{d}h$ or $\mathrm{d}z$.
 $\mathrm{d}h = \text{dout}\, W_2^\top$ is the dense layer's input gradient;
 $\mathrm{d}z$ multiplies it by $\tanh'(z) = 1 - \tanh^2(z) = 1 - h^2$. The given
 code wrote $1 - z^2$, the derivative's formula applied to the input instead
-of the output (the mistake Exercise 2 warns of, as $1 - x^2$). With
+of the output (the mistake Exercise 1.2.2 warns of, as $1 - x^2$). With
 $1 - h^2$, every gradient agrees.
 """,
 }
 
-EX1 = "Exercise 1: the central difference (2 points)"
-EX2 = "Exercise 2: derivatives of activations (2 points)"
-EX3 = "Exercise 3: the chain rule (2 points)"
-EX4 = "Exercise 4: a chain of any length (2 points)"
-EX5 = "Exercise 5: the reverse walk (2 points)"
-EX6 = "Exercise 6: a circuit with fan-out (2 points)"
-EX7 = "Exercise 7: the softmax Jacobian (3 points)"
-EX8 = "Exercise 8: numerical gradients of arrays (3 points)"
-EX9 = "Exercise 9: find the bug (2 points)"
+EX1 = "Exercise 1.2.1: the central difference (2 points)"
+EX2 = "Exercise 1.2.2: derivatives of activations (2 points)"
+EX3 = "Exercise 1.2.3: the chain rule (2 points)"
+EX4 = "Exercise 1.2.4: a chain of any length (2 points)"
+EX5 = "Exercise 1.2.5: the reverse walk (2 points)"
+EX6 = "Exercise 1.2.6: a circuit with fan-out (2 points)"
+EX7 = "Exercise 1.2.7: the softmax Jacobian (3 points)"
+EX8 = "Exercise 1.2.8: numerical gradients of arrays (3 points)"
+EX9 = "Exercise 1.2.9: find the bug (2 points)"
 ACCUMULATION = "Forward and reverse accumulation"
 PATHS = "Many paths: the multivariable chain rule"
 JACOBIANS = "Jacobians and vector-Jacobian products"
@@ -1210,6 +1210,7 @@ CHECKING = "Gradient checking as a skill"
 
 # term -> the headings of the sections that treat it (one or several)
 INDEX = {
+    "equation (1.1)": "The chain rule",
     "chain rule": ["The chain rule", EX3, EX4, PATHS, JACOBIANS],
     "derivative": ["The chain rule", EX2],
     "composition of functions": ["The chain rule", EX4],
@@ -1247,4 +1248,16 @@ INDEX = {
     "one-hot": SOFTMAX,
     "logits": SOFTMAX,
     "cross-entropy loss": SOFTMAX,
+}
+
+# term -> related terms its index entry points to ("see also")
+SEE_ALSO = {
+    "chain rule": ["equation (1.1)", "multivariable chain rule", "backpropagation"],
+    "equation (1.1)": ["chain rule"],
+    "forward mode": ["reverse mode", "Jacobian-vector product", "forward accumulation"],
+    "reverse mode": ["forward mode", "vector-Jacobian product", "backpropagation"],
+    "Jacobian": ["vector-Jacobian product", "Jacobian-vector product"],
+    "vector-Jacobian product": ["Jacobian", "backward pass"],
+    "gradient checking": ["numerical gradient", "central difference", "relative error"],
+    "softmax": ["one-hot", "cross-entropy loss", "log-sum-exp"],
 }

@@ -144,8 +144,8 @@ print("numerical check of dW1:", check_grad(loss_of_W1, lambda W: dW1, W1))
 ## Exercises
 
 You will now write backpropagation yourself: the backward pass of each layer
-(exercises 1 to 3), a whole network (4), the gradient descent step (5), and
-finally a tiny autodiff engine of your own (6). Each backward function
+(exercises 1.3.1 to 1.3.3), a whole network (1.3.4), the gradient descent step
+(1.3.5), and finally a tiny autodiff engine of your own (1.3.6). Each backward function
 receives `dout`, the gradient of the loss with respect to the layer's output,
 and returns the gradients with respect to its inputs, each of the same shape
 as that input. The tests compare your gradients with numerical ones, and
@@ -153,7 +153,7 @@ time your backward passes on inputs with thousands of numbers: a backward
 pass must cost a few forward passes, as backpropagation does, which rules
 out computing the gradient by finite differences.
 
-### Exercise 1: the dense layer (3 points)
+### Exercise 1.3.1: the dense layer (3 points)
 
 For `out = x @ W + b`, write `linear_backward(dout, x, W)` returning
 `(dx, dW, db)` for `x` $(N, D_{in})$, `W` $(D_{in}, D_{out})$ and `dout`
@@ -236,7 +236,7 @@ assert_close(db, dout.sum(axis=0), name="db for x (256, 512), W (512, 512)")
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 2: backward through activations (2 points)
+### Exercise 1.3.2: backward through activations (2 points)
 
 Write `relu_backward(dout, z)` and `sigmoid_backward(dout, z)`: given the
 gradient `dout` with respect to the activation's output and the
@@ -291,7 +291,7 @@ for shape in [(5,), (4, 3), (2, 3, 4)]:
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 3: softmax cross-entropy (3 points)
+### Exercise 1.3.3: softmax cross-entropy (3 points)
 
 Write `softmax_cross_entropy(logits, y)` returning `(loss, dlogits)` for
 `logits` $(N, C)$ and integer labels `y` $(N,)$: the **mean** over the batch
@@ -392,7 +392,7 @@ assert_close(dlogits, (np.exp(log_probs) - np.eye(100)[y]) / 2000, atol=1e-12,
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 4: backpropagation through a deep network (4 points)
+### Exercise 1.3.4: backpropagation through a deep network (4 points)
 
 Write `mlp_loss_and_grads(x, y, params)` for a network of any depth (the tests
 try one, two and three layers, and more): `params`
@@ -401,7 +401,7 @@ the loss is the softmax cross-entropy of the last layer's output against the
 integer labels `y`. Return `(loss, grads)` where `grads` is a list of
 `(dW, db)` pairs matching `params`. Store what the backward pass needs during
 the forward pass, then walk the layers in reverse. You may call your functions
-from exercises 1 to 3 or write the steps out; the answer in Appendix A writes
+from exercises 1.3.1 to 1.3.3 or write the steps out; the answer in Appendix A writes
 them out, so that it stands on its own.
 """),
     answer("mlp_loss_and_grads", r'''
@@ -446,11 +446,11 @@ def between(i, layers):
     """Where to look when layer i + 1 is the first wrong layer in backward order."""
     if i == layers - 1:
         return ("the last layer's gradients are the first that backpropagation computes: look at the "
-                "gradient of the loss with respect to the logits (exercise 3), then at the last layer's "
-                "dW and db (exercise 1), whose input is the last hidden layer's output (x for one layer)")
+                "gradient of the loss with respect to the logits (exercise 1.3.3), then at the last layer's "
+                "dW and db (exercise 1.3.1), whose input is the last hidden layer's output (x for one layer)")
     return (f"the layers after layer {i + 1} are right, so the gradient went wrong on its way from "
             f"layer {i + 2} down to layer {i + 1}: look at the dx that layer {i + 2} passes down "
-            f"(exercise 1), then at the ReLU after layer {i + 1}, whose mask (z > 0, where z is "
+            f"(exercise 1.3.1), then at the ReLU after layer {i + 1}, whose mask (z > 0, where z is "
             f"layer {i + 1}'s pre-activation) must multiply the gradient")
 
 ANY_DEPTH = ("the network may have any number of layers (the tests try one, two and three): loop "
@@ -527,7 +527,7 @@ for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 5: a gradient descent step (1 point)
+### Exercise 1.3.5: a gradient descent step (1 point)
 
 Write `sgd_step(params, grads, lr)` returning the list of updated pairs
 $(W - \eta\, \partial L/\partial W,\ b - \eta\, \partial L/\partial b)$ with
@@ -562,7 +562,7 @@ for i, ((W, b), (eW, eb)) in enumerate(zip(updated, expected)):
 ### END HIDDEN TESTS
 '''),
     md(r"""
-### Exercise 6: an autodiff engine of your own (4 points)
+### Exercise 1.3.6: an autodiff engine of your own (4 points)
 
 `Value` below is a miniature of `dlcourse.Tensor` for single numbers: each
 operation creates a new `Value` that remembers its inputs (`_children`) and a
@@ -763,7 +763,7 @@ try:
         weights = sgd_step(weights, grads, lr=0.3)
         losses.append(loss)
 except NotImplementedError:
-    print("Complete exercises 1 to 5 first: this cell trains with your functions.")
+    print("Complete exercises 1.3.1 to 1.3.5 first: this cell trains with your functions.")
 else:
     scores, dead = X, []
     for i, (W, b) in enumerate(weights):
@@ -820,7 +820,7 @@ try:
         _, grads = mlp_loss_and_grads(X, labels, init)
         ax.semilogy(range(1, len(sizes)), [np.linalg.norm(dW) for dW, _ in grads], "o-", ms=4, label=name)
 except NotImplementedError:
-    print("Complete exercise 4 first: this cell measures the gradients of your mlp_loss_and_grads.")
+    print("Complete exercise 1.3.4 first: this cell measures the gradients of your mlp_loss_and_grads.")
 sigmoid_net = nn.MLP(sizes, activation="sigmoid", init="xavier", rng=0)
 nn.cross_entropy(sigmoid_net(dl.Tensor(X)), labels).backward()
 norms = [np.linalg.norm(layer.weight.grad) for layer in sigmoid_net if isinstance(layer, nn.Linear)]
@@ -881,12 +881,12 @@ length work.
 """,
 }
 
-EX1 = "Exercise 1: the dense layer (3 points)"
-EX2 = "Exercise 2: backward through activations (2 points)"
-EX3 = "Exercise 3: softmax cross-entropy (3 points)"
-EX4 = "Exercise 4: backpropagation through a deep network (4 points)"
-EX5 = "Exercise 5: a gradient descent step (1 point)"
-EX6 = "Exercise 6: an autodiff engine of your own (4 points)"
+EX1 = "Exercise 1.3.1: the dense layer (3 points)"
+EX2 = "Exercise 1.3.2: backward through activations (2 points)"
+EX3 = "Exercise 1.3.3: softmax cross-entropy (3 points)"
+EX4 = "Exercise 1.3.4: backpropagation through a deep network (4 points)"
+EX5 = "Exercise 1.3.5: a gradient descent step (1 point)"
+EX6 = "Exercise 1.3.6: an autodiff engine of your own (4 points)"
 
 # term -> the headings of the sections that treat it (one or several)
 INDEX = {
@@ -914,4 +914,11 @@ INDEX = {
     "Glorot (Xavier) initialisation": "Vanishing and exploding gradients, measured",
     "log-sum-exp": EX3,
     "cost of backpropagation": ["1.3 Backpropagation", EX1],
+}
+
+# term -> related terms its index entry points to ("see also")
+SEE_ALSO = {
+    "backpropagation": ["chain rule", "reverse mode", "computational graph"],
+    "vanishing gradients": ["exploding gradients", "initialisation", "dead ReLU"],
+    "exploding gradients": ["vanishing gradients", "initialisation"],
 }
