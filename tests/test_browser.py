@@ -200,7 +200,12 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
-    """Open ``path`` in JupyterLab and wait for its kernel; the notebook's panel."""
+    """Open ``path`` in JupyterLab, with a kernel of its own (an earlier test's
+    session, whose page is gone, is ended first), and wait for that kernel;
+    the notebook's panel."""
+    for session in sessions(lab):
+        if session["path"] == path:
+            api(lab, f"api/sessions/{session['id']}", method="DELETE")
     page.goto(lab.open(path))
     panel = current_notebook(page)
     wait_until_connected(lab, path)
@@ -212,17 +217,26 @@ def wait_until_connected(lab: Lab, path: str) -> None:
     the server sees it (the page's indicator says idle before it is, and cells
     run then are lost)."""
     deadline = time.monotonic() + 120
-    request = urllib.request.Request(
-        f"{lab.url}api/sessions", headers={"Authorization": f"token {lab.token}"}
-    )
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            sessions = json.loads(response.read())
-        kernels = [s["kernel"] for s in sessions if s["path"] == path]
+        found = sessions(lab)
+        kernels = [s["kernel"] for s in found if s["path"] == path]
         if any(k["connections"] and k["execution_state"] == "idle" for k in kernels):
             return
         time.sleep(0.5)
-    pytest.fail(f"no kernel of {path} was connected and idle within 120 s: {sessions}")
+    pytest.fail(f"no kernel of {path} was connected and idle within 120 s: {found}")
+
+
+def api(lab: Lab, route: str, method: str = "GET") -> bytes:
+    """The answer of the lab's REST API at ``route``."""
+    request = urllib.request.Request(
+        f"{lab.url}{route}", method=method, headers={"Authorization": f"token {lab.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+def sessions(lab: Lab) -> list[dict]:
+    return json.loads(api(lab, "api/sessions"))
 
 
 def current_notebook(page: Page) -> Locator:
