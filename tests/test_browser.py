@@ -200,43 +200,38 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
-    """Open ``path`` in JupyterLab, with a kernel of its own (an earlier test's
-    session, whose page is gone, is ended first), and wait for that kernel;
-    the notebook's panel."""
-    for session in sessions(lab):
-        if session["path"] == path:
-            api(lab, f"api/sessions/{session['id']}", method="DELETE")
-    page.goto(lab.open(path))
-    panel = current_notebook(page)
-    wait_until_connected(lab, path)
-    return panel
+    """Open ``path`` in JupyterLab and wait until the page is connected to its
+    kernel; the notebook's panel. JupyterLab sometimes never connects a page
+    opened by URL to a kernel an earlier page used: the page is loaded again
+    then, up to three times."""
+    for _ in range(3):
+        page.goto(lab.open(path))
+        panel = current_notebook(page)
+        if connected(lab, path, seconds=60):
+            return panel
+    pytest.fail(f"no kernel of {path} was connected and idle after three loads: {sessions(lab)}")
 
 
-def wait_until_connected(lab: Lab, path: str) -> None:
-    """Wait until the page is connected to the kernel of ``path``'s session, as
-    the server sees it (the page's indicator says idle before it is, and cells
-    run then are lost)."""
-    deadline = time.monotonic() + 120
+def connected(lab: Lab, path: str, seconds: float) -> bool:
+    """Whether the page gets connected to the kernel of ``path``'s session
+    within ``seconds``, as the server sees it (the page's indicator says idle
+    before it is, and cells run then are lost)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = sessions(lab)
-        kernels = [s["kernel"] for s in found if s["path"] == path]
+        kernels = [s["kernel"] for s in sessions(lab) if s["path"] == path]
         if any(k["connections"] and k["execution_state"] == "idle" for k in kernels):
-            return
+            return True
         time.sleep(0.5)
-    pytest.fail(f"no kernel of {path} was connected and idle within 120 s: {found}")
-
-
-def api(lab: Lab, route: str, method: str = "GET") -> bytes:
-    """The answer of the lab's REST API at ``route``."""
-    request = urllib.request.Request(
-        f"{lab.url}{route}", method=method, headers={"Authorization": f"token {lab.token}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read()
+    return False
 
 
 def sessions(lab: Lab) -> list[dict]:
-    return json.loads(api(lab, "api/sessions"))
+    """The lab's sessions, from its REST API."""
+    request = urllib.request.Request(
+        f"{lab.url}api/sessions", headers={"Authorization": f"token {lab.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def current_notebook(page: Page) -> Locator:
