@@ -315,11 +315,11 @@ class Tensor:
         # 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below: never overflows, and
         # neither side subtracts nearly equal numbers (nor does the slope: no 1 - sigma)
         e = np.exp(-np.abs(self.data))
-        out = np.where(self.data >= 0, 1, e) / (1 + e)
+        out = np.where(self.data >= 0, 1.0, e) / (1 + e)
         return _record("sigmoid", out, (self,), lambda g: g * e / ((1 + e) * (1 + e)))
 
     def relu(self) -> Tensor:  # slope 0 where a <= 0, else 1 (NaN passes g, as in torch)
-        out = np.maximum(self.data, 0)  # 0 exactly where a <= 0
+        out = np.maximum(self.data, 0.0)  # 0 exactly where a <= 0
         return _record("relu", out, (self,), lambda g: _select(out != 0, g))
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
@@ -384,7 +384,7 @@ class Tensor:
         share = winners / winners.sum(axis=axes, keepdims=True)
         out = top if keepdims else top.reshape([n for i, n in enumerate(a.shape) if i not in axes])
         # to the maximum only (selected, so an infinite g gives 0 elsewhere, not NaN)
-        to_top = lambda g: np.where(winners, _unreduce(g, axes, keepdims) * share, 0)  # noqa: E731
+        to_top = lambda g: np.where(winners, _unreduce(g, axes, keepdims) * share, 0.0)  # noqa: E731
         tangent = lambda t: (t * share).sum(axis=axes, keepdims=keepdims)  # noqa: E731
         return _record("max", out, (a,), to_top, jvp=tangent)
 
@@ -485,7 +485,7 @@ def _select(keep: np.ndarray, g: np.ndarray) -> np.ndarray:
     no branches (one dot product tells that g is finite)."""
     if g.size >= 1024 and np.isfinite(g.reshape(-1) @ g.reshape(-1)):
         return g * keep
-    return np.where(keep, g, 0)
+    return np.where(keep, g, 0.0)
 
 
 def _constant(x: ArrayLike, like: Tensor) -> Tensor:
@@ -617,7 +617,7 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
             f"where: condition {cond.shape}, a {ta.shape} and b {tb.shape} "
             "cannot be broadcast together."
         ) from None
-    on_a, on_b = lambda g: np.where(cond, g, 0), lambda g: np.where(cond, 0, g)
+    on_a, on_b = lambda g: np.where(cond, g, 0.0), lambda g: np.where(cond, 0.0, g)
     return _record("where", out, (ta, tb), on_a, on_b)
 
 
