@@ -231,6 +231,32 @@ def test_an_array_arrives_whole_and_writable(raw: tuple) -> None:
     assert np.array_equal(got, array) and got.flags.writeable
 
 
+def frame(message: dict, blobs: list[bytes] = ()) -> bytes:
+    """A message's bytes on the wire."""
+    buffer = bytearray()
+    data = json.dumps(message).encode()
+    buffer += remote._HEADER.pack(len(data), len(blobs)) + data
+    for blob in blobs:
+        buffer += remote._BLOB.pack(len(blob)) + blob
+    return bytes(buffer)
+
+
+def test_answers_arrive_whole_however_the_stream_cuts_them(raw: tuple) -> None:
+    grader, theirs = raw
+    big = np.arange(40_000.0)  # 320 kB: more than one read ahead
+    wire = frame({"id": 1, "ok": 1}) + frame({"id": 2, "ok": {"a": [0, big.dtype.str, [40_000]]}},
+                                             [big.tobytes()])  # fmt: skip
+    wire += frame({"id": 3, "ok": "three"})
+    theirs.sendall(wire[:40])  # all of answer 1, and the start of answer 2
+    pieces = [wire[i : i + 997] for i in range(40, len(wire), 997)]
+    writer = threading.Thread(target=lambda: [theirs.sendall(p) for p in pieces], daemon=True)
+    writer.start()
+    assert grader.request("lookup", name="x") == 1
+    assert np.array_equal(grader.request("lookup", name="y"), big)
+    assert grader.request("lookup", name="z") == "three"
+    writer.join(5)
+
+
 @pytest.mark.parametrize(
     "value",
     [np.float64(2.5), np.array(3.0), np.zeros((0, 3)), np.arange(12.0).reshape(3, 4).T,
