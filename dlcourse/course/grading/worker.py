@@ -43,6 +43,8 @@ from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
 from dlcourse.course.nbgrader_cli import Messages, load_config, put_tools_on_path
+from dlcourse.course.semester import late
+from dlcourse.course.semester.policy import read as read_policy
 
 _process: dict[str, Path] = {}  # this worker process's own folders, made on first use
 
@@ -141,6 +143,7 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     try:
         (folder / CONFIG).write_text(bundle.config)
         Layout(folder).gradebook.write_bytes(bundle.gradebook)
+        _deadline(folder, bundle, task.student)
         submitted = Layout(folder).submitted(task.student)
         submitted.mkdir(parents=True)
         for name, data in task.notebooks.items():
@@ -153,7 +156,7 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         limits = sandbox.Limits(memory_mb=bundle.settings.memory_mb)
         cover = [Path(bundle.course)] if bundle.course else []
         launcher = Launcher(bundle.settings.confined, limits, hide, mplconfig, cover)
-        result = events.TaskResult(task.student)
+        result = events.TaskResult(task.student, timestamp=task.timestamp)
         for name in task.notebooks:
             _autograde(folder, bundle, launcher, task.student, name, result, log, errors)
         graded = Layout(folder).autograded(task.student)
@@ -170,6 +173,20 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         shutil.rmtree(folder, ignore_errors=True)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _deadline(folder: Path, bundle: events.Bundle, student: str) -> None:
+    """The course's policy into the scratch course: its file, for nbgrader's
+    late-submission plugin and the feedback's note, and the due date and the
+    student's extension in the gradebook, for nbgrader's seconds late."""
+    policy = None
+    if bundle.policy:
+        path = Layout(folder).policy
+        path.write_text(bundle.policy)
+        policy = read_policy(path)
+    with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
+        gb.update_or_create_student(student)
+        late.record(gb, ASSIGNMENT, student, policy)
 
 
 def restore_metadata(
@@ -247,7 +264,8 @@ def _autograde(
     with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
         submission = gb.find_submission_notebook(stem, ASSIGNMENT, student)
         grades = {g.name: (g.score, g.max_score) for g in submission.grades}
-    result.notebooks[name] = events.NotebookResult(grades, path.read_text())
+        penalty = submission.late_submission_penalty or 0.0
+    result.notebooks[name] = events.NotebookResult(grades, path.read_text(), late_penalty=penalty)
 
 
 def _feedback(
