@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from nbgrader.api import Gradebook
 from test_grading_local import NOTEBOOK, UNSAFE, answered, course
 
-from dlcourse.course import grading
+from dlcourse.course import check, grading
+from dlcourse.course.cli import main
 from dlcourse.course.layout import ASSIGNMENT, Layout
 from dlcourse.course.semester import late
 from dlcourse.course.semester.policy import DAY, Policy, PolicyError, parse
@@ -218,3 +219,37 @@ def test_the_late_plugin_is_nbgraders_and_reads_the_course_policy(tmp_path: Path
     path.write_text(POLICY.replace("= 10", "= -10"))
     with pytest.raises(PolicyError, match="line 5"):
         plugin.late_submission_penalty("ann", 10.0, DAY)
+
+
+# ---------------------------------------------------------------- the learner
+def test_check_tells_the_learner_their_deadline_and_the_time_left(tmp_path: Path) -> None:
+    notebook = tmp_path / "notebooks" / "ch01" / NOTEBOOK
+    notebook.parent.mkdir(parents=True)
+    (tmp_path / "nbgrader_config.py").write_text("")
+    assert check.deadline(notebook) == ""  # the course sets no deadline
+    (tmp_path / "policy.toml").write_text(POLICY)
+    before = dt.datetime(2026, 10, 8, 18, 59, tzinfo=UTC)
+    assert check.deadline(notebook, before, "cat") == (
+        "Deadline: due 2026-10-09 21:59 UTC: 1 day(s) 3 hour(s) left"
+    )
+    assert check.deadline(notebook, before, "ann").startswith(
+        "Deadline: due 2026-10-12 21:59 UTC (an extension of 3 day(s) from 2026-10-09 21:59 UTC)"
+        ": 4 day(s) 3 hour(s) left"
+    )
+    after = dt.datetime(2026, 10, 10, 0, 59, tzinfo=UTC)
+    assert check.deadline(notebook, after, "cat") == (
+        "Deadline: due 2026-10-09 21:59 UTC: 3 hour(s) ago; late work loses 10 % of the score "
+        "per day late (a part of a day counts as a day), at most 50 %; 0 points when more than "
+        "7 day(s) late"
+    )
+
+
+@pytest.mark.slow
+def test_dlcourse_check_prints_the_deadline(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    layout = course(tmp_path)
+    layout.policy.write_text(POLICY)
+    main(["check", str(layout.release / NOTEBOOK)])
+    assert "Deadline: due 2026-10-" in capsys.readouterr().out
+    layout.policy.write_text("due = soon\n")
+    main(["check", str(layout.release / NOTEBOOK)])
+    assert "The course's deadline cannot be read" in capsys.readouterr().out

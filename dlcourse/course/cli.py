@@ -100,6 +100,7 @@ def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import check
+    from dlcourse.course.semester import policy
 
     path = Path(args.notebook)
     if not path.is_file():
@@ -108,6 +109,12 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     if not rows:
         raise SystemExit(f"dlcourse check: {path} has no graded exercises.")
     print(check.table(rows))
+    try:
+        when = check.deadline(path)
+    except policy.PolicyError as error:
+        when = f"The course's deadline cannot be read ({error}); ask your instructor."
+    if when:
+        print(when)
     return 0 if all(r.passed for r in rows) else 1
 
 

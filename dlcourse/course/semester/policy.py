@@ -114,6 +114,15 @@ class Policy:
             where += f" (an extension of {_span(self.extensions[student])} from {shown(self.due)})"
         return where
 
+    def time_left(self, student: str, now: dt.datetime) -> str:
+        """What a learner is told: their due date and the time left (or how
+        late it is now, and what the schedule takes for that)."""
+        left = self.due_for(student) - now
+        where = self.deadline(student)
+        if left > dt.timedelta():
+            return f"{where}: {_span(left)} left"
+        return f"{where}: {_span(-left)} ago; late work loses {self.schedule()}"
+
     def explain(self, student: str, submitted: dt.datetime | None, penalty: float) -> str:
         """What was applied to ``student``'s submission (made at ``submitted``,
         naive UTC as nbgrader records it) and why, in one line."""
