@@ -200,6 +200,33 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course import nbgrader_cli
+    from dlcourse.course.layout import ASSIGNMENT
+    from dlcourse.course.semester import update
+
+    target = Path(args.target)
+    if args.exchange:
+        course_id = args.course or nbgrader_cli.load_config(
+            course_root(args.root)).CourseDirectory.course_id  # fmt: skip
+        release = update.outbound(Path(args.exchange), course_id, ASSIGNMENT)
+    else:
+        release = Path(args.release) if args.release else Layout.of(course_root(args.root)).release
+    try:
+        release = update.release_folder(release)
+        if target.resolve() in (release.resolve(), *release.resolve().iterdir()):
+            raise update.UpdateError(
+                f"{target} is the release itself; give your own copy (the folder nbgrader "
+                "fetch_assignment made, or a notebook in it)"
+            )
+        lines, kept = update.update(target, release)
+    except update.UpdateError as error:
+        raise SystemExit(f"dlcourse update: {error}") from None
+    print("\n".join(lines))
+    print(f"your notebooks as they were, and what was set aside: {kept}")
+    return 1 if any("CONFLICT" in line for line in lines) else 0
+
+
 def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import book
 
@@ -300,6 +327,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp.add_argument("--title", help="the assignment's name in the LMS (default: ch01)")
     exp.add_argument("--to", metavar="FILE", help="where to write (default: grades-<format>.csv)")
     exp.set_defaults(run=cmd_export)
+    upd = sub.add_parser(
+        "update", help="merge a new release (an erratum) into your notebooks, keeping your answers"
+    )
+    upd.add_argument("target", help="your notebook, or your assignment folder (as fetched)")
+    source = upd.add_mutually_exclusive_group()
+    source.add_argument(
+        "--release", metavar="DIR", help="the new release's notebooks (default: the course's)"
+    )
+    source.add_argument(
+        "--exchange",
+        metavar="ROOT",
+        help="an nbgrader exchange: the release is ROOT/<course>/outbound/ch01/",
+    )
+    upd.add_argument("--course", help="the course id in the exchange (default: the course's)")
+    upd.set_defaults(run=cmd_update)
     bk = sub.add_parser("book", help="build the course as a static website that reads offline")
     bk.add_argument("--out", metavar="DIR", help="where to write it (default: build/book)")
     bk.add_argument(

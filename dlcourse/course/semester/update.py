@@ -214,12 +214,15 @@ def _merge_cell(cell: NotebookNode | None, released: NotebookNode, report: Repor
 
 
 # ------------------------------------------------------------- the files
-def release_folder(release: Path | None, exchange: Path | None, course_id: str,
-                   assignment: str) -> Path:  # fmt: skip
-    """Where the new release is: a release folder, or an nbgrader exchange's
-    ``<exchange>/<course_id>/outbound/<assignment>/``."""
-    folder = exchange / course_id / "outbound" / assignment if exchange else release
-    if folder is None or not folder.is_dir() or not any(folder.glob("*.ipynb")):
+def outbound(exchange: Path, course_id: str, assignment: str) -> Path:
+    """Where nbgrader's exchange keeps a released assignment (``nbgrader
+    release_assignment`` puts it there, ``fetch_assignment`` copies it)."""
+    return exchange / course_id / "outbound" / assignment
+
+
+def release_folder(folder: Path) -> Path:
+    """``folder``, if it holds a release's notebooks."""
+    if not folder.is_dir() or not any(folder.glob("*.ipynb")):
         raise UpdateError(
             f"no release at {folder}: give the folder of the new release's notebooks, or the "
             "exchange's root (its <course>/outbound/<assignment>/ must hold the notebooks)"
