@@ -243,7 +243,7 @@ def test_a_submission_against_either_release_grades_correctly(new_course: Layout
         layout.submitted(student).mkdir(parents=True)
         shutil.copy2(folder / NOTEBOOK, layout.submitted(student) / NOTEBOOK)
     summary = grading.grade(layout.root, grading.Options(workers=1, unsafe=UNSAFE))
-    assert summary.graded == ["old", "updated"]
+    assert summary.graded == ["old", "updated"], summary.problems
     full = sum(c.metadata["nbgrader"].get("points", 0) for c in by_id(nbformat.read(
         layout.release / NOTEBOOK, 4)).values())  # fmt: skip
     assert total(layout.root, "updated") == full

@@ -43,7 +43,7 @@ from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
 from dlcourse.course.nbgrader_cli import Messages, load_config, put_tools_on_path
-from dlcourse.course.semester import late
+from dlcourse.course.semester import late, update
 from dlcourse.course.semester.policy import read as read_policy
 
 _process: dict[str, Path] = {}  # this worker process's own folders, made on first use
@@ -149,7 +149,8 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         for name, data in task.notebooks.items():
             nb = nbformat.reads(data.decode(), as_version=4)
             released = nbformat.reads(bundle.released[name], as_version=4)
-            nbformat.write(restore_metadata(nb, released), submitted / name)
+            nbformat.write(restore_metadata(as_released(nb, released, name), released),
+                           submitted / name)  # fmt: skip
         if task.timestamp is not None:
             (submitted / "timestamp.txt").write_text(task.timestamp)
         hide = [Path(p) for p in bundle.private] + [base]
@@ -187,6 +188,21 @@ def _deadline(folder: Path, bundle: events.Bundle, student: str) -> None:
     with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
         gb.update_or_create_student(student)
         late.record(gb, ASSIGNMENT, student, policy)
+
+
+def as_released(
+    nb: nbformat.NotebookNode, released: nbformat.NotebookNode, name: str
+) -> nbformat.NotebookNode:
+    """The submission merged into the release it is graded by, as `dlcourse
+    update` merges (:mod:`dlcourse.course.semester.update`): answers as
+    written, the release's cells around them, so that a notebook made before
+    an erratum is graded as one made after it (an exercise added since scores
+    0, one removed is not graded). A submission too unlike the release to be
+    merged is graded as it is."""
+    try:
+        return update.merge(nb, released, name)[0]
+    except update.UpdateError:
+        return nb
 
 
 def restore_metadata(

@@ -82,7 +82,7 @@ def _untouched(cell: NotebookNode) -> bool:
     recorded = cell.metadata["nbgrader"].get("checksum")
     try:
         return recorded is not None and compute_checksum(cell) == recorded
-    except (KeyError, TypeError, ValueError):  # metadata a learner broke
+    except (AttributeError, KeyError, TypeError, ValueError):  # metadata a learner broke
         return False
 
 
