@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import shutil
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -15,9 +17,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nbgrader.api import Gradebook
+from nbgrader.utils import parse_utc
+from sqlalchemy.exc import SAWarning
 from test_grading_local import NOTEBOOK, UNSAFE, answered, course
 
-from dlcourse.course import check, grading
+from dlcourse.course import check, grading, nbgrader_cli
 from dlcourse.course.cli import main
 from dlcourse.course.layout import ASSIGNMENT, Layout
 from dlcourse.course.semester import late
@@ -253,3 +257,60 @@ def test_dlcourse_check_prints_the_deadline(tmp_path: Path, capsys: pytest.Captu
     layout.policy.write_text("due = soon\n")
     main(["check", str(layout.release / NOTEBOOK)])
     assert "The course's deadline cannot be read" in capsys.readouterr().out
+
+
+def test_the_readmes_policy_reads_as_it_says() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Deadlines, extensions and errata")[1].split("\n## ")[0]
+    example = section.split("```toml\n")[1].split("```")[0]
+    assert parse(example, Path("README.md")) == parse(POLICY, Path("policy.toml"))
+
+
+@pytest.fixture
+def gradebook(tmp_path: Path) -> Layout:
+    """A course whose gradebook has ann two days late (penalty 2 of 10), ben
+    on time and cat without a submission, under POLICY with ann's extension."""
+    layout = Layout.of(tmp_path)
+    shutil.copy2(Path(__file__).resolve().parents[1] / "nbgrader_config.py", layout.config)
+    layout.policy.write_text(POLICY)
+    policy = parse(POLICY, layout.policy)
+    nbgrader_cli.put_tools_on_path()
+    with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
+        gb.add_assignment(ASSIGNMENT)
+        gb.add_notebook("02_chain_rule", ASSIGNMENT)
+        gb.add_grade_cell("test_all", "02_chain_rule", ASSIGNMENT, max_score=10, cell_type="code")
+        for student, when in [("ann", "2026-10-14 20:00:00"), ("ben", "2026-10-09 10:00:00")]:
+            gb.add_student(student)
+            with warnings.catch_warnings():  # nbgrader's own code trips SQLAlchemy's autoflush
+                warnings.simplefilter("ignore", SAWarning)
+                late.record(gb, ASSIGNMENT, student, policy)
+                gb.update_or_create_submission(ASSIGNMENT, student, timestamp=parse_utc(when))
+            gb.find_grade("test_all", "02_chain_rule", ASSIGNMENT, student).auto_score = 10
+        gb.add_student("cat")
+        gb.find_submission_notebook("02_chain_rule", ASSIGNMENT, "ann").late_submission_penalty = 2
+        gb.db.commit()
+    return layout
+
+
+def test_grades_csv_says_what_was_applied_and_why(gradebook: Layout) -> None:
+    assert main(["--root", str(gradebook.root), "export", "--format", "csv"]) == 0
+    got = rows(gradebook)
+    assert got["ann"]["late_submission_penalty"] == "2.0" and got["ann"]["score"] == "8.0"
+    assert got["ann"]["late_policy"] == (
+        "due 2026-10-12 21:59 UTC (an extension of 3 day(s) from 2026-10-09 21:59 UTC); "
+        "submitted 2026-10-14 20:00 UTC, 1 day(s) 22 hour(s) late: 10 % of the score per day "
+        "late (a part of a day counts as a day), at most 50 %; 0 points when more than 7 day(s) "
+        "late; penalty 2 point(s)"
+    )
+    assert got["ben"]["late_policy"] == (
+        "due 2026-10-12 21:59 UTC (an extension of 3 day(s) from 2026-10-09 21:59 UTC); "
+        "submitted 2026-10-09 10:00 UTC, on time: no late penalty"
+    )
+    assert got["cat"]["late_policy"] == "due 2026-10-09 21:59 UTC; nothing submitted"
+    assert list(got["ann"])[-1] == "late_policy"  # nbgrader's columns first, as nbgrader has them
+
+
+def test_nbgrader_export_in_the_course_says_it_too(gradebook: Layout) -> None:
+    done = nbgrader_cli.run(gradebook.root, "export")
+    assert done.returncode == 0, done.stdout
+    assert "on time: no late penalty" in rows(gradebook)["ben"]["late_policy"]

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from nbformat import NotebookNode
 from test_grading_local import ANSWERS, NOTEBOOK, UNSAFE, answered, course, total
 
-from dlcourse.course import authoring, grading, release
+from dlcourse.course import authoring, grading, nbgrader_cli, release
 from dlcourse.course.cli import main
 from dlcourse.course.layout import Layout
 from dlcourse.course.semester.update import ASIDE, BACKUP, UpdateError, merge, update
@@ -249,3 +249,31 @@ def test_a_submission_against_either_release_grades_correctly(new_course: Layout
     assert total(layout.root, "updated") == full
     assert total(layout.root, "old") == full - 1
     assert json.loads((layout.submitted("old") / NOTEBOOK).read_text())  # a submission untouched
+
+
+@pytest.mark.slow
+def test_a_class_receives_an_erratum_through_nbgraders_exchange(tmp_path: Path) -> None:
+    """The README's steps with nbgrader's own exchange: the instructor
+    releases, the learner fetches and answers, the instructor releases an
+    erratum (`release_assignment --force`), the learner runs `dlcourse update`."""
+    layout = course(tmp_path / "course")
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    exchange.chmod(0o777)  # nbgrader's exchange is writable by every user
+    home = tmp_path / "home"
+    home.mkdir()
+    root = f"--Exchange.root={exchange}"
+    released = nbgrader_cli.run(layout.root, "release_assignment", "ch01", root)
+    assert released.returncode == 0, released.stdout
+    fetched = nbgrader_cli.run(home, "fetch_assignment", "ch01", "--course=dlcourse", root)
+    assert fetched.returncode == 0, fetched.stdout
+    nbformat.write(answered(home / "ch01" / NOTEBOOK, {**ANSWERS, **ODD}), home / "ch01" / NOTEBOOK)
+    mine = nbformat.read(home / "ch01" / NOTEBOOK, 4)
+    erratum(layout.root)
+    again = nbgrader_cli.run(layout.root, "release_assignment", "ch01", "--force", root)
+    assert again.returncode == 0, again.stdout
+    assert main(["--root", str(layout.root), "update", str(home / "ch01"), "--exchange",
+                 str(exchange)]) == 1  # fmt: skip
+    merged = by_id(nbformat.read(home / "ch01" / NOTEBOOK, 4))
+    assert merged["numerical_derivative"].source == by_id(mine)["numerical_derivative"].source
+    assert ADDED in merged and REMOVED not in merged

@@ -164,10 +164,9 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
 
     from dlcourse.course import nbgrader_cli
-    from dlcourse.course.semester import lms
+    from dlcourse.course.semester import late, lms
 
     nbgrader_cli.put_tools_on_path()  # the gradebook may run alembic
     layout = Layout.of(course_root(args.root))
@@ -176,7 +175,7 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     if args.format == "csv":
         to = Path(args.to) if args.to else layout.grades_csv
         with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
-            CsvExportPlugin(to=str(to)).export(gb)
+            late.PolicyCsvExportPlugin(to=str(to), policy_file=str(layout.policy)).export(gb)
         print(f"grades: {to}")
         return 0
     if not args.roster:

@@ -25,7 +25,7 @@ import nbformat
 from nbconvert.preprocessors import Preprocessor
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from dlcourse.course.semester.policy import Policy, read
 
@@ -67,7 +67,7 @@ def explanation(gb: Gradebook, assignment: str, student: str, policy: Policy | N
 class LateNote(Preprocessor):
     """Feedback opens with a note of the late policy applied and why."""
 
-    enabled = True
+    enabled = Bool(True)  # nbconvert's preprocessors are off unless enabled
     policy_file = Unicode("", help=POLICY_FILE_HELP).tag(config=True)
 
     def preprocess(
