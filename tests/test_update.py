@@ -277,3 +277,20 @@ def test_a_class_receives_an_erratum_through_nbgraders_exchange(tmp_path: Path) 
     merged = by_id(nbformat.read(home / "ch01" / NOTEBOOK, 4))
     assert merged["numerical_derivative"].source == by_id(mine)["numerical_derivative"].source
     assert ADDED in merged and REMOVED not in merged
+
+
+def test_dlcourse_update_of_one_notebook_from_a_release_folder(
+    tmp_path: Path, new_course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy2(OLD, folder / NOTEBOOK)  # nothing answered yet: nothing to conflict with
+    (folder / "03_backpropagation.ipynb").write_text("{}")  # not asked about: left alone
+    assert main(["--root", str(new_course.root), "update", str(folder / NOTEBOOK), "--release",
+                 str(new_course.release)]) == 0  # fmt: skip
+    assert "CONFLICT" not in capsys.readouterr().out
+    assert (folder / "03_backpropagation.ipynb").read_text() == "{}"
+    assert by_id(nbformat.read(folder / NOTEBOOK, 4)).keys() == by_id(
+        nbformat.read(new_course.release / NOTEBOOK, 4)).keys()  # fmt: skip
+    backups = list(tmp_path.glob(f"mine-update-*/{BACKUP}/*"))  # beside the folder, not in it
+    assert [p.read_bytes() for p in backups] == [OLD.read_bytes()]

@@ -284,7 +284,7 @@ def update(target: Path, release: Path) -> tuple[list[str], Path]:
     if target.is_dir():
         lines += [f"{p.name}: not in the release; left as it is"
                   for p in sorted(folder.glob("*.ipynb")) if p.name not in new]  # fmt: skip
-    kept = _update_folder(folder if target.is_dir() else target.with_suffix(""))
+    kept = _update_folder(folder)  # beside the learner's folder, never in what they submit
     (kept / BACKUP).mkdir()
     (kept / ASIDE).mkdir()
     for name in planned:
