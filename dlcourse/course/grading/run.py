@@ -184,20 +184,19 @@ def grade(
             )
     if not layout.released_notebooks():
         raise GradingError(f"{layout.release} has no notebooks: run `dlcourse release` first.")
-    read = policy(layout)  # whole, before anything is graded
+    policy(layout)  # read whole and checked before any worker starts
     # local workers start now, importing nbgrader while this process prepares the run
     local = dispatch.LocalWorkers(options.workers) if options.scheduler is None else None
     try:
-        return _grade(layout, options, progress, local, read)
+        return _grade(layout, options, progress, local)
     finally:
         if local is not None:
             local.close()
 
 
 def _grade(layout: Layout, options: Options, progress: Callable[[int, int, int], None] | None,
-           local: dispatch.LocalWorkers | None, read: course_policy.Policy | None
-           ) -> Summary:  # fmt: skip
-    ledger = Ledger(layout, read)
+           local: dispatch.LocalWorkers | None) -> Summary:  # fmt: skip
+    ledger = Ledger(layout, policy(layout))
     summary = Summary()
     tasks, digests = plan(layout, ledger, options, summary)
     shared = bundle(layout, options)
