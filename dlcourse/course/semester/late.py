@@ -32,6 +32,11 @@ from dlcourse.course.semester.policy import Policy, read
 POLICY_FILE_HELP = "the course's policy file (TOML): due date, extensions, late schedule"
 
 
+def _read(policy_file: str) -> Policy | None:
+    """The policy in ``policy_file``; None if it is not set or not there."""
+    return read(Path(policy_file)) if policy_file else None
+
+
 def record(gb: Gradebook, assignment: str, student: str, policy: Policy | None) -> None:
     """The policy's due date (None without one) and ``student``'s extension
     into the gradebook, which must know the assignment and the student."""
@@ -48,7 +53,7 @@ class LatePolicyPlugin(LateSubmissionPlugin):
     def late_submission_penalty(
         self, student_id: str, score: float, total_seconds_late: float
     ) -> float | None:
-        policy = read(Path(self.policy_file))
+        policy = _read(self.policy_file)
         return policy.penalty(score, total_seconds_late) if policy else None
 
 
@@ -73,7 +78,7 @@ class LateNote(Preprocessor):
     def preprocess(
         self, nb: nbformat.NotebookNode, resources: dict[str, Any]
     ) -> tuple[nbformat.NotebookNode, dict[str, Any]]:
-        policy = read(Path(self.policy_file))
+        policy = _read(self.policy_file)
         if policy is None:
             return nb, resources
         info = resources["nbgrader"]
@@ -92,7 +97,7 @@ class PolicyCsvExportPlugin(CsvExportPlugin):
 
     def export(self, gradebook: Gradebook) -> None:
         super().export(gradebook)
-        policy = read(Path(self.policy_file))
+        policy = _read(self.policy_file)
         path = Path(self.to or "grades.csv")
         with path.open(newline="") as rows:
             reader = csv.DictReader(rows)
