@@ -90,7 +90,7 @@ class Policy:
         if self.zeroed(seconds_late):
             return float(score)
         percent = min(self.percent_per_day * self.days_late(seconds_late), self.max_percent)
-        return score * percent / 100
+        return min(float(score), score * percent / 100)  # 100 % of it is all of it, exactly
 
     # ---------------------------------------------------------- explaining
     def schedule(self) -> str:
