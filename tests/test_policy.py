@@ -318,3 +318,16 @@ def test_nbgrader_export_in_the_course_says_it_too(gradebook: Layout) -> None:
     done = nbgrader_cli.run(gradebook.root, "export")
     assert done.returncode == 0, done.stdout
     assert "on time: no late penalty" in rows(gradebook)["ben"]["late_policy"]
+
+
+def test_grades_csv_never_passes_a_penalty_off_under_a_policy_it_was_not_graded_by(
+    gradebook: Layout,
+) -> None:
+    gradebook.policy.write_text(POLICY.replace("2026-10-09T23:59", "2026-10-02T23:59"))
+    assert main(["--root", str(gradebook.root), "export", "--format", "csv"]) == 0
+    got = rows(gradebook)
+    assert got["ben"]["late_policy"] == (  # 3 days after the due date: moved
+        "graded against an earlier due date (2026-10-12 21:59 UTC), penalty 0 point(s); "
+        "run dlcourse grade to apply the policy as it is now"
+    )
+    assert got["ann"]["late_policy"].startswith("due 2026-10-12 21:59 UTC")  # a date: unmoved

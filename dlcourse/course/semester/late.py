@@ -18,6 +18,7 @@ sets it to the course's ``policy.toml``); without the file nothing is late.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import CsvExportPlugin, LateSubmissionPlugin
 from traitlets import Bool, Unicode
 
-from dlcourse.course.semester.policy import Policy, read
+from dlcourse.course.semester.policy import Policy, naive_utc, read, shown
 
 POLICY_FILE_HELP = "the course's policy file (TOML): due date, extensions, late schedule"
 
@@ -66,6 +67,11 @@ def explanation(gb: Gradebook, assignment: str, student: str, policy: Policy | N
     except MissingEntry:
         return f"{policy.deadline(student)}; nothing submitted"
     penalty = submission.late_submission_penalty or 0.0
+    if submission.duedate != naive_utc(policy.due_for(student)):  # not graded since it changed
+        graded = shown(submission.duedate.replace(tzinfo=dt.timezone.utc)) \
+            if submission.duedate else "none"  # fmt: skip
+        return (f"graded against an earlier due date ({graded}), penalty {penalty:g} point(s); "
+                "run dlcourse grade to apply the policy as it is now")  # fmt: skip
     return policy.explain(student, submission.timestamp, penalty)
 
 
