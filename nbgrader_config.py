@@ -11,6 +11,8 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 from dlcourse.course.feedback import ShortTracebacks
+from dlcourse.course.layout import POLICY
+from dlcourse.course.semester.late import LateNote
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 root = Path(__file__).resolve().parent
@@ -28,10 +30,19 @@ c.Execute.interrupt_on_timeout = True
 c.OverwriteCells.add_missing_cells = True
 c.GenerateFeedback.preprocessors = [
     GetGrades,
+    LateNote,
     CSSHTMLHeaderPreprocessor,
     ClearHiddenTests,
     ShortTracebacks,
 ]
+
+# Deadlines (policy.toml, see dlcourse/course/semester/policy.py): autograde's
+# AssignLatePenalties asks the course's plugin for each notebook's penalty, feedback
+# opens with what was applied and why, and grades.csv has it as a last column.
+c.AssignLatePenalties.plugin_class = "dlcourse.course.semester.late.LatePolicyPlugin"
+for name in ("LatePolicyPlugin", "LateNote", "PolicyCsvExportPlugin"):
+    c[name].policy_file = str(root / POLICY)
+c.ExportApp.plugin_class = "dlcourse.course.semester.late.PolicyCsvExportPlugin"
 
 # Student HTML never runs (issue 11).  The grader makes every autograded notebook
 # inert (dlcourse/course/grading/inert.py) before formgrader or feedback renders

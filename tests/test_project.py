@@ -24,7 +24,7 @@ def _name(requirement: str) -> str:
 def test_environment_yml_lists_what_pyproject_lists() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    wanted = {  # conda has no environment markers: "tomli>=2; python_version < '3.11'"
+    wanted = {  # conda has no environment markers: "tomli==2.5.0; python_version < '3.11'"
         r.split(";")[0].strip()
         for r in project["dependencies"] + extras["course"] + extras["test"]
         if _name(r) != "dlcourse"

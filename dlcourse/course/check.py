@@ -7,13 +7,17 @@ that its points are those of the visible tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbgrader.utils import get_username
 
 from dlcourse.course import authoring
+from dlcourse.course.layout import CONFIG, Layout
+from dlcourse.course.semester import policy
 
 
 @dataclass
@@ -80,3 +84,16 @@ def table(rows: list[Row]) -> str:
     lines.append(f"{'total':<{width}}  {earned:>6g}  of {total:g}, if the hidden tests pass too")
     lines.append(NOTE)
     return "\n".join(lines)
+
+
+def deadline(notebook: Path, now: dt.datetime | None = None, student: str | None = None) -> str:
+    """The deadline of the course ``notebook`` is in (the nearest folder above
+    it with nbgrader_config.py), for ``student`` (default: this user, as
+    nbgrader's exchange names them), and the time left; "" when the course
+    sets none. A policy that cannot be read raises :class:`policy.PolicyError`."""
+    folder = next((p for p in Path(notebook).resolve().parents if (p / CONFIG).exists()), None)
+    read = policy.read(Layout.of(folder).policy) if folder else None
+    if read is None:
+        return ""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return "Deadline: " + read.time_left(student or get_username(), now)

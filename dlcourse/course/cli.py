@@ -100,6 +100,7 @@ def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import check
+    from dlcourse.course.semester import policy
 
     path = Path(args.notebook)
     if not path.is_file():
@@ -108,6 +109,12 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     if not rows:
         raise SystemExit(f"dlcourse check: {path} has no graded exercises.")
     print(check.table(rows))
+    try:
+        when = check.deadline(path)
+    except policy.PolicyError as error:
+        when = f"The course's deadline cannot be read ({error}); ask your instructor."
+    if when:
+        print(when)
     return 0 if all(r.passed for r in rows) else 1
 
 
@@ -157,10 +164,9 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
 
     from dlcourse.course import nbgrader_cli
-    from dlcourse.course.semester import lms
+    from dlcourse.course.semester import late, lms
 
     nbgrader_cli.put_tools_on_path()  # the gradebook may run alembic
     layout = Layout.of(course_root(args.root))
@@ -169,7 +175,7 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     if args.format == "csv":
         to = Path(args.to) if args.to else layout.grades_csv
         with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
-            CsvExportPlugin(to=str(to)).export(gb)
+            late.PolicyCsvExportPlugin(to=str(to), policy_file=str(layout.policy)).export(gb)
         print(f"grades: {to}")
         return 0
     if not args.roster:
@@ -191,6 +197,33 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"not in the roster, so not exported ({len(plugin.unmatched)}): "
               + ", ".join(plugin.unmatched))  # fmt: skip
     return 0
+
+
+def cmd_update(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course import nbgrader_cli
+    from dlcourse.course.layout import ASSIGNMENT
+    from dlcourse.course.semester import update
+
+    target = Path(args.target)
+    if args.exchange:
+        course_id = args.course or nbgrader_cli.load_config(
+            course_root(args.root)).CourseDirectory.course_id  # fmt: skip
+        release = update.outbound(Path(args.exchange), course_id, ASSIGNMENT)
+    else:
+        release = Path(args.release) if args.release else Layout.of(course_root(args.root)).release
+    try:
+        release = update.release_folder(release)
+        if target.resolve() in (release.resolve(), *release.resolve().iterdir()):
+            raise update.UpdateError(
+                f"{target} is the release itself; give your own copy (the folder nbgrader "
+                "fetch_assignment made, or a notebook in it)"
+            )
+        lines, kept = update.update(target, release)
+    except update.UpdateError as error:
+        raise SystemExit(f"dlcourse update: {error}") from None
+    print("\n".join(lines))
+    print(f"your notebooks as they were, and what was set aside: {kept}")
+    return 1 if any("CONFLICT" in line for line in lines) else 0
 
 
 def cmd_book(args: argparse.Namespace, extra: list[str]) -> int:
@@ -293,6 +326,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     exp.add_argument("--title", help="the assignment's name in the LMS (default: ch01)")
     exp.add_argument("--to", metavar="FILE", help="where to write (default: grades-<format>.csv)")
     exp.set_defaults(run=cmd_export)
+    upd = sub.add_parser(
+        "update", help="merge a new release (an erratum) into your notebooks, keeping your answers"
+    )
+    upd.add_argument("target", help="your notebook, or your assignment folder (as fetched)")
+    source = upd.add_mutually_exclusive_group()
+    source.add_argument(
+        "--release", metavar="DIR", help="the new release's notebooks (default: the course's)"
+    )
+    source.add_argument(
+        "--exchange",
+        metavar="ROOT",
+        help="an nbgrader exchange: the release is ROOT/<course>/outbound/ch01/",
+    )
+    upd.add_argument("--course", help="the course id in the exchange (default: the course's)")
+    upd.set_defaults(run=cmd_update)
     bk = sub.add_parser("book", help="build the course as a static website that reads offline")
     bk.add_argument("--out", metavar="DIR", help="where to write it (default: build/book)")
     bk.add_argument(

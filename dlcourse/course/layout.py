@@ -15,6 +15,7 @@ ASSIGNMENT = "ch01"
 CONFIG = "nbgrader_config.py"
 SOURCE = "solutions"  # nbgrader's source directory: instructor notebooks with the hidden tests
 RELEASE = "notebooks"  # nbgrader's release directory: what learners get
+POLICY = "policy.toml"  # the deadline, extensions and late schedule (semester/policy.py)
 LMS_GRADES = "grades-{}.csv"  # dlcourse export's file for an LMS (canvas, moodle)
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
 # The learner's JupyterLab opens the release directory and reaches nothing above it.
@@ -92,6 +93,10 @@ class Layout:
         return self.root / "gradebook.db"
 
     @property
+    def policy(self) -> Path:
+        return self.root / POLICY
+
+    @property
     def grades_csv(self) -> Path:
         return self.root / "grades.csv"
 
@@ -141,6 +146,7 @@ class Layout:
             self.root / "feedback",
             self.gradebook,
             self.grades_csv,
+            self.policy,
             self.state,
         ]
 

@@ -90,6 +90,7 @@ class Bundle:
     settings: Settings
     private: tuple[str, ...] = ()
     course: str = ""  # the course folder: kernels see none of it
+    policy: str = ""  # policy.toml's text (the deadline and late schedule), "" without one
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class NotebookResult:
     grades: dict[str, tuple[float, float]]  # test cell -> (score, max score)
     autograded: str  # the graded notebook (JSON), made inert
     feedback: str = ""  # its feedback page (HTML), hidden tests removed
+    late_penalty: float = 0.0  # what nbgrader's AssignLatePenalties took off its score
 
 
 @dataclass
@@ -117,3 +119,4 @@ class TaskResult:
     # test cell -> why a human should look at the answer it grades
     review: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0  # wall time the worker spent
+    timestamp: str | None = None  # nbgrader's timestamp.txt of what was graded, if any

@@ -16,11 +16,13 @@ import warnings
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.plugins import CsvExportPlugin
+from nbgrader.utils import parse_utc
 from sqlalchemy.exc import SAWarning
 
 from dlcourse.course.grading.events import TaskResult
 from dlcourse.course.layout import ASSIGNMENT, Layout
+from dlcourse.course.semester import late
+from dlcourse.course.semester.policy import Policy
 
 
 def flag(gb: Gradebook, student: str, notebook: str, reasons: dict[str, str]) -> None:
@@ -47,8 +49,8 @@ def _write(path: Path, text: str) -> None:
 
 
 class Ledger:
-    def __init__(self, layout: Layout):
-        self.layout = layout
+    def __init__(self, layout: Layout, policy: Policy | None = None):
+        self.layout, self.policy = layout, policy
 
     def _gradebook(self) -> Gradebook:
         return Gradebook(f"sqlite:///{self.layout.gradebook}")
@@ -65,9 +67,11 @@ class Ledger:
     # -------------------------------------------------------------- writing
     def merge(self, result: TaskResult, notebooks: list[str]) -> None:
         """One student's scores into the gradebook (a notebook that was not
-        graded scores 0), their graded notebooks and feedback pages into
-        ``autograded/`` and ``feedback/``, where an earlier run's page of a
-        notebook not graded now is removed."""
+        graded scores 0), with the due date, their extension, the time of the
+        submission and each notebook's late penalty as graded (0 when on
+        time, so that none is ever left from an earlier run), their graded
+        notebooks and feedback pages into ``autograded/`` and ``feedback/``,
+        where an earlier run's page of a notebook not graded now is removed."""
         student = result.student
         with self._gradebook() as gb, warnings.catch_warnings():
             # nbgrader's own submission code trips SQLAlchemy 2's autoflush warning
@@ -77,11 +81,16 @@ class Ledger:
                 gb.find_submission(ASSIGNMENT, student)
             except MissingEntry:
                 gb.update_or_create_submission(ASSIGNMENT, student)
+            late.record(gb, ASSIGNMENT, student, self.policy)
+            when = parse_utc(result.timestamp) if result.timestamp else None
+            gb.update_or_create_submission(ASSIGNMENT, student, timestamp=when)
             for name in notebooks:
                 graded = result.notebooks.get(name)
                 got = graded.grades if graded else {}
                 stem = name.removesuffix(".ipynb")
-                for grade in gb.find_submission_notebook(stem, ASSIGNMENT, student).grades:
+                notebook = gb.find_submission_notebook(stem, ASSIGNMENT, student)
+                notebook.late_submission_penalty = graded.late_penalty if graded else 0.0
+                for grade in notebook.grades:
                     if grade.cell_type == "code" and grade.max_score:
                         grade.auto_score = got.get(grade.name, (0.0, grade.max_score))[0]
                         grade.needs_manual_grade = False
@@ -100,9 +109,13 @@ class Ledger:
                 page.unlink(missing_ok=True)
 
     def export(self) -> None:
-        """``grades.csv`` from the gradebook, by nbgrader's CSV exporter."""
+        """``grades.csv`` from the gradebook, by nbgrader's CSV exporter, with
+        the late policy applied to each student in words."""
+        exporter = late.PolicyCsvExportPlugin(
+            to=str(self.layout.grades_csv), policy_file=str(self.layout.policy)
+        )
         with self._gradebook() as gb:
-            CsvExportPlugin(to=str(self.layout.grades_csv)).export(gb)
+            exporter.export(gb)
 
     def scores(self) -> dict[str, dict[str, float]]:
         """student -> test cell -> score, read back from the gradebook."""

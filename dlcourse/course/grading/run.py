@@ -23,10 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nbgrader.api import Gradebook
+
 from dlcourse.course import nbgrader_cli
 from dlcourse.course.grading import dispatch, events, intake, sandbox
 from dlcourse.course.grading.ledger import Ledger
 from dlcourse.course.layout import ASSIGNMENT, Layout
+from dlcourse.course.semester import policy as course_policy
+
+POLICY_DIGEST = "(late policy)"  # a marker's entry for the policy: never a file's name
 
 
 class GradingError(RuntimeError):
@@ -98,6 +103,23 @@ def template(layout: Layout) -> Path:
     return cached
 
 
+def policy(layout: Layout) -> course_policy.Policy | None:
+    """The course's policy, read whole and checked against the class (the
+    gradebook's students and submitted/'s folders), or GradingError."""
+    try:
+        read = course_policy.read(layout.policy)
+        if read is not None and read.extensions:
+            known = set(intake.students(layout.submitted_root)[0])
+            if layout.gradebook.exists():
+                nbgrader_cli.put_tools_on_path()  # an older gradebook is upgraded by alembic
+                with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
+                    known |= {s.id for s in gb.students}
+            read.check_students(known, layout.policy)
+    except course_policy.PolicyError as error:
+        raise GradingError(f"{error}. Nothing was graded.") from None
+    return read
+
+
 def bundle(layout: Layout, options: Options) -> events.Bundle:
     settings = events.Settings(
         timeout=options.timeout,
@@ -112,12 +134,15 @@ def bundle(layout: Layout, options: Options) -> events.Bundle:
         settings=settings,
         private=tuple(str(p) for p in layout.private()),
         course=str(layout.root),
+        policy=layout.policy.read_text() if layout.policy.exists() else "",
     )
 
 
 def plan(layout: Layout, ledger: Ledger, options: Options, summary: Summary
          ) -> tuple[list[events.Task], dict[str, dict[str, str]]]:  # fmt: skip
-    """The tasks still to do, and each student's digests to mark when done."""
+    """The tasks still to do, and each student's digests to mark when done:
+    those of what they submitted and, under a policy, of what decides their
+    late penalty, so that a changed due date or extension regrades them."""
     expected = intake.expected_notebooks(layout.release)
     found, problems = intake.students(layout.submitted_root)
     for problem in problems:
@@ -128,6 +153,8 @@ def plan(layout: Layout, ledger: Ledger, options: Options, summary: Summary
     tasks, digests = [], {}
     for student in sorted(set(wanted) & set(found)):
         submission = intake.read_submission(layout.submitted_root, student, ASSIGNMENT, expected)
+        if ledger.policy is not None:
+            submission.digests[POLICY_DIGEST] = ledger.policy.fingerprint(student)
         if not options.force and ledger.marker(student) == submission.digests:
             summary.skipped.append(student)
             continue
@@ -157,6 +184,7 @@ def grade(
             )
     if not layout.released_notebooks():
         raise GradingError(f"{layout.release} has no notebooks: run `dlcourse release` first.")
+    policy(layout)  # read whole and checked before any worker starts
     # local workers start now, importing nbgrader while this process prepares the run
     local = dispatch.LocalWorkers(options.workers) if options.scheduler is None else None
     try:
@@ -168,7 +196,7 @@ def grade(
 
 def _grade(layout: Layout, options: Options, progress: Callable[[int, int, int], None] | None,
            local: dispatch.LocalWorkers | None) -> Summary:  # fmt: skip
-    ledger = Ledger(layout)
+    ledger = Ledger(layout, policy(layout))
     summary = Summary()
     tasks, digests = plan(layout, ledger, options, summary)
     shared = bundle(layout, options)

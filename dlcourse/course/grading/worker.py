@@ -43,6 +43,8 @@ from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
 from dlcourse.course.nbgrader_cli import Messages, load_config, put_tools_on_path
+from dlcourse.course.semester import late, update
+from dlcourse.course.semester.policy import read as read_policy
 
 _process: dict[str, Path] = {}  # this worker process's own folders, made on first use
 
@@ -141,19 +143,21 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     try:
         (folder / CONFIG).write_text(bundle.config)
         Layout(folder).gradebook.write_bytes(bundle.gradebook)
+        _deadline(folder, bundle, task.student)
         submitted = Layout(folder).submitted(task.student)
         submitted.mkdir(parents=True)
         for name, data in task.notebooks.items():
             nb = nbformat.reads(data.decode(), as_version=4)
             released = nbformat.reads(bundle.released[name], as_version=4)
-            nbformat.write(restore_metadata(nb, released), submitted / name)
+            nbformat.write(restore_metadata(as_released(nb, released, name), released),
+                           submitted / name)  # fmt: skip
         if task.timestamp is not None:
             (submitted / "timestamp.txt").write_text(task.timestamp)
         hide = [Path(p) for p in bundle.private] + [base]
         limits = sandbox.Limits(memory_mb=bundle.settings.memory_mb)
         cover = [Path(bundle.course)] if bundle.course else []
         launcher = Launcher(bundle.settings.confined, limits, hide, mplconfig, cover)
-        result = events.TaskResult(task.student)
+        result = events.TaskResult(task.student, timestamp=task.timestamp)
         for name in task.notebooks:
             _autograde(folder, bundle, launcher, task.student, name, result, log, errors)
         graded = Layout(folder).autograded(task.student)
@@ -170,6 +174,35 @@ def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
         shutil.rmtree(folder, ignore_errors=True)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _deadline(folder: Path, bundle: events.Bundle, student: str) -> None:
+    """The course's policy into the scratch course: its file, for nbgrader's
+    late-submission plugin and the feedback's note, and the due date and the
+    student's extension in the gradebook, for nbgrader's seconds late."""
+    policy = None
+    if bundle.policy:
+        path = Layout(folder).policy
+        path.write_text(bundle.policy)
+        policy = read_policy(path)
+    with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
+        gb.update_or_create_student(student)
+        late.record(gb, ASSIGNMENT, student, policy)
+
+
+def as_released(
+    nb: nbformat.NotebookNode, released: nbformat.NotebookNode, name: str
+) -> nbformat.NotebookNode:
+    """The submission merged into the release it is graded by, as `dlcourse
+    update` merges (:mod:`dlcourse.course.semester.update`): answers as
+    written, the release's cells around them, so that a notebook made before
+    an erratum is graded as one made after it (an exercise added since scores
+    0, one removed is not graded). A submission too unlike the release to be
+    merged is graded as it is."""
+    try:
+        return update.merge(nb, released, name)[0]
+    except update.UpdateError:
+        return nb
 
 
 def restore_metadata(
@@ -247,7 +280,8 @@ def _autograde(
     with Gradebook(f"sqlite:///{Layout(folder).gradebook}") as gb:
         submission = gb.find_submission_notebook(stem, ASSIGNMENT, student)
         grades = {g.name: (g.score, g.max_score) for g in submission.grades}
-    result.notebooks[name] = events.NotebookResult(grades, path.read_text())
+        penalty = submission.late_submission_penalty or 0.0
+    result.notebooks[name] = events.NotebookResult(grades, path.read_text(), late_penalty=penalty)
 
 
 def _feedback(
