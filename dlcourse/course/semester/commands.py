@@ -1,4 +1,4 @@
-"""The semester's commands: `dlcourse exchange ...` (and `dlcourse hub ...`)."""
+"""The semester's commands: `dlcourse exchange ...` and `dlcourse hub ...`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,30 @@ def cmd_exchange(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_hub(args: argparse.Namespace, extra: list[str]) -> int:
+    from dlcourse.course.semester import exchange, hub
+
+    folder = Path(args.config)
+    try:
+        if args.step == "config":
+            layout, root = _layout_and_exchange(args)
+            settings = hub.Settings(
+                course=str(layout.root), exchange=str(root), group=args.group,
+                ip=args.ip, port=args.port,
+            )  # fmt: skip
+            for path in hub.write(settings, folder):
+                print(f"wrote {path}")
+        problems = hub.check(folder)
+    except (hub.HubError, exchange.ExchangeError) as error:
+        raise SystemExit(f"dlcourse hub {args.step}: {error}") from None
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        return 1
+    print(f"the hub is ready: as root, `jupyterhub -f {folder.absolute() / hub.HUB_CONFIG}`")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the semester's commands to `dlcourse`'s parser."""
     ex = sub.add_parser(
@@ -67,3 +91,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="release: replace a release already in the exchange"
     )
     ex.set_defaults(run=cmd_exchange)
+    hb = sub.add_parser(
+        "hub", help="write (config) or check (check) a JupyterHub for the course's students"
+    )
+    hb.add_argument("step", choices=["config", "check"])
+    hb.add_argument(
+        "--config",
+        metavar="DIR",
+        default="/etc/jupyterhub",
+        help="the hub's configuration folder (default: /etc/jupyterhub)",
+    )
+    hb.add_argument(
+        "--exchange",
+        metavar="DIR",
+        help="config: the exchange shared by everyone (default: c.Exchange.root in "
+        "nbgrader_config.py)",
+    )
+    hb.add_argument(
+        "--group",
+        default="students",
+        help="config: the Unix group whose members may log in (default: students)",
+    )
+    hb.add_argument("--ip", default="127.0.0.1", help="config: the address to serve on")
+    hb.add_argument("--port", type=int, default=8000, help="config: the port (default 8000)")
+    hb.set_defaults(run=cmd_hub)
