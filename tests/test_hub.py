@@ -120,6 +120,7 @@ def answer(path: Path, student: User) -> None:
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[dict]:
     require_root()
+    pytest.importorskip("jupyterhub", reason="JupyterHub is missing (pip install -e '.[hub]')")
     chromium_path()
     if shutil.which(hub.PROXY) is None:
         pytest.skip(f"{hub.PROXY} is not installed (npm install -g {hub.PROXY}; .ci/run does this)")

@@ -204,7 +204,8 @@ def collect(layout: Layout, root: Path) -> Report:
             collecting = step.make(ExchangeCollect)
             collecting.update = True
             collecting.start()
-            report.problems += [f"{student}: {line}" for line in step.messages.lines]
+            # nbgrader's warnings (a submission owned by another user than it names, say)
+            report.problems += [f"{student}: {' '.join(m.split())}" for m in step.messages.lines]
         report.done.append(student)
     return report
 

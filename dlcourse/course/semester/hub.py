@@ -139,11 +139,11 @@ def read_settings(folder: Path) -> Settings:
     except FileNotFoundError:
         raise HubError(
             f"{folder} has no {SETTINGS}: write the hub's configuration with "
-            f"`dlcourse hub config --out {folder}`"
+            f"`dlcourse hub config --config {folder}`"
         ) from None
     except (ValueError, TypeError) as error:
         raise HubError(f"{path} is not dlcourse's hub settings ({error}): write it again "
-                       f"with `dlcourse hub config --out {folder}`") from None  # fmt: skip
+                       f"with `dlcourse hub config --config {folder}`") from None  # fmt: skip
 
 
 def closed_folder(path: Path) -> Path | None:
