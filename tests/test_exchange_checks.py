@@ -230,3 +230,15 @@ def test_hub_check_without_a_configuration_says_how_to_write_one(tmp_path: Path)
     (tmp_path / hub.SETTINGS).write_text("{not json")
     with pytest.raises(hub.HubError, match="is not dlcourse's hub settings"):
         hub.check(tmp_path)
+
+
+def test_hub_check_on_the_command_line_fails_with_the_problems(
+    tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "hub"
+    hub.write(hub.Settings(course=str(course.root), exchange=str(shared), group="root"), folder)
+    os.chmod(shared, 0o777)
+    assert main(["--root", str(course.root), "hub", "check", "--config", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"problem: the exchange folder {shared} has mode 0777" in out
+    assert "the hub is ready" not in out

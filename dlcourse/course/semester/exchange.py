@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING
 
 from traitlets.config import Config
 
-if TYPE_CHECKING:
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange.abc import Exchange
-
 from dlcourse.course import nbgrader_cli
 from dlcourse.course.grading import intake
 from dlcourse.course.grading.ledger import Ledger
 from dlcourse.course.layout import ASSIGNMENT, Layout
+
+if TYPE_CHECKING:
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.abc import Exchange
 
 MODE = 0o1777  # what nbgrader's exchange root must be: everyone writes, nobody removes another's
 
