@@ -242,3 +242,25 @@ def test_hub_check_on_the_command_line_fails_with_the_problems(
     out = capsys.readouterr().out
     assert f"problem: the exchange folder {shared} has mode 0777" in out
     assert "the hub is ready" not in out
+
+
+def test_hub_config_never_overwrites_a_file_it_did_not_write(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    folder = tmp_path / "hub"
+    settings = hub.Settings(course=str(course.root), exchange=str(shared), group="root")
+    folder.mkdir()
+    (folder / hub.HUB_CONFIG).write_text("c.JupyterHub.port = 1234  # the admin's own\n")
+    with pytest.raises(hub.HubError, match="exists and is not what `dlcourse hub config` wrote"):
+        hub.write(settings, folder)
+    assert (folder / hub.HUB_CONFIG).read_text() == "c.JupyterHub.port = 1234  # the admin's own\n"
+    (folder / hub.HUB_CONFIG).unlink()
+    hub.write(settings, folder)
+    hub.write(hub.Settings(**{**settings.__dict__, "port": 9000}), folder)  # its own: rewritten
+    assert "9000" in (folder / hub.HUB_CONFIG).read_text()
+    with open(folder / hub.HUB_CONFIG, "a") as config:
+        config.write("c.Spawner.mem_limit = '2G'\n")
+    edited = (folder / hub.HUB_CONFIG).read_text()
+    with pytest.raises(hub.HubError, match="it is kept"):
+        hub.write(settings, folder)
+    assert (folder / hub.HUB_CONFIG).read_text() == edited

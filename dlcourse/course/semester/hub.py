@@ -120,6 +120,7 @@ def write(settings: Settings, folder: Path) -> list[Path]:
     exchange.check_root(Path(settings.exchange))
     _check_group(settings.group)
     folder = folder.absolute()
+    _refuse_to_overwrite(folder)
     written = []
     for path, text in files(settings, folder).items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +131,18 @@ def write(settings: Settings, folder: Path) -> list[Path]:
     (folder / STATE).mkdir(exist_ok=True)
     os.chmod(folder / STATE, 0o700)
     return written
+
+
+def _refuse_to_overwrite(folder: Path) -> None:
+    """Refuse to replace a file in ``folder`` that `dlcourse hub config` did not
+    write as it is (someone's own jupyterhub_config.py, or one edited by hand)."""
+    ours = files(read_settings(folder), folder) if (folder / SETTINGS).exists() else {}
+    for path in (folder / SETTINGS, folder / HUB_CONFIG, folder / STUDENT_CONFIG):
+        if path.exists() and (path not in ours or path.read_text() != ours[path]):
+            raise HubError(
+                f"{path} exists and is not what `dlcourse hub config` wrote: it is kept; move "
+                "it away (or give another --config folder) to write the course's hub there"
+            )
 
 
 def read_settings(folder: Path) -> Settings:
@@ -167,7 +180,9 @@ def check(folder: Path) -> list[str]:
                 f"{path} is not what `dlcourse hub config` writes for {folder / SETTINGS} "
                 "(changed by hand, or the course's nbgrader_config.py changed): write it again"
             )
-        elif os.stat(path).st_mode & stat.S_IROTH == 0 or closed_folder(path.parent):
+        elif path.name == STUDENT_CONFIG.name and (
+            os.stat(path).st_mode & stat.S_IROTH == 0 or closed_folder(path.parent)
+        ):
             problems.append(f"{path} cannot be read by the students: chmod a+rX on the way to it")
     try:
         exchange.check_root(Path(settings.exchange))
