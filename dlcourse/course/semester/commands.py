@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dlcourse.course.layout import Layout
+    from dlcourse.course.semester.exchange import Report
 
 
-def _layout_and_exchange(args: argparse.Namespace) -> tuple:
+def _layout_and_exchange(args: argparse.Namespace) -> tuple[Layout, Path]:
     from dlcourse.course.cli import course_root
     from dlcourse.course.layout import Layout
     from dlcourse.course.semester import exchange
@@ -16,7 +21,7 @@ def _layout_and_exchange(args: argparse.Namespace) -> tuple:
     return layout, root.absolute()
 
 
-def _print(report: object, what: str) -> None:
+def _print(report: Report, what: str) -> None:
     for student in report.done:
         print(f"{what}: {student}")
     for problem in report.problems:
