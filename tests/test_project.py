@@ -26,7 +26,7 @@ def test_environment_yml_lists_what_pyproject_lists() -> None:
     extras = project["optional-dependencies"]
     wanted = {  # conda has no environment markers: "tomli==2.5.0; python_version < '3.11'"
         r.split(";")[0].strip()
-        for r in project["dependencies"] + extras["course"] + extras["test"]
+        for r in project["dependencies"] + extras["course"] + extras["hub"] + extras["test"]
         if _name(r) != "dlcourse"
     }
     env = yaml.safe_load((ROOT / "environment.yml").read_text())

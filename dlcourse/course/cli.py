@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlcourse.course.layout import WITHHELD_APPENDIX, Layout
+from dlcourse.course.semester import commands
 
 ROOT_HELP = "the course folder (default: the current folder, or the repository this package is in)"
 
@@ -120,6 +121,8 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import grading
+    from dlcourse.course.semester import ownership
+
     root = course_root(args.root)
     layout = Layout.of(root)
     if args.from_downloads:
@@ -145,6 +148,7 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
         raise SystemExit(f"dlcourse grade: {error}") from None
     finally:
         bar.close()
+    ownership.hand_back(layout)  # graded by root in an instructor's course: theirs again
     print(
         f"graded {len(summary.graded)} student(s); {len(summary.skipped)} already graded "
         f"(--force to regrade)"
@@ -347,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-answers", action="store_true", help="leave Appendix A out (before the deadline)"
     )
     bk.set_defaults(run=cmd_book)
+    commands.register(sub)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lab":
         parser.error(f"unrecognised arguments: {' '.join(extra)}")

@@ -82,11 +82,19 @@ class Layout:
     def submitted(self, student: str) -> Path:
         return self.submitted_root / student / ASSIGNMENT
 
+    @property
+    def autograded_root(self) -> Path:
+        return self.root / "autograded"
+
     def autograded(self, student: str) -> Path:
-        return self.root / "autograded" / student / ASSIGNMENT
+        return self.autograded_root / student / ASSIGNMENT
+
+    @property
+    def feedback_root(self) -> Path:
+        return self.root / "feedback"
 
     def feedback(self, student: str) -> Path:
-        return self.root / "feedback" / student / ASSIGNMENT
+        return self.feedback_root / student / ASSIGNMENT
 
     @property
     def gradebook(self) -> Path:

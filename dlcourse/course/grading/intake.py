@@ -120,6 +120,8 @@ class Submission:
 
 
 TIMESTAMP = "timestamp.txt"  # written by nbgrader's exchange when it collects a submission
+# nbgrader's exchange writes it next to the timestamp: the key to the submission's feedback
+SECRET = "submission_secret.txt"
 
 
 def is_student_id(name: str) -> bool:
@@ -213,7 +215,7 @@ def read_submission(
         names = os.listdir(folder)
         if not any(name.endswith(".ipynb") for name in names):
             result.problems.append(f"no notebooks in {where}/")
-        for name in sorted(set(names) - set(expected) - {TIMESTAMP}):
+        for name in sorted(set(names) - set(expected) - {TIMESTAMP, SECRET}):
             result.problems.append(_extra(folder, name, assignment))
         if TIMESTAMP in names:
             _read_timestamp(folder, result)

@@ -1,0 +1,282 @@
+"""The course's side of nbgrader's exchange: release, collect, release feedback.
+
+Students fetch, submit and fetch feedback with nbgrader's own command and its
+JupyterLab assignment list; the instructor's three steps run nbgrader's own
+exchange classes (``nbgrader.exchange.default``) in this process, with the
+course's configuration, after checking what nbgrader would only half say:
+that the exchange folder exists and is world-writable with the sticky bit,
+and that it holds this course (not one under another id).
+
+``collect`` files each student's latest submission under
+``submitted/<student>/ch01/``, where ``dlcourse grade`` grades it as it is.
+A submission there that did not come from the exchange (an LMS download,
+say) is never replaced. ``release_feedback`` hands out a student's feedback
+only when it is the feedback of the submission now collected (graded since
+it was collected), keyed, as nbgrader does, by that submission's secret, so
+that each student can fetch their own and nobody else's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from traitlets.config import Config
+
+from dlcourse.course import nbgrader_cli
+from dlcourse.course.grading import intake
+from dlcourse.course.grading.ledger import Ledger
+from dlcourse.course.layout import ASSIGNMENT, Layout
+
+if TYPE_CHECKING:
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.abc import Exchange
+
+MODE = 0o1777  # what nbgrader's exchange root must be: everyone writes, nobody removes another's
+
+
+class ExchangeError(RuntimeError):
+    """An exchange step cannot be done; the message says why and what to do."""
+
+
+@dataclass
+class Report:
+    """What a step did, student by student, and what it did not do and why."""
+
+    done: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def configured_root(layout: Layout) -> Path:
+    """The exchange folder the course's ``nbgrader_config.py`` names (``c.Exchange.root``)."""
+    from nbgrader.exchange.default import Exchange
+
+    return Path(Exchange(config=nbgrader_cli.load_config(layout.root)).root)
+
+
+def check_root(root: Path) -> None:
+    """Refuse an exchange folder that is missing, not a folder, or not
+    world-writable with the sticky bit (then any student could move the
+    course's folder away and put one of their own in its place)."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise ExchangeError(
+            f"the exchange folder {root} does not exist: create it, as root, with "
+            f"`install -d -m 1777 {root}` (or pass the right folder with --exchange)"
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ExchangeError(f"the exchange {root} is not a folder; give a folder with --exchange")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode != MODE:
+        raise ExchangeError(
+            f"the exchange folder {root} has mode {mode:04o}; nbgrader's exchange must be "
+            f"writable by everyone with the sticky bit (mode 1777): run, as its owner or root, "
+            f"`chmod 1777 {root}`"
+        )
+
+
+def check_course(root: Path, course_id: str) -> Path:
+    """The course's folder in the exchange, refusing one that is missing (a
+    course id mismatch, or nothing released yet) or belongs to someone else."""
+    course = root / course_id
+    if not course.is_dir():
+        others = sorted(p.name for p in root.iterdir() if p.is_dir())
+        hint = (
+            f"it holds {', '.join(others)}: is c.CourseDirectory.course_id in nbgrader_config.py "
+            "the course id it was released under?"
+            if others
+            else "release the assignment first (`dlcourse exchange release`)"
+        )
+        raise ExchangeError(f"the exchange {root} has no course {course_id!r}; {hint}")
+    owner = course.stat().st_uid
+    if owner != os.geteuid():
+        raise ExchangeError(
+            f"{course} belongs to user id {owner}, not to you ({os.geteuid()}): run the "
+            "instructor's steps as the user who released the course"
+        )
+    return course
+
+
+@dataclass
+class Step:
+    """What one of nbgrader's exchange classes is made with, and what it logged."""
+
+    config: Config
+    coursedir: CourseDirectory
+    log: logging.Logger
+    messages: nbgrader_cli.Messages
+
+    def make(self, kind: type) -> Exchange:
+        from nbgrader.auth import Authenticator
+
+        return kind(
+            coursedir=self.coursedir,
+            authenticator=Authenticator(config=self.config),
+            config=self.config,
+            log=self.log,
+        )
+
+
+@contextmanager
+def _exchange(layout: Layout, root: Path, **coursedir: str) -> Iterator[Step]:
+    """nbgrader's configuration, course directory and log for the course,
+    with the exchange at ``root``; nbgrader's failures become
+    :class:`ExchangeError` with what it logged."""
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeError as NbgraderExchangeError
+
+    nbgrader_cli.put_tools_on_path()
+    config = nbgrader_cli.load_config(layout.root)
+    config.Exchange.root = str(root)
+    folder = CourseDirectory(config=config)
+    folder.assignment_id = ASSIGNMENT
+    for name, value in coursedir.items():
+        setattr(folder, name, value)
+    log = logging.getLogger(f"dlcourse.exchange.{id(folder)}")
+    log.propagate = False
+    messages = nbgrader_cli.Messages()
+    log.addHandler(messages)
+    try:
+        yield Step(config, folder, log, messages)
+    except NbgraderExchangeError as error:
+        said = "\n".join(dict.fromkeys([*messages.lines, str(error)]))
+        raise ExchangeError(f"nbgrader's exchange refused: {said}") from None
+    finally:
+        log.removeHandler(messages)
+
+
+def release(layout: Layout, root: Path, force: bool = False) -> Path:
+    """Put the learner notebooks (``notebooks/ch01``) into the exchange, where
+    students fetch them; ``force`` replaces a release already there (what a
+    student fetched is theirs and stays as it is). Returns the released folder."""
+    from nbgrader.exchange.default import ExchangeReleaseAssignment
+
+    check_root(root)
+    if not layout.released_notebooks():
+        raise ExchangeError(f"{layout.release} has no notebooks: run `dlcourse release` first")
+    with _exchange(layout, root) as step:
+        releasing = step.make(ExchangeReleaseAssignment)
+        releasing.force = force
+        releasing.start()
+    return root / step.coursedir.course_id / "outbound" / ASSIGNMENT
+
+
+def _from_exchange(folder: Path) -> bool:
+    return (folder / intake.SECRET).is_file()
+
+
+def collect(layout: Layout, root: Path) -> Report:
+    """Each student's latest submission into ``submitted/<student>/ch01/``,
+    replacing an earlier one collected from the exchange (which keeps every
+    submission), never a folder put there by other means."""
+    from nbgrader.exchange.default import ExchangeCollect
+
+    check_root(root)
+    course_id = nbgrader_cli.load_config(layout.root).CourseDirectory.course_id
+    inbound = check_course(root, course_id) / "inbound"
+    report = Report()
+    students = sorted({p.name.rsplit("+", 3)[0] for p in inbound.glob(f"*+{ASSIGNMENT}+*")})
+    for student in students:
+        if not intake.is_student_id(student):
+            report.problems.append(
+                f"{student!r}: not a valid student id; its submission was left in the exchange"
+            )
+            continue
+        there = layout.submitted(student)
+        if there.exists() and not _from_exchange(there):
+            report.problems.append(
+                f"{student}: {there} was not collected from the exchange (it has no "
+                f"{intake.SECRET}); move it away to collect {student}'s submission"
+            )
+            continue
+        with _gradebook_for_due_date(layout) as db_url, _exchange(
+            layout, root, student_id=student, db_url=db_url
+        ) as step:
+            collecting = step.make(ExchangeCollect)
+            collecting.update = True
+            collecting.start()
+            # nbgrader's warnings (a submission owned by another user than it names, say)
+            report.problems += [f"{student}: {' '.join(m.split())}" for m in step.messages.lines]
+        report.done.append(student)
+    return report
+
+
+@contextmanager
+def _gradebook_for_due_date(layout: Layout) -> Iterator[str]:
+    """The gradebook nbgrader's collect reads the due date from: the course's
+    once grading made it, else an empty one of its own (nbgrader would
+    create the course's, and grading needs to make it itself)."""
+    if layout.gradebook.exists():
+        yield f"sqlite:///{layout.gradebook}"
+        return
+    with tempfile.TemporaryDirectory(prefix="dlcourse-collect-") as tmp:
+        yield f"sqlite:///{Path(tmp) / 'gradebook.db'}"
+
+
+def release_feedback(layout: Layout, root: Path) -> Report:
+    """Each graded student's feedback pages into the exchange, for the
+    submission now collected, where only that student can find them."""
+    from nbgrader.exchange.default import ExchangeReleaseFeedback
+
+    check_root(root)
+    course_id = nbgrader_cli.load_config(layout.root).CourseDirectory.course_id
+    check_course(root, course_id)
+    report = Report()
+    ledger = Ledger(layout)
+    expected = intake.expected_notebooks(layout.release)
+    with tempfile.TemporaryDirectory(prefix="dlcourse-feedback-") as tmp:
+        staged = Path(tmp)
+        for student in intake.students(layout.submitted_root)[0]:
+            problem = _stage(layout, ledger, expected, student, staged)
+            if problem:
+                report.problems.append(f"{student}: {problem}")
+            else:
+                report.done.append(student)
+        if report.done:
+            with _exchange(layout, root, feedback_directory=str(staged)) as step:
+                step.make(ExchangeReleaseFeedback).start()
+    return report
+
+
+def _stage(
+    layout: Layout, ledger: Ledger, expected: dict[str, set[str]], student: str, staged: Path
+) -> str:
+    """Put ``student``'s feedback pages with their submission's timestamp and
+    secret under ``staged/<student>/ch01/``, as nbgrader's release of feedback
+    reads them; or say why not."""
+    submitted = layout.submitted(student)
+    if not _from_exchange(submitted):
+        return f"not collected from the exchange (no {intake.SECRET}); no feedback to release"
+    pages = sorted(layout.feedback(student).glob("*.html"))
+    submission = intake.read_submission(layout.submitted_root, student, ASSIGNMENT, expected)
+    if not pages or ledger.marker(student) != submission.digests:
+        return "not graded since it was collected: run `dlcourse grade`, then release again"
+    folder = staged / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for page in pages:
+        shutil.copyfile(page, folder / page.name)
+    for name in (intake.TIMESTAMP, intake.SECRET):
+        shutil.copyfile(submitted / name, folder / name)
+    return ""
+
+
+def student_config(layout: Layout, root: Path) -> str:
+    """The ``nbgrader_config.py`` students' nbgrader needs to find the course:
+    its id and the exchange (saved in a folder of their Jupyter config path)."""
+    course_id = nbgrader_cli.load_config(layout.root).CourseDirectory.course_id
+    return (
+        f'"""nbgrader for the students of {course_id}: the course and its exchange '
+        '(written by `dlcourse`)."""\n\n'
+        "c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)\n"
+        f"c.CourseDirectory.course_id = {course_id!r}\n"
+        f"c.Exchange.root = {str(root)!r}\n"
+    )

@@ -1,0 +1,266 @@
+"""The exchange's and the hub's refusals, and what collect and feedback leave alone.
+
+No Unix users here (tests/test_semester_exchange.py has them): one course
+copy, an exchange folder, and nbgrader's own layout of a submission in it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+from pathlib import Path
+
+import nbformat
+import pytest
+from traitlets.config import PyFileConfigLoader
+
+from dlcourse.course.cli import main
+from dlcourse.course.grading import intake
+from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.semester import exchange, hub, ownership
+
+ROOT = Path(__file__).resolve().parents[1]
+STAMP = "2026-01-05 10:00:00.000000 UTC"
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Layout:
+    folder = tmp_path / "course"
+    folder.mkdir()
+    shutil.copy2(ROOT / CONFIG, folder / CONFIG)
+    shutil.copytree(ROOT / SOURCE / ASSIGNMENT, folder / SOURCE / ASSIGNMENT)
+    shutil.copytree(ROOT / RELEASE / ASSIGNMENT, folder / RELEASE / ASSIGNMENT)
+    return Layout.of(folder)
+
+
+@pytest.fixture
+def shared(tmp_path: Path) -> Path:
+    folder = tmp_path / "exchange"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)
+    return folder
+
+
+def submit(root: Path, student: str, layout: Layout) -> Path:
+    """A submission in nbgrader's layout of the inbound folder, as `nbgrader submit` makes it."""
+    folder = root / "dlcourse" / "inbound" / f"{student}+{ASSIGNMENT}+{STAMP}+abcdef"
+    shutil.copytree(layout.release, folder)
+    (folder / intake.TIMESTAMP).write_text(STAMP)
+    (folder / intake.SECRET).write_text(f"secret of {student}")
+    return folder
+
+
+def test_a_missing_exchange_says_how_to_make_it(tmp_path: Path, course: Layout) -> None:
+    with pytest.raises(exchange.ExchangeError, match=r"does not exist: .*install -d -m 1777"):
+        exchange.release(course, tmp_path / "nowhere")
+
+
+def test_an_exchange_that_is_a_file_is_refused(tmp_path: Path, course: Layout) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(exchange.ExchangeError, match="is not a folder"):
+        exchange.collect(course, tmp_path / "file")
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o777, 0o1755, 0o3777, 0o700])
+def test_an_exchange_without_mode_1777_is_refused(shared: Path, course: Layout, mode: int) -> None:
+    os.chmod(shared, mode)
+    with pytest.raises(exchange.ExchangeError, match=rf"mode {mode:04o}.*chmod 1777"):
+        exchange.release(course, shared)
+    assert not (shared / "dlcourse").exists()
+
+
+def test_a_course_id_mismatch_names_the_courses_there(shared: Path, course: Layout) -> None:
+    (shared / "other101").mkdir()
+    for step in (exchange.collect, exchange.release_feedback):
+        with pytest.raises(exchange.ExchangeError, match="no course 'dlcourse'; it holds other101"):
+            step(course, shared)
+
+
+def test_nothing_released_yet_says_release_first(shared: Path, course: Layout) -> None:
+    with pytest.raises(exchange.ExchangeError, match="release the assignment first"):
+        exchange.collect(course, shared)
+
+
+def test_a_course_folder_of_another_user_is_refused(shared: Path, course: Layout) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the course's folder to another user")
+    exchange.release(course, shared)
+    os.chown(shared / "dlcourse", 54321, 54321)
+    with pytest.raises(exchange.ExchangeError, match="belongs to user id 54321"):
+        exchange.collect(course, shared)
+
+
+def test_release_needs_the_learner_notebooks(shared: Path, course: Layout) -> None:
+    shutil.rmtree(course.release)
+    course.release.mkdir()
+    with pytest.raises(exchange.ExchangeError, match="run `dlcourse release` first"):
+        exchange.release(course, shared)
+
+
+def test_releasing_twice_needs_force(shared: Path, course: Layout) -> None:
+    released = exchange.release(course, shared)
+    assert sorted(p.name for p in released.iterdir()) == [
+        p.name for p in course.released_notebooks()
+    ]
+    with pytest.raises(exchange.ExchangeError, match="add --force"):
+        exchange.release(course, shared)
+    assert exchange.release(course, shared, force=True) == released
+
+
+def test_collect_never_replaces_a_submission_from_elsewhere(shared: Path, course: Layout) -> None:
+    exchange.release(course, shared)
+    for student in ("alice", "bob"):
+        submit(shared, student, course)
+    lms = course.submitted("alice")
+    lms.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), lms / "02_chain_rule.ipynb")
+    before = (lms / "02_chain_rule.ipynb").read_bytes()
+    report = exchange.collect(course, shared)
+    assert report.done == ["bob"]
+    about_alice = [p for p in report.problems if p.startswith("alice: ")]
+    assert len(about_alice) == 1 and "move it away" in about_alice[0]
+    # nbgrader's own warning, in one line: the submission is this user's, not bob's
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert [p for p in report.problems if p.startswith("bob: ")] == [
+        f"bob: {shared}/dlcourse/inbound/bob+{ASSIGNMENT}+{STAMP}+abcdef claims to be submitted "
+        f"by bob but is owned by {me}; cheating attempt? you may disable this warning by "
+        "unsetting the option CollectApp.check_owner"
+    ]
+    assert [p.name for p in lms.iterdir()] == ["02_chain_rule.ipynb"]
+    assert (lms / "02_chain_rule.ipynb").read_bytes() == before
+    got = sorted(p.name for p in course.submitted("bob").iterdir())
+    assert got == sorted([*(p.name for p in course.released_notebooks()), intake.TIMESTAMP,
+                          intake.SECRET])  # fmt: skip
+    assert not course.gradebook.exists(), "collect leaves the gradebook to grading"
+
+
+def test_a_student_id_that_is_not_one_is_left_in_the_exchange(shared: Path, course: Layout) -> None:
+    exchange.release(course, shared)
+    submit(shared, ".hidden", course)
+    report = exchange.collect(course, shared)
+    assert report.done == [] and "not a valid student id" in report.problems[0]
+    assert not course.submitted_root.exists()
+
+
+def test_feedback_waits_for_grading(shared: Path, course: Layout) -> None:
+    exchange.release(course, shared)
+    submit(shared, "bob", course)
+    exchange.collect(course, shared)
+    report = exchange.release_feedback(course, shared)
+    assert report.done == []
+    assert report.problems == [
+        "bob: not graded since it was collected: run `dlcourse grade`, then release again"
+    ]
+    assert not (shared / "dlcourse" / "feedback").exists()
+
+
+def test_the_command_line_says_what_is_wrong(tmp_path: Path, course: Layout) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit, match=r"^dlcourse exchange collect: the exchange folder"):
+        main(["--root", str(course.root), "exchange", "collect", "--exchange", str(missing)])
+
+
+def test_students_config_names_the_course_and_the_exchange(
+    tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    main(["--root", str(course.root), "exchange", "student-config", "--exchange", str(shared)])
+    (tmp_path / "students").mkdir()
+    (tmp_path / "students" / CONFIG).write_text(capsys.readouterr().out)
+    config = PyFileConfigLoader(CONFIG, path=str(tmp_path / "students")).load_config()
+    assert config.CourseDirectory.course_id == "dlcourse"
+    assert config.Exchange.root == str(shared)
+
+
+def test_root_hands_grading_back_to_the_course_owner(course: Layout) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change owners")
+    owner = 54321
+    os.chown(course.root, owner, owner)
+    elsewhere = course.root.parent / "elsewhere"
+    elsewhere.write_text("not the course's")
+    course.gradebook.write_text("")
+    course.grades_csv.write_text("")
+    (course.markers).mkdir(parents=True)
+    (course.markers / "bob.json").write_text("{}")
+    course.templates.mkdir()
+    (course.templates / "t.db").write_text("")
+    course.feedback("bob").mkdir(parents=True)
+    (course.feedback("bob") / "02_chain_rule.html").write_text("")
+    (course.feedback("bob") / "link.html").symlink_to(elsewhere)
+    assert ownership.hand_back(course) == owner
+    for path in [course.gradebook, course.grades_csv, course.state, course.markers / "bob.json",
+                 *course.feedback_root.rglob("*")]:  # fmt: skip
+        assert path.lstat().st_uid == owner, path
+    assert (course.templates / "t.db").stat().st_uid == 0, "the hidden tests stay root's"
+    assert elsewhere.stat().st_uid == 0, "a link is changed, never followed"
+
+
+def test_hub_config_refuses_a_group_that_does_not_exist(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    settings = hub.Settings(course=str(course.root), exchange=str(shared), group="no-such-group")
+    with pytest.raises(hub.HubError, match="no Unix group 'no-such-group': create it"):
+        hub.write(settings, tmp_path / "hub")
+
+
+def test_hub_check_finds_what_changed(tmp_path: Path, shared: Path, course: Layout) -> None:
+    folder = tmp_path / "hub"
+    settings = hub.Settings(course=str(course.root), exchange=str(shared), group="root")
+    hub.write(settings, folder)
+    assert stat.S_IMODE(os.stat(folder / hub.STATE).st_mode) == 0o700
+    problems = hub.check(folder)
+    ignorable = ("cannot be entered by other users", "is not on PATH", "cannot be read")
+    assert [p for p in problems if not any(i in p for i in ignorable)] == []
+    with open(folder / hub.HUB_CONFIG, "a") as config:
+        config.write("c.Spawner.cmd = ['something-else']\n")
+    config_text = course.config.read_text().replace('course_id = "dlcourse"', 'course_id = "x1"')
+    course.config.write_text(config_text)
+    os.chmod(shared, 0o755)
+    problems = hub.check(folder)
+    assert any(f"{folder / hub.HUB_CONFIG} is not what" in p for p in problems)
+    assert any(f"{folder / hub.STUDENT_CONFIG} is not what" in p for p in problems)
+    assert any("mode 0755" in p for p in problems)
+
+
+def test_hub_check_without_a_configuration_says_how_to_write_one(tmp_path: Path) -> None:
+    with pytest.raises(hub.HubError, match="dlcourse hub config --config"):
+        hub.check(tmp_path)
+    (tmp_path / hub.SETTINGS).write_text("{not json")
+    with pytest.raises(hub.HubError, match="is not dlcourse's hub settings"):
+        hub.check(tmp_path)
+
+
+def test_hub_check_on_the_command_line_fails_with_the_problems(
+    tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "hub"
+    hub.write(hub.Settings(course=str(course.root), exchange=str(shared), group="root"), folder)
+    os.chmod(shared, 0o777)
+    assert main(["--root", str(course.root), "hub", "check", "--config", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert f"problem: the exchange folder {shared} has mode 0777" in out
+    assert "the hub is ready" not in out
+
+
+def test_hub_config_never_overwrites_a_file_it_did_not_write(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    folder = tmp_path / "hub"
+    settings = hub.Settings(course=str(course.root), exchange=str(shared), group="root")
+    folder.mkdir()
+    (folder / hub.HUB_CONFIG).write_text("c.JupyterHub.port = 1234  # the admin's own\n")
+    with pytest.raises(hub.HubError, match="exists and is not what `dlcourse hub config` wrote"):
+        hub.write(settings, folder)
+    assert (folder / hub.HUB_CONFIG).read_text() == "c.JupyterHub.port = 1234  # the admin's own\n"
+    (folder / hub.HUB_CONFIG).unlink()
+    hub.write(settings, folder)
+    hub.write(hub.Settings(**{**settings.__dict__, "port": 9000}), folder)  # its own: rewritten
+    assert "9000" in (folder / hub.HUB_CONFIG).read_text()
+    with open(folder / hub.HUB_CONFIG, "a") as config:
+        config.write("c.Spawner.mem_limit = '2G'\n")
+    edited = (folder / hub.HUB_CONFIG).read_text()
+    with pytest.raises(hub.HubError, match="it is kept"):
+        hub.write(settings, folder)
+    assert (folder / hub.HUB_CONFIG).read_text() == edited
