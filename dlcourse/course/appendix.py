@@ -93,31 +93,15 @@ def anchor(heading: str) -> str:
 
 def answers(root: Path) -> list[Answer]:
     """Every exercise's answer, in the order of the chapter."""
-    found = []
-    for source in authoring.sources(root):
-        title = ""
-        for cell in source.cells:
-            if cell.cell_type == "markdown":
-                title = next((h for h in headings([cell]) if re.match(r"Exercise \d", h)), title)
-            grading = cell.metadata.get("nbgrader", {})
-            if grading.get("solution"):
-                grade_id = grading["grade_id"]
-                if grade_id not in source.explanations:
-                    raise KeyError(f"{source.name}: answer {grade_id!r} has no explanation")
-                found.append(
-                    Answer(
-                        grade_id,
-                        f"{source.name}.ipynb",
-                        title,
-                        solution_code(cell.source),
-                        source.explanations[grade_id].strip(),
-                    )
-                )
-    return found
+    return [
+        Answer(e.id, e.notebook, e.heading, solution_code(e.answer), e.explanation)
+        for source in authoring.sources(root)
+        for e in source.exercises
+    ]
 
 
 def _section(notebook: str, root: Path) -> str:
-    source = next(s for s in authoring.sources(root) if f"{s.name}.ipynb" == notebook)
+    source = next(s for s in authoring.sources(root) if s.notebook == notebook)
     return headings(source.cells)[0]
 
 

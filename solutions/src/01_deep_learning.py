@@ -1,59 +1,52 @@
-"""Source of solutions/ch01/01_deep_learning.ipynb (section 1.1)."""
+# %% [markdown] total_points=7
+# # 1.1 Deep Learning
+#
+# **Deep learning** is one branch of **machine learning**, the part of computing
+# in which a program is not given rules by its author but adjusts itself to
+# examples. In deep learning, the programs that adjust themselves are
+# **artificial neural networks**. They owe the name to the brain: a unit of a
+# network, like a nerve cell, adds up signals arriving from other units, each
+# weighted by the strength of its connection, and passes a response on. The likeness is loose (nothing below
+# needs any biology), but it explains the vocabulary of neurons, connections
+# and activations.
+#
+# A neural network is a chain of simple functions called **layers**. Each layer
+# takes a vector of numbers, mixes it linearly, and bends the result with a
+# fixed nonlinear function. One or two such layers make a *shallow* network;
+# deep learning stacks tens or hundreds of them, so that each layer can build
+# on what the previous one extracted: edges, then shapes, then objects, in the
+# classic picture of a network that looks at images.
+#
+# In this notebook you will see what a single layer computes, why the bending
+# (the nonlinearity) is essential, train a deep network on data no straight line
+# can separate, watch its layers pull the classes apart, and find out why deep
+# networks need careful initialisation. The exercises at the end ask you to
+# write the forward pass of a deep network yourself, in plain numpy.
 
-from dlcourse.course.authoring import answer, code, md, tests
-
-SETUP = """
+# %% locked="setup"
 import numpy as np
 import matplotlib.pyplot as plt
 
 import dlcourse as dl
 from dlcourse import data, nn, optim, plot
 from dlcourse.testing import CheckError, assert_close
-"""
 
-CELLS = [
-    md(r"""
-# 1.1 Deep Learning
+# %% [markdown]
+# ## What a layer computes
+#
+# A **dense layer** (also *fully connected* or *linear* layer) maps a batch of
+# inputs $x$, one example per row, to
+#
+# $$h = \phi(x W + b)$$
+#
+# where $W$ holds one column of weights per output unit, $b$ is a bias per
+# unit, and $\phi$ is the **activation function**, applied elementwise. With
+# $N$ examples of $D_{in}$ features, $x$ has shape $(N, D_{in})$, $W$ has shape
+# $(D_{in}, D_{out})$, $b$ has shape $(D_{out},)$ and $h$ has shape
+# $(N, D_{out})$. The most common activation today is the **ReLU**,
+# $\phi(z) = \max(z, 0)$.
 
-**Deep learning** is one branch of **machine learning**, the part of computing
-in which a program is not given rules by its author but adjusts itself to
-examples. In deep learning, the programs that adjust themselves are
-**artificial neural networks**. They owe the name to the brain: a unit of a
-network, like a nerve cell, adds up signals arriving from other units, each
-weighted by the strength of its connection, and passes a response on. The likeness is loose (nothing below
-needs any biology), but it explains the vocabulary of neurons, connections
-and activations.
-
-A neural network is a chain of simple functions called **layers**. Each layer
-takes a vector of numbers, mixes it linearly, and bends the result with a
-fixed nonlinear function. One or two such layers make a *shallow* network;
-deep learning stacks tens or hundreds of them, so that each layer can build
-on what the previous one extracted: edges, then shapes, then objects, in the
-classic picture of a network that looks at images.
-
-In this notebook you will see what a single layer computes, why the bending
-(the nonlinearity) is essential, train a deep network on data no straight line
-can separate, watch its layers pull the classes apart, and find out why deep
-networks need careful initialisation. The exercises at the end ask you to
-write the forward pass of a deep network yourself, in plain numpy.
-"""),
-    code(SETUP, locked="setup"),
-    md(r"""
-## What a layer computes
-
-A **dense layer** (also *fully connected* or *linear* layer) maps a batch of
-inputs $x$, one example per row, to
-
-$$h = \phi(x W + b)$$
-
-where $W$ holds one column of weights per output unit, $b$ is a bias per
-unit, and $\phi$ is the **activation function**, applied elementwise. With
-$N$ examples of $D_{in}$ features, $x$ has shape $(N, D_{in})$, $W$ has shape
-$(D_{in}, D_{out})$, $b$ has shape $(D_{out},)$ and $h$ has shape
-$(N, D_{out})$. The most common activation today is the **ReLU**,
-$\phi(z) = \max(z, 0)$.
-"""),
-    code(r"""
+# %%
 layer = nn.Linear(2, 3, rng=0)
 x = np.array([[1.0, 2.0], [-1.0, 0.5]])  # two examples, two features each
 z = layer(x)                            # x @ W + b
@@ -61,30 +54,30 @@ h = z.relu()
 print("W =\n", layer.weight.data.round(3))
 print("z =\n", z.data.round(3))
 print("h = relu(z) =\n", h.data.round(3))
-"""),
-    md(r"""
-## Why nonlinearity matters
 
-Without $\phi$, two layers collapse into one: $(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$,
-which is again a single linear map. However many linear layers you stack, the
-network can only draw straight decision boundaries. The **XOR** problem below
-(label 1 where the two coordinates have different signs) has no straight
-boundary, so a linear model is stuck near chance, while one hidden ReLU layer
-solves it.
+# %% [markdown]
+# ## Why nonlinearity matters
+#
+# Without $\phi$, two layers collapse into one: $(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$,
+# which is again a single linear map. However many linear layers you stack, the
+# network can only draw straight decision boundaries. The **XOR** problem below
+# (label 1 where the two coordinates have different signs) has no straight
+# boundary, so a linear model is stuck near chance, while one hidden ReLU layer
+# solves it.
+#
+# Both models are *trained*: their weights start at random and are adjusted,
+# over and over, to make a **loss** smaller. The loss (or **loss function**) is
+# one number that says how wrong the network's outputs are on the training
+# examples; here it is the cross-entropy, which section 1.3 defines, small when
+# the network gives the right class a high probability. Each step of training
+# moves every weight a little in the direction that lowers the loss, the
+# direction given by the loss's gradient (**gradient descent**, section 1.3;
+# computing that gradient is what sections 1.2 and 1.3 are about). `dl.train.fit`
+# takes those steps with the **Adam** optimiser, a widely used variant of
+# gradient descent that adapts the step size of each weight to the size of its
+# recent gradients.
 
-Both models are *trained*: their weights start at random and are adjusted,
-over and over, to make a **loss** smaller. The loss (or **loss function**) is
-one number that says how wrong the network's outputs are on the training
-examples; here it is the cross-entropy, which section 1.3 defines, small when
-the network gives the right class a high probability. Each step of training
-moves every weight a little in the direction that lowers the loss, the
-direction given by the loss's gradient (**gradient descent**, section 1.3;
-computing that gradient is what sections 1.2 and 1.3 are about). `dl.train.fit`
-takes those steps with the **Adam** optimiser, a widely used variant of
-gradient descent that adapts the step size of each weight to the size of its
-recent gradients.
-"""),
-    code(r"""
+# %%
 W1, W2 = np.random.default_rng(1).standard_normal((2, 2, 2))
 print("two linear layers == one linear layer:", np.allclose((x @ W1) @ W2, x @ (W1 @ W2)))
 
@@ -98,68 +91,68 @@ fig, axes = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
 for ax, model, name in [(axes[0], linear, "linear"), (axes[1], hidden, "one hidden ReLU layer")]:
     _, acc = dl.train.evaluate(model, X, y, "cross_entropy")
     plot.decision_boundary(model, X, y, ax=ax, title=f"{name}: accuracy {acc:.2f}")
-"""),
-    md(r"""
-## A deep network on the spirals
 
-Three interleaved spirals are a harder problem. Here is a network with three
-hidden layers of 64 ReLU units: a *deep* network, where the XOR model above,
-with one hidden layer, was a *shallow* one. A **hidden layer** is any layer
-but the last, whose outputs are seen only by the next layer. It is trained
-with Adam on **minibatches**: each step computes the loss on 32 examples
-rather than on all 300, which makes a step cheaper and noisier.
-`dl.train.fit` shows a progress bar and returns the loss and accuracy of every
-epoch.
-"""),
-    code(r"""
+# %% [markdown]
+# ## A deep network on the spirals
+#
+# Three interleaved spirals are a harder problem. Here is a network with three
+# hidden layers of 64 ReLU units: a *deep* network, where the XOR model above,
+# with one hidden layer, was a *shallow* one. A **hidden layer** is any layer
+# but the last, whose outputs are seen only by the next layer. It is trained
+# with Adam on **minibatches**: each step computes the loss on 32 examples
+# rather than on all 300, which makes a step cheaper and noisier.
+# `dl.train.fit` shows a progress bar and returns the loss and accuracy of every
+# epoch.
+
+# %%
 X, y = data.spirals(n_per_class=100, n_classes=3, seed=0)
 deep = nn.MLP([2, 64, 64, 64, 3], rng=0)
 print(deep)
 history = dl.train.fit(deep, X, y, epochs=150, batch_size=32,
                        optimizer=optim.Adam(deep.parameters(), lr=0.01))
-"""),
-    code(r"""
+
+# %%
 print(f"final training accuracy: {history.accuracy[-1]:.2f}")
 plot.curves(history)
-"""),
-    code(r"""
+
+# %%
 plot.decision_boundary(deep, X, y, title="what the deep network learned")
-"""),
-    md(r"""
-## Representations, layer by layer
 
-Each hidden layer re-describes the data. Below, the output of each hidden
-layer of the trained network is projected onto its two main directions
-(principal components). The spirals start tangled; with each layer the
-classes move further apart, until the last hidden layer's output separates
-them with straight lines: it has to, since all that follows it is one linear
-map, the last layer, which turns it into the logits (the scores of the three
-classes, in the last panel). The hidden layers have turned a problem no
-straight line solves into one that straight lines do. This is the sense in
-which deep networks *learn representations*.
-"""),
-    code(r"""
+# %% [markdown]
+# ## Representations, layer by layer
+#
+# Each hidden layer re-describes the data. Below, the output of each hidden
+# layer of the trained network is projected onto its two main directions
+# (principal components). The spirals start tangled; with each layer the
+# classes move further apart, until the last hidden layer's output separates
+# them with straight lines: it has to, since all that follows it is one linear
+# map, the last layer, which turns it into the logits (the scores of the three
+# classes, in the last panel). The hidden layers have turned a problem no
+# straight line solves into one that straight lines do. This is the sense in
+# which deep networks *learn representations*.
+
+# %%
 plot.representations(deep, X, y)
-"""),
-    md(r"""
-## Depth and initialisation
 
-Depth has a price. A signal passing through 50 layers is multiplied by 50
-weight matrices: if each shrinks it a little, it **vanishes**; if each
-enlarges it a little, it **explodes**. For ReLU layers, **He initialisation**
-draws weights with standard deviation $\sqrt{2 / D_{in}}$, which keeps the
-size of the activations steady: the factor 2 makes up for the ReLU zeroing
-half of its inputs. The plot shows the spread of each layer's activations
-for a 50-layer ReLU network with three choices of the weights' standard
-deviation.
+# %% [markdown]
+# ## Depth and initialisation
+#
+# Depth has a price. A signal passing through 50 layers is multiplied by 50
+# weight matrices: if each shrinks it a little, it **vanishes**; if each
+# enlarges it a little, it **explodes**. For ReLU layers, **He initialisation**
+# draws weights with standard deviation $\sqrt{2 / D_{in}}$, which keeps the
+# size of the activations steady: the factor 2 makes up for the ReLU zeroing
+# half of its inputs. The plot shows the spread of each layer's activations
+# for a 50-layer ReLU network with three choices of the weights' standard
+# deviation.
+#
+# Training meets the same products on the way back: the gradient of the loss
+# passes through the same 50 weight matrices in reverse order, so with a poor
+# initialisation it too shrinks towards nothing (**vanishing gradients**) or
+# blows up (**exploding gradients**), and the first layers learn nothing or
+# diverge. Section 1.2 shows the vanishing on a chain of sigmoids.
 
-Training meets the same products on the way back: the gradient of the loss
-passes through the same 50 weight matrices in reverse order, so with a poor
-initialisation it too shrinks towards nothing (**vanishing gradients**) or
-blows up (**exploding gradients**), and the first layers learn nothing or
-diverge. Section 1.2 shows the vanishing on a chain of sigmoids.
-"""),
-    code(r"""
+# %%
 x_batch = np.random.default_rng(0).standard_normal((256, 64))
 stats = {}
 for name, init in [("std 0.05 (too small)", 0.05), ("He: sqrt(2/64) = 0.18", "he"),
@@ -169,28 +162,30 @@ for name, init in [("std 0.05 (too small)", 0.05), ("He: sqrt(2/64) = 0.18", "he
         stats[name] = net.trace(x_batch)[1::2]  # the output of every ReLU
     print(f"{name:22s} std after the last hidden layer: {np.std(stats[name][-1].data):.3g}")
 plot.layer_statistics(stats)
-"""),
-    md(r"""
-## Exercises
 
-Write each function in the cell marked `YOUR CODE HERE` (delete the
-`raise NotImplementedError()` line), then run the test cell below it. The
-visible tests are quick checks; the grader also runs hidden tests on random
-inputs of several shapes. All arrays are numpy arrays and batches are rows.
 
-### Exercise 1.1.1: a dense layer (1 point)
+# %% [markdown] exercise="1.1.1" id="dense" points=1
+# ## Exercises
+#
+# Write each function in the cell marked `YOUR CODE HERE` (delete the
+# `raise NotImplementedError()` line), then run the test cell below it. The
+# visible tests are quick checks; the grader also runs hidden tests on random
+# inputs of several shapes. All arrays are numpy arrays and batches are rows.
+#
+# ### Exercise: a dense layer
+#
+# Write `dense(x, W, b)` returning `x @ W + b` for `x` of shape $(N, D_{in})$,
+# `W` of shape $(D_{in}, D_{out})$ and `b` of shape $(D_{out},)$.
 
-Write `dense(x, W, b)` returning `x @ W + b` for `x` of shape $(N, D_{in})$,
-`W` of shape $(D_{in}, D_{out})$ and `b` of shape $(D_{out},)$.
-"""),
-    answer("dense", r'''
+# %% answer
 def dense(x, W, b):
     """x (N, D_in), W (D_in, D_out), b (D_out,) -> (N, D_out)."""
     ### BEGIN SOLUTION
     return x @ W + b
     ### END SOLUTION
-'''),
-    tests("test_dense", 1, r'''
+
+
+# %% tests
 x = np.array([[1.0, 2.0]])
 W = np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]])
 b = np.array([0.1, 0.2, 0.3])
@@ -204,20 +199,25 @@ for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
     assert_close(dense(x.copy(), W.copy(), b.copy()), x @ W + b, name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
                  mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.1.2: activation functions (2 points)
 
-Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
-elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
-The tests keep $|z|$ up to 30. Beyond that, mind overflow: $e^{-z}$
-overflows for $z < -709$, and numpy warns. Exercise 1.2.2 asks for a
-sigmoid derivative that never overflows, and scores it there (once in the
-chapter). A formula that never exponentiates a large positive number is
-$\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$; another treats $z \ge 0$ and
-$z < 0$ separately.
-"""),
-    answer("activations", r'''
+# %% [markdown] appendix
+# `x @ W` multiplies each row of `x` (one example) by `W`, giving one value per
+# output unit; adding `b` (shape $(D_{out},)$) broadcasts it over the rows, so
+# every example gets the same bias.
+
+# %% [markdown] exercise="1.1.2" id="activations" points=2
+# ### Exercise: activation functions
+#
+# Write `relu(z)`, the elementwise $\max(z, 0)$, and `sigmoid(z)`, the
+# elementwise $\sigma(z) = 1 / (1 + e^{-z})$. Neither may change its input.
+# The tests keep $|z|$ up to 30. Beyond that, mind overflow: $e^{-z}$
+# overflows for $z < -709$, and numpy warns. Exercise 1.2.2 asks for a
+# sigmoid derivative that never overflows, and scores it there (once in the
+# chapter). A formula that never exponentiates a large positive number is
+# $\sigma(z) = \frac{1}{2}(1 + \tanh(z/2))$; another treats $z \ge 0$ and
+# $z < 0$ separately.
+
+# %% answer
 def relu(z):
     """Elementwise max(z, 0); any shape."""
     ### BEGIN SOLUTION
@@ -231,8 +231,9 @@ def sigmoid(z):
     e = np.exp(-np.abs(z))  # never more than 1
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     ### END SOLUTION
-'''),
-    tests("test_activations", 2, r'''
+
+
+# %% tests
 z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
 assert_close(relu(z), [0.0, 0.0, 0.0, 0.5, 2.0], name="relu(z)",
              mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
@@ -259,17 +260,25 @@ for shape in [(3,), (4, 5), (2, 3, 4)]:
                  atol=1e-12)
     assert_close(z, before, name="z after sigmoid(z) (sigmoid must not change its input)")
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.1.3: the forward pass of a deep network (2 points)
 
-Write `mlp_forward(x, params, activation=relu)`. `params` is a list of
-`(W, b)` pairs, one per layer; apply a dense layer after layer, with the
-activation after every layer **except the last** (the last layer's outputs are
-the scores, or *logits*). It must work for any number of layers, including
-one: the tests try networks of one, two and three layers.
-"""),
-    answer("mlp_forward", r'''
+# %% [markdown] appendix
+# `np.maximum(z, 0.0)` compares elementwise and returns a new array. The
+# sigmoid `1 / (1 + np.exp(-z))` is right for the tests' range; the answer goes
+# further and never overflows (which Exercise 1.2.2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
+# $\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
+# denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
+# computed from the same safe `e`, so `np.where` never meets an overflow.
+
+# %% [markdown] exercise="1.1.3" id="mlp_forward" points=2
+# ### Exercise: the forward pass of a deep network
+#
+# Write `mlp_forward(x, params, activation=relu)`. `params` is a list of
+# `(W, b)` pairs, one per layer; apply a dense layer after layer, with the
+# activation after every layer **except the last** (the last layer's outputs are
+# the scores, or *logits*). It must work for any number of layers, including
+# one: the tests try networks of one, two and three layers.
+
+# %% answer
 def mlp_forward(x, params, activation=relu):
     """x (N, D_0); params [(W1, b1), ..., (WL, bL)] with Wl (D_{l-1}, D_l) -> (N, D_L)."""
     ### BEGIN SOLUTION
@@ -280,8 +289,9 @@ def mlp_forward(x, params, activation=relu):
             h = activation(h)
     return h
     ### END SOLUTION
-'''),
-    tests("test_mlp_forward", 2, r'''
+
+
+# %% tests
 x = np.array([[1.0, -1.0]])
 layers = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
           (np.array([[1.0, -1.0], [-1.0, 0.5]]), np.array([0.5, 0.0])),
@@ -333,26 +343,31 @@ for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp)
                  name=f"mlp_forward for layer sizes {sizes}",
                  mistakes={"no activation after the last layer": _all_activated(x, params, act)})
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.1.4: He initialisation (2 points)
 
-Write `he_init(fan_in, fan_out, rng)` returning `(W, b)`: `W` of shape
-`(fan_in, fan_out)` drawn at random from the generator `rng` (a
-`np.random.Generator`: use its methods, such as `rng.standard_normal`, so that
-the same seed gives the same weights) with mean 0 and standard deviation
-$\sqrt{2 / \text{fan\_in}}$, and `b` zeros of shape `(fan_out,)`. The test
-pushes data through 50 ReLU layers initialised with your function and checks
-that the activations neither vanish nor explode.
+# %% [markdown] appendix
+# Each layer feeds the next: the activation bends the output of every hidden
+# layer, while the last layer's output is left linear so it can take any value
+# (the logits). The loop runs once per `(W, b)` pair, so any depth works.
 
-He's standard deviation is one of a family. **LeCun initialisation** uses
-$\sqrt{1/\text{fan\_in}}$, which keeps the variance steady through linear
-layers (or tanh layers near 0), and **Glorot** (or **Xavier**) initialisation
-uses $\sqrt{2/(\text{fan\_in} + \text{fan\_out})}$, a compromise between the
-forward and the backward pass for tanh and sigmoid layers. Both lose half the
-variance at every ReLU, which is what the factor 2 of He makes up for.
-"""),
-    answer("he_init", r'''
+# %% [markdown] exercise="1.1.4" id="he_init" points=2
+# ### Exercise: He initialisation
+#
+# Write `he_init(fan_in, fan_out, rng)` returning `(W, b)`: `W` of shape
+# `(fan_in, fan_out)` drawn at random from the generator `rng` (a
+# `np.random.Generator`: use its methods, such as `rng.standard_normal`, so that
+# the same seed gives the same weights) with mean 0 and standard deviation
+# $\sqrt{2 / \text{fan\_in}}$, and `b` zeros of shape `(fan_out,)`. The test
+# pushes data through 50 ReLU layers initialised with your function and checks
+# that the activations neither vanish nor explode.
+#
+# He's standard deviation is one of a family. **LeCun initialisation** uses
+# $\sqrt{1/\text{fan\_in}}$, which keeps the variance steady through linear
+# layers (or tanh layers near 0), and **Glorot** (or **Xavier**) initialisation
+# uses $\sqrt{2/(\text{fan\_in} + \text{fan\_out})}$, a compromise between the
+# forward and the backward pass for tanh and sigmoid layers. Both lose half the
+# variance at every ReLU, which is what the factor 2 of He makes up for.
+
+# %% answer
 def he_init(fan_in, fan_out, rng):
     """-> W (fan_in, fan_out) with std sqrt(2 / fan_in), b zeros (fan_out,)."""
     ### BEGIN SOLUTION
@@ -360,8 +375,9 @@ def he_init(fan_in, fan_out, rng):
     b = np.zeros(fan_out)
     return W, b
     ### END SOLUTION
-'''),
-    tests("test_he_init", 2, r'''
+
+
+# %% tests
 def through_50_relu_layers(seed):
     """How much 50 ReLU layers made with he_init change the activations' mean square."""
     h = np.random.default_rng(1).standard_normal((256, 256))
@@ -428,83 +444,10 @@ assert_close(np.std(W), np.sqrt(2 / 30), name="the standard deviation of W for f
                                   "divide by fan_in, not fan_out": np.sqrt(2 / 500)})
 assert_close(b, np.zeros(500), name="b for fan_out 500", mistakes={"the biases start at zero": np.ones(500)})
 ### END HIDDEN TESTS
-'''),
-]
 
-EXPLANATIONS = {
-    "dense": r"""
-`x @ W` multiplies each row of `x` (one example) by `W`, giving one value per
-output unit; adding `b` (shape $(D_{out},)$) broadcasts it over the rows, so
-every example gets the same bias.
-""",
-    "activations": r"""
-`np.maximum(z, 0.0)` compares elementwise and returns a new array. The
-sigmoid `1 / (1 + np.exp(-z))` is right for the tests' range; the answer goes
-further and never overflows (which Exercise 1.2.2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
-$\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
-denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
-computed from the same safe `e`, so `np.where` never meets an overflow.
-""",
-    "mlp_forward": r"""
-Each layer feeds the next: the activation bends the output of every hidden
-layer, while the last layer's output is left linear so it can take any value
-(the logits). The loop runs once per `(W, b)` pair, so any depth works.
-""",
-    "he_init": r"""
-For a ReLU layer with weights of variance $\sigma^2$, the mean square of the
-outputs is $D_{in}\,\sigma^2 / 2$ times that of the inputs: each of the
-$D_{in}$ products adds variance, and the ReLU zeroes half of them. Choosing
-$\sigma^2 = 2 / D_{in}$ makes that factor 1, so 50 layers change nothing on
-average. Biases start at zero.
-""",
-}
-
-EX1 = "Exercise 1.1.1: a dense layer (1 point)"
-EX2 = "Exercise 1.1.2: activation functions (2 points)"
-EX3 = "Exercise 1.1.3: the forward pass of a deep network (2 points)"
-EX4 = "Exercise 1.1.4: He initialisation (2 points)"
-
-# term -> the headings of the sections that treat it (one or several)
-INDEX = {
-    "weights and biases": ["What a layer computes", EX1],
-    "machine learning": "1.1 Deep Learning",
-    "neural network": "1.1 Deep Learning",
-    "layer": ["What a layer computes", EX3],
-    "dense layer": ["What a layer computes", EX1],
-    "activation function": ["What a layer computes", EX2],
-    "ReLU": ["What a layer computes", EX2],
-    "sigmoid": EX2,
-    "numerical overflow": EX2,
-    "nonlinearity": "Why nonlinearity matters",
-    "XOR": "Why nonlinearity matters",
-    "deep network": ["A deep network on the spirals", EX3],
-    "decision boundary": "A deep network on the spirals",
-    "forward pass": EX3,
-    "logits": ["Representations, layer by layer", EX3],
-    "representation": "Representations, layer by layer",
-    "initialisation": ["Depth and initialisation", EX4],
-    "He initialisation": ["Depth and initialisation", EX4],
-    "LeCun initialisation": EX4,
-    "Glorot (Xavier) initialisation": EX4,
-    "loss function": "Why nonlinearity matters",
-    "loss": "Why nonlinearity matters",
-    "gradient descent": "Why nonlinearity matters",
-    "Adam": "Why nonlinearity matters",
-    "shallow network": ["1.1 Deep Learning", "A deep network on the spirals"],
-    "hidden layer": "A deep network on the spirals",
-    "minibatch": "A deep network on the spirals",
-    "artificial neural network": "1.1 Deep Learning",
-    "exploding activations": "Depth and initialisation",
-    "exploding gradients": "Depth and initialisation",
-    "vanishing gradients": "Depth and initialisation",
-}
-
-# term -> related terms its index entry points to ("see also")
-SEE_ALSO = {
-    "artificial neural network": ["neural network", "deep network"],
-    "deep network": ["shallow network", "hidden layer"],
-    "shallow network": ["deep network"],
-    "loss function": ["loss", "cross-entropy loss"],
-    "weights and biases": ["dense layer", "initialisation"],
-    "initialisation": ["He initialisation", "LeCun initialisation", "Glorot (Xavier) initialisation"],
-}
+# %% [markdown] appendix
+# For a ReLU layer with weights of variance $\sigma^2$, the mean square of the
+# outputs is $D_{in}\,\sigma^2 / 2$ times that of the inputs: each of the
+# $D_{in}$ products adds variance, and the ReLU zeroes half of them. Choosing
+# $\sigma^2 = 2 / D_{in}$ makes that factor 1, so 50 layers change nothing on
+# average. Biases start at zero.

@@ -1,8 +1,21 @@
-"""Source of solutions/ch01/03_backpropagation.ipynb (section 1.3)."""
+# %% [markdown] total_points=17
+# # 1.3 Backpropagation
+#
+# **Backpropagation** computes the gradient of the loss with respect to every
+# weight of a network in one sweep that runs *backwards*, from the loss to the
+# first layer. It is the chain rule (1.1) applied systematically: the forward
+# pass stores each intermediate result, and the backward pass multiplies
+# derivatives from the last layer to the first, reusing each product instead of
+# recomputing it. Its cost is a small multiple of one forward pass, whatever the
+# number of weights: a dense layer's forward pass is one matrix product, its
+# backward pass two (one for the gradient of the weights, one for the gradient
+# passed on to the layer below), so about twice the forward pass. Finite
+# differences (section 1.2) would need two forward passes for each weight:
+# $2P$ passes for $P$ weights, millions for a network of a million weights.
+# Then a **gradient descent** step moves every weight a little against its
+# gradient.
 
-from dlcourse.course.authoring import answer, code, md, tests
-
-SETUP = """
+# %% locked="setup"
 import math
 
 import numpy as np
@@ -12,41 +25,21 @@ import dlcourse as dl
 from dlcourse import data, nn, plot
 from dlcourse.gradcheck import check_grad, check_vjp
 from dlcourse.testing import CheckError, assert_close
-"""
 
-CELLS = [
-    md(r"""
-# 1.3 Backpropagation
+# %% [markdown]
+# ## A computational graph
+#
+# Any formula can be drawn as a graph of elementary operations. Here is one
+# neuron, $y = \tanh(w x + b)$. Forward, values flow left to right. Backward,
+# each operation receives the gradient of $y$ with respect to its output and
+# passes on, to each input, that gradient times its **local derivative**: for
+# $\tanh$, $1 - y^2$; for a sum, 1; for $w \cdot x$, $x$ towards $w$ and $w$
+# towards $x$. `dlcourse` records the graph as you compute and draws it:
+# each box shows a value and its gradient, each arrow the local derivative.
+# `backward(retain_grads=True)` keeps the gradient of every intermediate node
+# for the drawing; training leaves it off, and only the inputs keep theirs.
 
-**Backpropagation** computes the gradient of the loss with respect to every
-weight of a network in one sweep that runs *backwards*, from the loss to the
-first layer. It is the chain rule (1.1) applied systematically: the forward
-pass stores each intermediate result, and the backward pass multiplies
-derivatives from the last layer to the first, reusing each product instead of
-recomputing it. Its cost is a small multiple of one forward pass, whatever the
-number of weights: a dense layer's forward pass is one matrix product, its
-backward pass two (one for the gradient of the weights, one for the gradient
-passed on to the layer below), so about twice the forward pass. Finite
-differences (section 1.2) would need two forward passes for each weight:
-$2P$ passes for $P$ weights, millions for a network of a million weights.
-Then a **gradient descent** step moves every weight a little against its
-gradient.
-"""),
-    code(SETUP, locked="setup"),
-    md(r"""
-## A computational graph
-
-Any formula can be drawn as a graph of elementary operations. Here is one
-neuron, $y = \tanh(w x + b)$. Forward, values flow left to right. Backward,
-each operation receives the gradient of $y$ with respect to its output and
-passes on, to each input, that gradient times its **local derivative**: for
-$\tanh$, $1 - y^2$; for a sum, 1; for $w \cdot x$, $x$ towards $w$ and $w$
-towards $x$. `dlcourse` records the graph as you compute and draws it:
-each box shows a value and its gradient, each arrow the local derivative.
-`backward(retain_grads=True)` keeps the gradient of every intermediate node
-for the drawing; training leaves it off, and only the inputs keep theirs.
-"""),
-    code(r"""
+# %%
 x = dl.Tensor(0.5, name="x")
 w = dl.Tensor(-1.5, requires_grad=True, name="w")
 b = dl.Tensor(0.8, requires_grad=True, name="b")
@@ -56,34 +49,34 @@ y.name = "y"
 y.backward(retain_grads=True)
 print(f"dy/dw = {w.grad.item():.4f} = (1 - y^2) * x = {(1 - y.item() ** 2) * 0.5:.4f}")
 plot.graph(y)
-"""),
-    md(r"""
-A value used twice (a **fan-out**) receives a gradient from each use, and
-`backward` adds them: in $d = \tanh(a c + a)$, $a$ feeds both the product and
-the sum, and its box shows its gradient as the sum of the two contributions,
-one along each path to $d$: $(1 - d^2)\,c$ through the product and
-$(1 - d^2) \cdot 1$ through the sum.
-"""),
-    code(r"""
+
+# %% [markdown]
+# A value used twice (a **fan-out**) receives a gradient from each use, and
+# `backward` adds them: in $d = \tanh(a c + a)$, $a$ feeds both the product and
+# the sum, and its box shows its gradient as the sum of the two contributions,
+# one along each path to $d$: $(1 - d^2)\,c$ through the product and
+# $(1 - d^2) \cdot 1$ through the sum.
+
+# %%
 a = dl.Tensor(0.5, requires_grad=True, name="a")
 c = dl.Tensor(-0.8, requires_grad=True, name="c")
 d = (a * c + a).tanh()
 d.backward(retain_grads=True)
 plot.graph(d)
-"""),
-    md(r"""
-## The forward pass stores intermediates
 
-For a network with one hidden ReLU layer and a softmax cross-entropy loss,
-the forward pass computes, for a batch $x$ of $N$ examples with labels $y$:
+# %% [markdown]
+# ## The forward pass stores intermediates
+#
+# For a network with one hidden ReLU layer and a softmax cross-entropy loss,
+# the forward pass computes, for a batch $x$ of $N$ examples with labels $y$:
+#
+# $$z_1 = x W_1 + b_1,\quad h_1 = \max(z_1, 0),\quad s = h_1 W_2 + b_2,\quad
+# L = -\frac{1}{N}\sum_{n} \log \operatorname{softmax}(s_n)_{y_n}.$$
+#
+# The backward pass will need $x$, $z_1$, $h_1$ and the softmax probabilities,
+# so the forward pass keeps them.
 
-$$z_1 = x W_1 + b_1,\quad h_1 = \max(z_1, 0),\quad s = h_1 W_2 + b_2,\quad
-L = -\frac{1}{N}\sum_{n} \log \operatorname{softmax}(s_n)_{y_n}.$$
-
-The backward pass will need $x$, $z_1$, $h_1$ and the softmax probabilities,
-so the forward pass keeps them.
-"""),
-    code(r"""
+# %%
 rng = np.random.default_rng(0)
 x = rng.standard_normal((4, 3))          # N = 4 examples, 3 features
 y = np.array([0, 2, 1, 2])               # their classes
@@ -98,25 +91,25 @@ probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
 loss = -np.mean(np.log(probs[np.arange(4), y]))
 print(f"loss = {loss:.4f}")
 print("shapes:", {name: v.shape for name, v in [("z1", z1), ("h1", h1), ("scores", scores)]})
-"""),
-    md(r"""
-## The backward pass, from the last layer to the first
 
-Now the chain rule, one layer at a time, last layer first. Each gradient has
-the shape of the thing it is the gradient of:
+# %% [markdown]
+# ## The backward pass, from the last layer to the first
+#
+# Now the chain rule, one layer at a time, last layer first. Each gradient has
+# the shape of the thing it is the gradient of:
+#
+# | step | gradient | shape |
+# |---|---|---|
+# | loss | $\partial L/\partial s = (\text{probs} - \text{onehot}(y)) / N$ | $(N, 3)$ |
+# | layer 2 | $\partial L/\partial W_2 = h_1^\top\, \partial L/\partial s$, $\partial L/\partial b_2 = \sum_n \partial L/\partial s_n$ | $(5, 3)$, $(3,)$ |
+# | back through layer 2, to $h_1$ | $\partial L/\partial h_1 = \partial L/\partial s\, W_2^\top$ | $(N, 5)$ |
+# | ReLU | $\partial L/\partial z_1 = \partial L/\partial h_1 \odot [z_1 > 0]$ | $(N, 5)$ |
+# | layer 1 | $\partial L/\partial W_1 = x^\top\, \partial L/\partial z_1$, $\partial L/\partial b_1 = \sum_n \partial L/\partial z_{1,n}$ | $(3, 5)$, $(5,)$ |
+#
+# The gradient of the last layer's weights comes first and the first layer's
+# last — hence the name.
 
-| step | gradient | shape |
-|---|---|---|
-| loss | $\partial L/\partial s = (\text{probs} - \text{onehot}(y)) / N$ | $(N, 3)$ |
-| layer 2 | $\partial L/\partial W_2 = h_1^\top\, \partial L/\partial s$, $\partial L/\partial b_2 = \sum_n \partial L/\partial s_n$ | $(5, 3)$, $(3,)$ |
-| back through layer 2, to $h_1$ | $\partial L/\partial h_1 = \partial L/\partial s\, W_2^\top$ | $(N, 5)$ |
-| ReLU | $\partial L/\partial z_1 = \partial L/\partial h_1 \odot [z_1 > 0]$ | $(N, 5)$ |
-| layer 1 | $\partial L/\partial W_1 = x^\top\, \partial L/\partial z_1$, $\partial L/\partial b_1 = \sum_n \partial L/\partial z_{1,n}$ | $(3, 5)$, $(5,)$ |
-
-The gradient of the last layer's weights comes first and the first layer's
-last — hence the name.
-"""),
-    code(r"""
+# %%
 dscores = probs.copy()
 dscores[np.arange(4), y] -= 1
 dscores /= 4
@@ -139,27 +132,28 @@ def loss_of_W1(W):
     return -np.mean(s[np.arange(4), y] - np.log(np.exp(s).sum(axis=1)))
 
 print("numerical check of dW1:", check_grad(loss_of_W1, lambda W: dW1, W1))
-"""),
-    md(r"""
-## Exercises
 
-You will now write backpropagation yourself: the backward pass of each layer
-(exercises 1.3.1 to 1.3.3), a whole network (1.3.4), the gradient descent step
-(1.3.5), and finally a tiny autodiff engine of your own (1.3.6). Each backward function
-receives `dout`, the gradient of the loss with respect to the layer's output,
-and returns the gradients with respect to its inputs, each of the same shape
-as that input. The tests compare your gradients with numerical ones, and
-time your backward passes on inputs with thousands of numbers: a backward
-pass must cost a few forward passes, as backpropagation does, which rules
-out computing the gradient by finite differences.
 
-### Exercise 1.3.1: the dense layer (3 points)
+# %% [markdown] exercise="1.3.1" id="linear_backward" points=3
+# ## Exercises
+#
+# You will now write backpropagation yourself: the backward pass of each layer
+# (exercises 1.3.1 to 1.3.3), a whole network (1.3.4), the gradient descent step
+# (1.3.5), and finally a tiny autodiff engine of your own (1.3.6). Each backward function
+# receives `dout`, the gradient of the loss with respect to the layer's output,
+# and returns the gradients with respect to its inputs, each of the same shape
+# as that input. The tests compare your gradients with numerical ones, and
+# time your backward passes on inputs with thousands of numbers: a backward
+# pass must cost a few forward passes, as backpropagation does, which rules
+# out computing the gradient by finite differences.
+#
+# ### Exercise: the dense layer
+#
+# For `out = x @ W + b`, write `linear_backward(dout, x, W)` returning
+# `(dx, dW, db)` for `x` $(N, D_{in})$, `W` $(D_{in}, D_{out})$ and `dout`
+# $(N, D_{out})$.
 
-For `out = x @ W + b`, write `linear_backward(dout, x, W)` returning
-`(dx, dW, db)` for `x` $(N, D_{in})$, `W` $(D_{in}, D_{out})$ and `dout`
-$(N, D_{out})$.
-"""),
-    answer("linear_backward", r'''
+# %% answer gradient=true
 def linear_backward(dout, x, W):
     """dout (N, D_out), x (N, D_in), W (D_in, D_out) -> dx (N, D_in), dW (D_in, D_out), db (D_out,)."""
     ### BEGIN SOLUTION
@@ -168,8 +162,9 @@ def linear_backward(dout, x, W):
     db = dout.sum(axis=0)
     return dx, dW, db
     ### END SOLUTION
-''', gradient=True),
-    tests("test_linear_backward", 3, r'''
+
+
+# %% tests
 from dlcourse.testing import assert_fast, numerical_vjp
 
 def check_linear_backward(dout, x, W, b):
@@ -234,17 +229,26 @@ assert_close(dx, dout @ W.T, name="dx for x (256, 512), W (512, 512)")
 assert_close(dW, x.T @ dout, name="dW for x (256, 512), W (512, 512)")
 assert_close(db, dout.sum(axis=0), name="db for x (256, 512), W (512, 512)")
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.3.2: backward through activations (2 points)
 
-Write `relu_backward(dout, z)` and `sigmoid_backward(dout, z)`: given the
-gradient `dout` with respect to the activation's output and the
-pre-activation `z` (same shape), return the gradient with respect to `z`.
-The ReLU has no derivative at exactly 0, so the tests keep `z` away from it:
-a mask `z > 0` or `z >= 0` is equally right.
-"""),
-    answer("activation_backward", r'''
+# %% [markdown] appendix
+# Each output $o_{nj} = \sum_i x_{ni} W_{ij} + b_j$. Its derivative with
+# respect to $x_{ni}$ is $W_{ij}$, so $dx_{ni} = \sum_j dout_{nj} W_{ij}$,
+# that is `dout @ W.T`; with respect to $W_{ij}$ it is $x_{ni}$ for every
+# example, so the contributions add up over the batch: `x.T @ dout`; and the
+# bias touches every example with derivative 1: `dout.sum(axis=0)`. Each
+# result has the shape of its variable, which is a quick check on the
+# transposes.
+
+# %% [markdown] exercise="1.3.2" id="activation_backward" points=2
+# ### Exercise: backward through activations
+#
+# Write `relu_backward(dout, z)` and `sigmoid_backward(dout, z)`: given the
+# gradient `dout` with respect to the activation's output and the
+# pre-activation `z` (same shape), return the gradient with respect to `z`.
+# The ReLU has no derivative at exactly 0, so the tests keep `z` away from it:
+# a mask `z > 0` or `z >= 0` is equally right.
+
+# %% answer gradient=true
 def relu_backward(dout, z):
     """Gradient through out = max(z, 0): same shape as z."""
     ### BEGIN SOLUTION
@@ -258,8 +262,9 @@ def sigmoid_backward(dout, z):
     s = 0.5 * (1.0 + np.tanh(0.5 * z))
     return dout * s * (1.0 - s)
     ### END SOLUTION
-''', gradient=True),
-    tests("test_activation_backward", 2, r'''
+
+
+# %% tests
 from dlcourse.testing import numerical_vjp
 
 def check_activation_backward(dout, z):
@@ -289,25 +294,31 @@ for shape in [(5,), (4, 3), (2, 3, 4)]:
     z[np.abs(z) < 1e-3] = 0.5
     check_activation_backward(rng.standard_normal(shape), z)
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.3.3: softmax cross-entropy (3 points)
 
-Write `softmax_cross_entropy(logits, y)` returning `(loss, dlogits)` for
-`logits` $(N, C)$ and integer labels `y` $(N,)$: the **mean** over the batch
-of $-\log \operatorname{softmax}(\text{logits}_n)_{y_n}$, and its gradient
-with respect to the logits, $(\operatorname{softmax}(\text{logits}) -
-\text{onehot}(y)) / N$. It must stay finite and silent for logits in the
-thousands. Subtracting each row's maximum $m$ before exponentiating keeps
-every $e^{s - m}$ at most 1, but is not enough on its own: when the true
-class's logit is thousands below the largest, its probability underflows
-to 0, and $\log 0 = -\infty$. Compute the log-probabilities directly, with
-the **log-sum-exp** trick:
-$\log \operatorname{softmax}(s)_y = s_y - m - \log \sum_j e^{s_j - m}$.
-The tests try such a row. They also time the function on a large batch, where
-a gradient computed by finite differences would take far too long.
-"""),
-    answer("softmax_cross_entropy", r'''
+# %% [markdown] appendix
+# Both activations act elementwise, so the chain rule is an elementwise
+# product: `dout` times the local derivative at `z`. ReLU's slope is 1 where
+# $z > 0$ and 0 elsewhere (the mask); the sigmoid's is $\sigma(z)(1 - \sigma(z))$,
+# computed here without overflow.
+
+# %% [markdown] exercise="1.3.3" id="softmax_cross_entropy" points=3
+# ### Exercise: softmax cross-entropy
+#
+# Write `softmax_cross_entropy(logits, y)` returning `(loss, dlogits)` for
+# `logits` $(N, C)$ and integer labels `y` $(N,)$: the **mean** over the batch
+# of $-\log \operatorname{softmax}(\text{logits}_n)_{y_n}$, and its gradient
+# with respect to the logits, $(\operatorname{softmax}(\text{logits}) -
+# \text{onehot}(y)) / N$. It must stay finite and silent for logits in the
+# thousands. Subtracting each row's maximum $m$ before exponentiating keeps
+# every $e^{s - m}$ at most 1, but is not enough on its own: when the true
+# class's logit is thousands below the largest, its probability underflows
+# to 0, and $\log 0 = -\infty$. Compute the log-probabilities directly, with
+# the **log-sum-exp** trick:
+# $\log \operatorname{softmax}(s)_y = s_y - m - \log \sum_j e^{s_j - m}$.
+# The tests try such a row. They also time the function on a large batch, where
+# a gradient computed by finite differences would take far too long.
+
+# %% answer gradient=true
 def softmax_cross_entropy(logits, y):
     """logits (N, C), y (N,) ints -> loss (a float), dlogits (N, C)."""
     ### BEGIN SOLUTION
@@ -319,8 +330,9 @@ def softmax_cross_entropy(logits, y):
     dlogits[np.arange(n), y] -= 1
     return loss, dlogits / n
     ### END SOLUTION
-''', gradient=True),
-    tests("test_softmax_cross_entropy", 3, r'''
+
+
+# %% tests
 from dlcourse.testing import assert_fast
 
 logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
@@ -390,21 +402,29 @@ assert_close(loss, -log_probs[np.arange(2000), y].mean(), name="the loss for log
 assert_close(dlogits, (np.exp(log_probs) - np.eye(100)[y]) / 2000, atol=1e-12,
              name="dlogits for logits of shape (2000, 100)")
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.3.4: backpropagation through a deep network (4 points)
 
-Write `mlp_loss_and_grads(x, y, params)` for a network of any depth (the tests
-try one, two and three layers, and more): `params`
-is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
-the loss is the softmax cross-entropy of the last layer's output against the
-integer labels `y`. Return `(loss, grads)` where `grads` is a list of
-`(dW, db)` pairs matching `params`. Store what the backward pass needs during
-the forward pass, then walk the layers in reverse. You may call your functions
-from exercises 1.3.1 to 1.3.3 or write the steps out; the answer in Appendix A writes
-them out, so that it stands on its own.
-"""),
-    answer("mlp_loss_and_grads", r'''
+# %% [markdown] appendix
+# Subtracting each row's maximum does not change the softmax but keeps every
+# exponent at most 0. Computing log-probabilities as `shifted - log(sum(exp(shifted)))`
+# avoids taking the log of a probability that underflowed to 0. The gradient of
+# $-\log \operatorname{softmax}(s)_y$ with respect to $s$ is
+# $\operatorname{softmax}(s) - \text{onehot}(y)$; averaging over $N$ examples
+# divides it by $N$.
+
+# %% [markdown] exercise="1.3.4" id="mlp_loss_and_grads" points=4
+# ### Exercise: backpropagation through a deep network
+#
+# Write `mlp_loss_and_grads(x, y, params)` for a network of any depth (the tests
+# try one, two and three layers, and more): `params`
+# is a list of `(W, b)` pairs; every layer but the last is followed by a ReLU;
+# the loss is the softmax cross-entropy of the last layer's output against the
+# integer labels `y`. Return `(loss, grads)` where `grads` is a list of
+# `(dW, db)` pairs matching `params`. Store what the backward pass needs during
+# the forward pass, then walk the layers in reverse. You may call your functions
+# from exercises 1.3.1 to 1.3.3 or write the steps out; the answer in Appendix A writes
+# them out, so that it stands on its own.
+
+# %% answer gradient=true
 def mlp_loss_and_grads(x, y, params):
     """x (N, D_0), y (N,) ints, params [(W, b), ...] -> loss, [(dW, db), ...]."""
     ### BEGIN SOLUTION
@@ -435,8 +455,9 @@ def mlp_loss_and_grads(x, y, params):
         dout = dout @ W.T  # into the layer below
     return loss, grads
     ### END SOLUTION
-''', gradient=True),
-    tests("test_mlp_loss_and_grads", 4, r'''
+
+
+# %% tests
 from dlcourse.testing import assert_fast, numerical_grad
 
 def fresh(params):  # copies for every call: the answer may change its arguments
@@ -525,22 +546,30 @@ for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
     assert_close(dW, eW, name=f"dW of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
     assert_close(db, eb, name=f"db of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.3.5: a gradient descent step (1 point)
 
-Write `sgd_step(params, grads, lr)` returning the list of updated pairs
-$(W - \eta\, \partial L/\partial W,\ b - \eta\, \partial L/\partial b)$ with
-learning rate $\eta$ = `lr`.
-"""),
-    answer("sgd_step", r'''
+# %% [markdown] appendix
+# The forward loop stores each layer's input (needed for `dW`) and each hidden
+# pre-activation (needed for the ReLU mask). The backward loop starts from the
+# loss's gradient and walks the layers in reverse: through the ReLU (except
+# after the last layer), then through the dense layer, whose `dx` becomes the
+# `dout` of the layer below. Every step is one application of the chain rule.
+
+# %% [markdown] exercise="1.3.5" id="sgd_step" points=1
+# ### Exercise: a gradient descent step
+#
+# Write `sgd_step(params, grads, lr)` returning the list of updated pairs
+# $(W - \eta\, \partial L/\partial W,\ b - \eta\, \partial L/\partial b)$ with
+# learning rate $\eta$ = `lr`.
+
+# %% answer
 def sgd_step(params, grads, lr):
     """params [(W, b), ...], grads [(dW, db), ...] -> [(W - lr dW, b - lr db), ...]."""
     ### BEGIN SOLUTION
     return [(W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(params, grads)]
     ### END SOLUTION
-'''),
-    tests("test_sgd_step", 1, r'''
+
+
+# %% tests
 params = [(np.array([[1.0, 2.0]]), np.array([0.5, 0.0]))]
 grads = [(np.array([[0.5, -1.0]]), np.array([1.0, 2.0]))]
 (W, b), = sgd_step(params, grads, lr=0.1)
@@ -560,29 +589,34 @@ for i, ((W, b), (eW, eb)) in enumerate(zip(updated, expected)):
     assert_close(W, eW, name=f"the updated W of layer {i + 1}")
     assert_close(b, eb, name=f"the updated b of layer {i + 1}")
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-### Exercise 1.3.6: an autodiff engine of your own (4 points)
 
-`Value` below is a miniature of `dlcourse.Tensor` for single numbers: each
-operation creates a new `Value` that remembers its inputs (`_children`) and a
-function `_backward` that adds, to each input's `.grad`, the output's `.grad`
-times the local derivative. Addition is written for you. Complete:
+# %% [markdown] appendix
+# The gradient points in the direction in which the loss grows fastest, so a
+# small step against it, scaled by the learning rate, lowers the loss. A new
+# list is returned and the arrays passed in are left unchanged.
 
-1. the local backward of `*` (for $c = a b$: $\partial c/\partial a = b$ and $\partial c/\partial b = a$);
-2. the local backward of `tanh` (for $t = \tanh a$: $\partial t/\partial a = 1 - t^2$);
-3. `backward()`: put every `Value` this one depends on in **topological
-   order** (each after all of its inputs), set this one's `.grad` to 1, and call
-   `_backward` on each in reverse order. An order that only happens to work for
-   the order in which you push a node's inputs is not enough: the tests build
-   the same graph with its operands both ways round.
+# %% [markdown] exercise="1.3.6" id="value" points=4
+# ### Exercise: an autodiff engine of your own
+#
+# `Value` below is a miniature of `dlcourse.Tensor` for single numbers: each
+# operation creates a new `Value` that remembers its inputs (`_children`) and a
+# function `_backward` that adds, to each input's `.grad`, the output's `.grad`
+# times the local derivative. Addition is written for you. Complete:
+#
+# 1. the local backward of `*` (for $c = a b$: $\partial c/\partial a = b$ and $\partial c/\partial b = a$);
+# 2. the local backward of `tanh` (for $t = \tanh a$: $\partial t/\partial a = 1 - t^2$);
+# 3. `backward()`: put every `Value` this one depends on in **topological
+#    order** (each after all of its inputs), set this one's `.grad` to 1, and call
+#    `_backward` on each in reverse order. An order that only happens to work for
+#    the order in which you push a node's inputs is not enough: the tests build
+#    the same graph with its operands both ways round.
+#
+# Use `+=` so that a value used twice receives both contributions. Build the
+# order **without recursion**, with an explicit stack: the tests backpropagate
+# through a chain of several thousand operations, deeper than Python's
+# recursion limit (about 1,000).
 
-Use `+=` so that a value used twice receives both contributions. Build the
-order **without recursion**, with an explicit stack: the tests backpropagate
-through a chain of several thousand operations, deeper than Python's
-recursion limit (about 1,000).
-"""),
-    answer("value", r'''
+# %% answer gradient=true
 class Value:
     """A number that remembers how it was computed."""
 
@@ -651,8 +685,9 @@ class Value:
 
     def __repr__(self):
         return f"Value(data={self.data:.4g}, grad={self.grad:.4g})"
-''', gradient=True),
-    tests("test_value", 4, r'''
+
+
+# %% tests
 def numerical(f, xs, i, h=1e-6):
     """The central difference of f(*xs) with respect to xs[i]."""
     up, down = list(xs), list(xs)
@@ -736,22 +771,33 @@ for _ in range(3):
             vs[i].grad, numerical(lambda *u: uneven(*u, "math"), xs, i), atol=1e-6,
             name=f"{name}.grad in a graph with paths of different lengths"))
 ### END HIDDEN TESTS
-'''),
-    md(r"""
-## Training with your own gradients
 
-With your backpropagation and gradient descent step, a network learns. The
-cell below trains a two-hidden-layer network on the spirals with full-batch
-gradient descent, using only your functions, and plots the loss.
+# %% [markdown] appendix
+# The local derivatives follow from $\partial(ab)/\partial a = b$ and
+# $\frac{d}{da}\tanh a = 1 - \tanh^2 a$, each multiplied by `out.grad` (the
+# chain rule) and added with `+=` so that a value used several times collects
+# every contribution. `backward` builds a topological order with an explicit
+# stack: an entry `(node, False)` means "visit node", `(node, True)` means
+# "all of node's children are in the order, so append it". Walking that order
+# in reverse guarantees that a node's `.grad` is complete before its
+# `_backward` passes it on, and no Python recursion is used, so chains of any
+# length work.
 
-Every step uses the whole data set, so nothing random shakes the curve: with
-learning rate 0.3 the loss falls at every step. The learning rate is a
-compromise. Change it to 0.5 and the curve, faster overall, jumps up a few
-times early on: a step overshoots the bottom of a steep, narrow valley of the
-loss and lands higher up the far side. At 5, the first steps throw the
-weights so far that the loss never recovers.
-"""),
-    code(r"""
+# %% [markdown]
+# ## Training with your own gradients
+#
+# With your backpropagation and gradient descent step, a network learns. The
+# cell below trains a two-hidden-layer network on the spirals with full-batch
+# gradient descent, using only your functions, and plots the loss.
+#
+# Every step uses the whole data set, so nothing random shakes the curve: with
+# learning rate 0.3 the loss falls at every step. The learning rate is a
+# compromise. Change it to 0.5 and the curve, faster overall, jumps up a few
+# times early on: a step overshoots the bottom of a steep, narrow valley of the
+# loss and lands higher up the far side. At 5, the first steps throw the
+# weights so far that the loss never recovers.
+
+# %%
 X, labels = data.spirals(n_per_class=80, n_classes=3, seed=1)
 rng = np.random.default_rng(0)
 sizes = [2, 48, 48, 3]
@@ -778,37 +824,37 @@ else:
     ax.semilogy(losses)
     ax.set(xlabel="gradient descent step", ylabel="loss", title="training with your backprop")
     ax.grid(alpha=0.3, which="both");
-"""),
-    md(r"""
-## Vanishing and exploding gradients, measured
 
-Section 1.1 watched activations vanish or explode through 50 layers; the
-gradients do the same on the way back, because the backward pass multiplies
-by the same weight matrices (transposed) and by the activations' slopes. The
-cell below feeds the spirals to a network of ten hidden layers of 64 units
-and plots the size (the norm) of each layer's weight gradient $\partial
-L/\partial W_l$, computed by **your** `mlp_loss_and_grads`, for three
-initialisations of the ReLU network: He's, and standard deviations too small
-and too large. With He's, every layer receives a gradient of about the same
-size, so all layers learn at the same pace. Too small, and the gradients
-vanish; too large, and they explode, growing towards the first layers.
+# %% [markdown]
+# ## Vanishing and exploding gradients, measured
+#
+# Section 1.1 watched activations vanish or explode through 50 layers; the
+# gradients do the same on the way back, because the backward pass multiplies
+# by the same weight matrices (transposed) and by the activations' slopes. The
+# cell below feeds the spirals to a network of ten hidden layers of 64 units
+# and plots the size (the norm) of each layer's weight gradient $\partial
+# L/\partial W_l$, computed by **your** `mlp_loss_and_grads`, for three
+# initialisations of the ReLU network: He's, and standard deviations too small
+# and too large. With He's, every layer receives a gradient of about the same
+# size, so all layers learn at the same pace. Too small, and the gradients
+# vanish; too large, and they explode, growing towards the first layers.
+#
+# Your function has ReLUs built in, so the fourth line, for the same network
+# with sigmoids (and Glorot's initialisation, the one meant for sigmoids),
+# comes from `dlcourse`'s engine. Its gradients shrink by a factor of about
+# four per layer towards the input: the sigmoid's slope is at most 1/4
+# (section 1.2), and the first layers barely learn. That is the vanishing
+# gradient problem which ReLUs, with their slope of exactly 1 where active,
+# largely removed.
+#
+# ReLUs have a failure of their own. A unit whose pre-activation is negative
+# for every example passes no gradient back (its mask is 0 everywhere), so its
+# weights never change again: a **dead ReLU**. A large learning rate or a
+# strongly negative bias can kill many units. The training cell above counted
+# them in its network: a few units of the second hidden layer died during
+# training, and learn nothing more.
 
-Your function has ReLUs built in, so the fourth line, for the same network
-with sigmoids (and Glorot's initialisation, the one meant for sigmoids),
-comes from `dlcourse`'s engine. Its gradients shrink by a factor of about
-four per layer towards the input: the sigmoid's slope is at most 1/4
-(section 1.2), and the first layers barely learn. That is the vanishing
-gradient problem which ReLUs, with their slope of exactly 1 where active,
-largely removed.
-
-ReLUs have a failure of their own. A unit whose pre-activation is negative
-for every example passes no gradient back (its mask is 0 everywhere), so its
-weights never change again: a **dead ReLU**. A large learning rate or a
-strongly negative bias can kill many units. The training cell above counted
-them in its network: a few units of the second hidden layer died during
-training, and learn nothing more.
-"""),
-    code(r"""
+# %%
 sizes = [2] + [64] * 10 + [3]
 inits = {"ReLU, He: sqrt(2/fan_in)": lambda m: np.sqrt(2 / m), "ReLU, std 0.05 (too small)": lambda m: 0.05,
          "ReLU, std 0.3 (too large)": lambda m: 0.3}
@@ -829,96 +875,3 @@ ax.set(xlabel="layer (1 = first, next to the input)", ylabel=r"$\|\partial L / \
        title="the gradient each layer receives at initialisation")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3, which="both");
-"""),
-]
-
-EXPLANATIONS = {
-    "linear_backward": r"""
-Each output $o_{nj} = \sum_i x_{ni} W_{ij} + b_j$. Its derivative with
-respect to $x_{ni}$ is $W_{ij}$, so $dx_{ni} = \sum_j dout_{nj} W_{ij}$,
-that is `dout @ W.T`; with respect to $W_{ij}$ it is $x_{ni}$ for every
-example, so the contributions add up over the batch: `x.T @ dout`; and the
-bias touches every example with derivative 1: `dout.sum(axis=0)`. Each
-result has the shape of its variable, which is a quick check on the
-transposes.
-""",
-    "activation_backward": r"""
-Both activations act elementwise, so the chain rule is an elementwise
-product: `dout` times the local derivative at `z`. ReLU's slope is 1 where
-$z > 0$ and 0 elsewhere (the mask); the sigmoid's is $\sigma(z)(1 - \sigma(z))$,
-computed here without overflow.
-""",
-    "softmax_cross_entropy": r"""
-Subtracting each row's maximum does not change the softmax but keeps every
-exponent at most 0. Computing log-probabilities as `shifted - log(sum(exp(shifted)))`
-avoids taking the log of a probability that underflowed to 0. The gradient of
-$-\log \operatorname{softmax}(s)_y$ with respect to $s$ is
-$\operatorname{softmax}(s) - \text{onehot}(y)$; averaging over $N$ examples
-divides it by $N$.
-""",
-    "mlp_loss_and_grads": r"""
-The forward loop stores each layer's input (needed for `dW`) and each hidden
-pre-activation (needed for the ReLU mask). The backward loop starts from the
-loss's gradient and walks the layers in reverse: through the ReLU (except
-after the last layer), then through the dense layer, whose `dx` becomes the
-`dout` of the layer below. Every step is one application of the chain rule.
-""",
-    "sgd_step": r"""
-The gradient points in the direction in which the loss grows fastest, so a
-small step against it, scaled by the learning rate, lowers the loss. A new
-list is returned and the arrays passed in are left unchanged.
-""",
-    "value": r"""
-The local derivatives follow from $\partial(ab)/\partial a = b$ and
-$\frac{d}{da}\tanh a = 1 - \tanh^2 a$, each multiplied by `out.grad` (the
-chain rule) and added with `+=` so that a value used several times collects
-every contribution. `backward` builds a topological order with an explicit
-stack: an entry `(node, False)` means "visit node", `(node, True)` means
-"all of node's children are in the order, so append it". Walking that order
-in reverse guarantees that a node's `.grad` is complete before its
-`_backward` passes it on, and no Python recursion is used, so chains of any
-length work.
-""",
-}
-
-EX1 = "Exercise 1.3.1: the dense layer (3 points)"
-EX2 = "Exercise 1.3.2: backward through activations (2 points)"
-EX3 = "Exercise 1.3.3: softmax cross-entropy (3 points)"
-EX4 = "Exercise 1.3.4: backpropagation through a deep network (4 points)"
-EX5 = "Exercise 1.3.5: a gradient descent step (1 point)"
-EX6 = "Exercise 1.3.6: an autodiff engine of your own (4 points)"
-
-# term -> the headings of the sections that treat it (one or several)
-INDEX = {
-    "backpropagation": ["1.3 Backpropagation", "The backward pass, from the last layer to the first", EX4],
-    "computational graph": ["A computational graph", EX6],
-    "local derivative": ["A computational graph", EX6],
-    "fan-out": "A computational graph",
-    "forward pass": "The forward pass stores intermediates",
-    "softmax": ["The forward pass stores intermediates", EX3],
-    "cross-entropy loss": ["The forward pass stores intermediates", EX3],
-    "numerical overflow": EX3,
-    "backward pass": ["The backward pass, from the last layer to the first", EX1, EX4],
-    "gradient": "The backward pass, from the last layer to the first",
-    "dense layer": EX1,
-    "ReLU": EX2,
-    "sigmoid": EX2,
-    "topological order": EX6,
-    "automatic differentiation": ["A computational graph", EX6],
-    "gradient descent": [EX5, "Training with your own gradients"],
-    "learning rate": [EX5, "Training with your own gradients"],
-    "vanishing gradients": "Vanishing and exploding gradients, measured",
-    "exploding gradients": "Vanishing and exploding gradients, measured",
-    "dead ReLU": "Vanishing and exploding gradients, measured",
-    "He initialisation": "Vanishing and exploding gradients, measured",
-    "Glorot (Xavier) initialisation": "Vanishing and exploding gradients, measured",
-    "log-sum-exp": EX3,
-    "cost of backpropagation": ["1.3 Backpropagation", EX1],
-}
-
-# term -> related terms its index entry points to ("see also")
-SEE_ALSO = {
-    "backpropagation": ["chain rule", "reverse mode", "computational graph"],
-    "vanishing gradients": ["exploding gradients", "initialisation", "dead ReLU"],
-    "exploding gradients": ["vanishing gradients", "initialisation"],
-}
