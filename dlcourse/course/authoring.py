@@ -203,9 +203,12 @@ class _Reader:
         if not self.lines or self.lines[0] != 1:
             self.fail(1, "a notebook source starts with a cell marker, `# %%` or `# %% [markdown]`")
         if len(self.lines) != len(self.notebook.cells):
-            self.fail(1, f"jupytext reads {len(self.notebook.cells)} cells but the file has "
-                         f"{len(self.lines)} lines starting with `# %%`: a string must not have "
-                         "a line that looks like a cell marker")
+            self.fail(
+                1,
+                f"jupytext reads {len(self.notebook.cells)} cells but the file has "
+                f"{len(self.lines)} lines starting with `# %%`: a string must not have "
+                "a line that looks like a cell marker",
+            )
         self.exercises: list[Exercise] = []
         self.current: Exercise | None = None
         self.cells: list[NotebookNode] = []
@@ -228,8 +231,11 @@ class _Reader:
         total = sum(e.points for e in self.exercises)
         if self.exercises and first != total:
             declared = "no total_points" if first is None else f"total_points={first!r}"
-            self.fail(1, f"the exercises add up to {total} points, but the first cell declares "
-                         f"{declared}: its header should say `total_points={total}`")
+            self.fail(
+                1,
+                f"the exercises add up to {total} points, but the first cell declares "
+                f"{declared}: its header should say `total_points={total}`",
+            )
         return Source(self.path.stem, self.path, self.cells, self.exercises)
 
     def cell(self, line: int, cell: NotebookNode) -> None:
@@ -238,14 +244,20 @@ class _Reader:
         kind = _kind(cell)
         allowed = KEYS.get((cell.cell_type, kind))
         if allowed is None:
-            self.fail(line, f"unknown cell {kind!r}: a code cell may be `answer`, `tests` or "
-                            "`locked=\"grade id\"`, a markdown cell an exercise or `appendix`")
+            self.fail(
+                line,
+                f"unknown cell {kind!r}: a code cell may be `answer`, `tests` or "
+                '`locked="grade id"`, a markdown cell an exercise or `appendix`',
+            )
         bad = sorted(set(cell.metadata) - allowed)
         if bad:
             if "incorrectly_encoded_metadata" in bad:
-                self.fail(line, "cannot read the header's metadata "
-                                f"{cell.metadata['incorrectly_encoded_metadata']!r}: write "
-                                'key=value with JSON values, e.g. id="dense" points=2')
+                self.fail(
+                    line,
+                    "cannot read the header's metadata "
+                    f"{cell.metadata['incorrectly_encoded_metadata']!r}: write "
+                    'key=value with JSON values, e.g. id="dense" points=2',
+                )
             self.fail(line, f"this cell cannot have {', '.join(bad)} in its header")
         if kind == "exercise":
             self.declare(line, cell)
@@ -254,9 +266,12 @@ class _Reader:
         else:
             if cell.cell_type == "markdown":
                 if WRITTEN_HEADING.search(cell.source):
-                    self.fail(line, "an exercise's heading is written `### Exercise: <title>`, in "
-                                    'a cell declared `# %% [markdown] exercise="1.2.3" id=... '
-                                    "points=...`")
+                    self.fail(
+                        line,
+                        "an exercise's heading is written `### Exercise: <title>`, in "
+                        'a cell declared `# %% [markdown] exercise="1.2.3" id=... '
+                        "points=...`",
+                    )
                 self.cells.append(md(cell.source))
             else:
                 self.cells.append(code(cell.source, cell.metadata.get("locked")))
@@ -268,29 +283,47 @@ class _Reader:
         found = NUMBER.match(number) if isinstance(number, str) else None
         expected = f"{self.section}.{len(self.exercises) + 1}"
         if not found:
-            self.fail(line, f"exercise={number!r}: an exercise's number is a string like "
-                            f'"{expected}"')
+            self.fail(
+                line, f'exercise={number!r}: an exercise\'s number is a string like "{expected}"'
+            )
         if number != expected:
-            self.fail(line, f"exercise {number} should be {expected}: exercises are numbered "
-                            f"by section ({self.section}), in order from 1")
+            self.fail(
+                line,
+                f"exercise {number} should be {expected}: exercises are numbered "
+                f"by section ({self.section}), in order from 1",
+            )
         if not isinstance(grade_id, str) or not GRADE_ID.match(grade_id):
-            self.fail(line, f"exercise {number} needs an id, a grade id of lower-case letters, "
-                            f'digits and underscores, e.g. id="chain_rule" (got {grade_id!r})')
+            self.fail(
+                line,
+                f"exercise {number} needs an id, a grade id of lower-case letters, "
+                f'digits and underscores, e.g. id="chain_rule" (got {grade_id!r})',
+            )
         if grade_id in {e.id for e in self.exercises}:
-            self.fail(line, f"exercise {number}: the id {grade_id!r} is taken by an earlier "
-                            "exercise")
+            self.fail(
+                line, f"exercise {number}: the id {grade_id!r} is taken by an earlier exercise"
+            )
         if not isinstance(points, int) or isinstance(points, bool) or points < 1:
-            self.fail(line, f"exercise {number} needs its points, a whole number of at least 1, "
-                            f"e.g. points=2 (got {points!r})")
+            self.fail(
+                line,
+                f"exercise {number} needs its points, a whole number of at least 1, "
+                f"e.g. points=2 (got {points!r})",
+            )
         titles = TITLE_LINE.findall(cell.source)
         if len(titles) != 1:
-            self.fail(line, f"exercise {number}: its cell needs one line `### Exercise: <title>` "
-                            f"(found {len(titles)})")
+            self.fail(
+                line,
+                f"exercise {number}: its cell needs one line `### Exercise: <title>` "
+                f"(found {len(titles)})",
+            )
         if WRITTEN_HEADING.search(cell.source):
-            self.fail(line, f"exercise {number}: its heading comes from the declaration; write "
-                            "only `### Exercise: <title>`")
-        self.current = Exercise(grade_id, number, titles[0], points,
-                                f"{self.path.stem}.ipynb", line)
+            self.fail(
+                line,
+                f"exercise {number}: its heading comes from the declaration; write "
+                "only `### Exercise: <title>`",
+            )
+        self.current = Exercise(
+            grade_id, number, titles[0], points, f"{self.path.stem}.ipynb", line
+        )
         self.exercises.append(self.current)
         heading = f"### {self.current.heading}"
         self.cells.append(md(TITLE_LINE.sub(lambda _: heading, cell.source)))
@@ -298,8 +331,11 @@ class _Reader:
     def part(self, line: int, cell: NotebookNode, kind: str) -> None:
         exercise = self.current
         if exercise is None:
-            self.fail(line, f"a `{kind}` cell belongs to an exercise: declare one before it, "
-                            '`# %% [markdown] exercise="1.2.3" id=... points=...`')
+            self.fail(
+                line,
+                f"a `{kind}` cell belongs to an exercise: declare one before it, "
+                '`# %% [markdown] exercise="1.2.3" id=... points=...`',
+            )
         if kind == "answer":
             if exercise.answer:
                 self.fail(line, f"exercise {exercise.number} has an answer cell already")
@@ -310,8 +346,9 @@ class _Reader:
                 self.fail(line, str(error))
         elif kind == "tests":
             if not exercise.answer:
-                self.fail(line, f"exercise {exercise.number}: its test cell comes after its "
-                                "answer cell")
+                self.fail(
+                    line, f"exercise {exercise.number}: its test cell comes after its answer cell"
+                )
             if exercise.tests:
                 self.fail(line, f"exercise {exercise.number} has a test cell already")
             exercise.tests = cell.source
@@ -326,11 +363,17 @@ class _Reader:
         exercise, self.current = self.current, None
         if exercise is None:
             return
-        for part, cell in [("answer", exercise.answer), ("tests", exercise.tests),
-                           ("appendix", exercise.explanation)]:
+        for part, cell in [
+            ("answer", exercise.answer),
+            ("tests", exercise.tests),
+            ("appendix", exercise.explanation),
+        ]:
             if not cell:
-                self.fail(exercise.line, f"exercise {exercise.number} ({exercise.id}) has no "
-                                         f"`# %% {part}` cell before {where}")
+                self.fail(
+                    exercise.line,
+                    f"exercise {exercise.number} ({exercise.id}) has no "
+                    f"`# %% {part}` cell before {where}",
+                )
 
 
 def read_source(path: Path) -> Source:
@@ -347,9 +390,12 @@ def sources(root: Path) -> list[Source]:
         for exercise in source.exercises:
             other = first.setdefault(exercise.id, exercise)
             if other is not exercise:
-                raise SourceError(source.path, exercise.line,
-                                  f"the id {exercise.id!r} is taken by exercise {other.number} "
-                                  f"in {other.notebook}")
+                raise SourceError(
+                    source.path,
+                    exercise.line,
+                    f"the id {exercise.id!r} is taken by exercise {other.number} "
+                    f"in {other.notebook}",
+                )
     return found
 
 

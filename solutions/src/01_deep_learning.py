@@ -6,8 +6,8 @@
 # examples. In deep learning, the programs that adjust themselves are
 # **artificial neural networks**. They owe the name to the brain: a unit of a
 # network, like a nerve cell, adds up signals arriving from other units, each
-# weighted by the strength of its connection, and passes a response on. The likeness is loose (nothing below
-# needs any biology), but it explains the vocabulary of neurons, connections
+# weighted by the strength of its connection, and passes a response on. The likeness is loose
+# (nothing below needs any biology), but it explains the vocabulary of neurons, connections
 # and activations.
 #
 # A neural network is a chain of simple functions called **layers**. Each layer
@@ -24,8 +24,8 @@
 # write the forward pass of a deep network yourself, in plain numpy.
 
 # %% locked="setup"
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 import dlcourse as dl
 from dlcourse import data, nn, optim, plot
@@ -58,7 +58,8 @@ print("h = relu(z) =\n", h.data.round(3))
 # %% [markdown]
 # ## Why nonlinearity matters
 #
-# Without $\phi$, two layers collapse into one: $(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$,
+# Without $\phi$, two layers collapse into one:
+# $(xW_1 + b_1)W_2 + b_2 = x(W_1W_2) + (b_1W_2 + b_2)$,
 # which is again a single linear map. However many linear layers you stack, the
 # network can only draw straight decision boundaries. The **XOR** problem below
 # (label 1 where the two coordinates have different signs) has no straight
@@ -189,15 +190,27 @@ def dense(x, W, b):
 x = np.array([[1.0, 2.0]])
 W = np.array([[1.0, 0.0, -1.0], [0.5, 1.0, 2.0]])
 b = np.array([0.1, 0.2, 0.3])
-assert_close(dense(x.copy(), W.copy(), b.copy()), [[2.1, 2.2, 3.3]], name="dense(x, W, b)",
-             mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
+assert_close(
+    dense(x.copy(), W.copy(), b.copy()),
+    [[2.1, 2.2, 3.3]],
+    name="dense(x, W, b)",
+    mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b},
+)
 print("dense: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1101)
 for n, d_in, d_out in [(1, 1, 1), (5, 3, 4), (7, 6, 2)]:
-    x, W, b = rng.standard_normal((n, d_in)), rng.standard_normal((d_in, d_out)), rng.standard_normal(d_out)
-    assert_close(dense(x.copy(), W.copy(), b.copy()), x @ W + b, name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
-                 mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b})
+    x, W, b = (
+        rng.standard_normal((n, d_in)),
+        rng.standard_normal((d_in, d_out)),
+        rng.standard_normal(d_out),
+    )
+    assert_close(
+        dense(x.copy(), W.copy(), b.copy()),
+        x @ W + b,
+        name=f"dense(x, W, b) for x {x.shape}, W {W.shape}",
+        mistakes={"add the bias b": x @ W, "add the bias, do not subtract it": x @ W - b},
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
@@ -235,37 +248,66 @@ def sigmoid(z):
 
 # %% tests
 z = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
-assert_close(relu(z), [0.0, 0.0, 0.0, 0.5, 2.0], name="relu(z)",
-             mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
-assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after relu(z) (relu must not change its input)")
-assert_close(sigmoid(z), [0.11920292202211755, 0.3775406687981454, 0.5, 0.6224593312018546,
-                          0.8807970779778823], name="sigmoid(z)",
-             mistakes={"sigma(z) = 1 / (1 + exp(-z)): check the sign": [0.8807970779778823,
-                       0.6224593312018546, 0.5, 0.3775406687981454, 0.11920292202211755]})
-assert_close(z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after sigmoid(z) (sigmoid must not change its input)")
+assert_close(
+    relu(z),
+    [0.0, 0.0, 0.0, 0.5, 2.0],
+    name="relu(z)",
+    mistakes={"return the values max(z, 0), not the mask z > 0": z > 0},
+)
+assert_close(
+    z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after relu(z) (relu must not change its input)"
+)
+assert_close(
+    sigmoid(z),
+    [0.11920292202211755, 0.3775406687981454, 0.5, 0.6224593312018546, 0.8807970779778823],
+    name="sigmoid(z)",
+    mistakes={
+        "sigma(z) = 1 / (1 + exp(-z)): check the sign": [
+            0.8807970779778823,
+            0.6224593312018546,
+            0.5,
+            0.3775406687981454,
+            0.11920292202211755,
+        ]
+    },
+)
+assert_close(
+    z, [-2.0, -0.5, 0.0, 0.5, 2.0], name="z after sigmoid(z) (sigmoid must not change its input)"
+)
 grid = np.array([[-30.0, -7.5], [7.5, 30.0]])
-assert_close(sigmoid(grid), [[9.357622968839299e-14, 0.0005527786369235996],
-                             [0.9994472213630764, 0.9999999999999065]],
-             name="sigmoid(z) for z of shape (2, 2) from -30 to 30", atol=1e-12)
+assert_close(
+    sigmoid(grid),
+    [[9.357622968839299e-14, 0.0005527786369235996], [0.9994472213630764, 0.9999999999999065]],
+    name="sigmoid(z) for z of shape (2, 2) from -30 to 30",
+    atol=1e-12,
+)
 print("relu and sigmoid: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1102)
 for shape in [(3,), (4, 5), (2, 3, 4)]:
     z = rng.standard_normal(shape) * 5
     before = z.copy()
-    assert_close(relu(z), np.where(z > 0, z, 0.0), name=f"relu(z) for z of shape {shape}",
-                 mistakes={"return the values max(z, 0), not the mask z > 0": z > 0})
+    assert_close(
+        relu(z),
+        np.where(z > 0, z, 0.0),
+        name=f"relu(z) for z of shape {shape}",
+        mistakes={"return the values max(z, 0), not the mask z > 0": z > 0},
+    )
     assert_close(z, before, name="z after relu(z) (relu must not change its input)")
-    assert_close(sigmoid(z), 0.5 * (1 + np.tanh(z / 2)), name=f"sigmoid(z) for z of shape {shape}",
-                 atol=1e-12)
+    assert_close(
+        sigmoid(z),
+        0.5 * (1 + np.tanh(z / 2)),
+        name=f"sigmoid(z) for z of shape {shape}",
+        atol=1e-12,
+    )
     assert_close(z, before, name="z after sigmoid(z) (sigmoid must not change its input)")
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
 # `np.maximum(z, 0.0)` compares elementwise and returns a new array. The
 # sigmoid `1 / (1 + np.exp(-z))` is right for the tests' range; the answer goes
-# further and never overflows (which Exercise 1.2.2 asks for): `e = exp(-|z|)` never exceeds 1; for $z \ge 0$,
-# $\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
+# further and never overflows (which Exercise 1.2.2 asks for): `e = exp(-|z|)` never exceeds 1; for
+# $z \ge 0$, $\sigma(z) = 1/(1 + e^{-z})$, and for $z < 0$ multiplying numerator and
 # denominator by $e^{z}$ gives $\sigma(z) = e^{z}/(1 + e^{z})$. Both branches are
 # computed from the same safe `e`, so `np.where` never meets an overflow.
 
@@ -293,34 +335,62 @@ def mlp_forward(x, params, activation=relu):
 
 # %% tests
 x = np.array([[1.0, -1.0]])
-layers = [(np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
-          (np.array([[1.0, -1.0], [-1.0, 0.5]]), np.array([0.5, 0.0])),
-          (np.array([[2.0], [1.0]]), np.array([-4.0]))]
+layers = [
+    (np.array([[1.0, 2.0], [3.0, -4.0]]), np.array([0.0, 1.0])),
+    (np.array([[1.0, -1.0], [-1.0, 0.5]]), np.array([0.5, 0.0])),
+    (np.array([[2.0], [1.0]]), np.array([-4.0])),
+]
 ramp = lambda z: np.maximum(z, 0.0)  # a ReLU of the test's own, so that only mlp_forward is tested
 ANY_DEPTH = "the network may have any number of layers, one or many: loop over params"
 
+
 def forward(x, params, activation):
-    """mlp_forward on copies (the answer may change its arguments), failing with a hint if it raises."""
+    """mlp_forward on copies (the answer may change its arguments), failing with a
+    hint if it raises."""
     try:
         return mlp_forward(x.copy(), [(W.copy(), b.copy()) for W, b in params], activation)
     except (IndexError, ValueError) as error:
-        raise CheckError(f"mlp_forward for a network of {len(params)} layer(s) raised "
-                         f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}") from None
+        raise CheckError(
+            f"mlp_forward for a network of {len(params)} layer(s) raised "
+            f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}"
+        ) from None
+
 
 one = [(np.array([[1.0], [2.0]]), np.array([0.5]))]
-assert_close(forward(x, one, ramp), [[-0.5]], name="mlp_forward for one layer",
-             mistakes={"no activation after the last layer (here the only one)": [[0.0]]})
+assert_close(
+    forward(x, one, ramp),
+    [[-0.5]],
+    name="mlp_forward for one layer",
+    mistakes={"no activation after the last layer (here the only one)": [[0.0]]},
+)
 two = [layers[0], (np.array([[1.0], [-1.0]]), np.array([0.5]))]
-assert_close(forward(x, two, ramp), [[-6.5]], name="mlp_forward for two layers",
-             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
-                       "apply the activation after every layer but the last": [[-8.5]]})
-assert_close(forward(x, layers, ramp), [[-0.5]], name="mlp_forward for three layers",
-             mistakes={"no activation after the last layer: its outputs are the logits": [[0.0]],
-                       f"use every layer, not only the first two: {ANY_DEPTH}": [[-6.5, 3.5]]})
-assert_close(forward(x, layers, np.tanh), [[-4.89843153]],
-             name="mlp_forward(x, params, np.tanh) for three layers",
-             mistakes={"use the activation you are given, not a ReLU of your own": [[-0.5]]})
+assert_close(
+    forward(x, two, ramp),
+    [[-6.5]],
+    name="mlp_forward for two layers",
+    mistakes={
+        "no activation after the last layer: its outputs are the logits": [[0.0]],
+        "apply the activation after every layer but the last": [[-8.5]],
+    },
+)
+assert_close(
+    forward(x, layers, ramp),
+    [[-0.5]],
+    name="mlp_forward for three layers",
+    mistakes={
+        "no activation after the last layer: its outputs are the logits": [[0.0]],
+        f"use every layer, not only the first two: {ANY_DEPTH}": [[-6.5, 3.5]],
+    },
+)
+assert_close(
+    forward(x, layers, np.tanh),
+    [[-4.89843153]],
+    name="mlp_forward(x, params, np.tanh) for three layers",
+    mistakes={"use the activation you are given, not a ReLU of your own": [[-0.5]]},
+)
 print("mlp_forward: visible tests passed")
+
+
 ### BEGIN HIDDEN TESTS
 def _reference_mlp(x, params, act):
     h = x
@@ -329,19 +399,31 @@ def _reference_mlp(x, params, act):
         h = act(h) if i < len(params) - 1 else h
     return h
 
+
 def _all_activated(x, params, act):
     h = x
     for W, b in params:
         h = act(h @ W + b)
     return h
 
+
 rng = np.random.default_rng(1103)
-for sizes, act in [([3, 2], ramp), ([4, 8, 3], ramp), ([2, 5, 5, 5, 5, 2], ramp), ([3, 6, 6, 1], np.tanh)]:
-    params = [(rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])]
+for sizes, act in [
+    ([3, 2], ramp),
+    ([4, 8, 3], ramp),
+    ([2, 5, 5, 5, 5, 2], ramp),
+    ([3, 6, 6, 1], np.tanh),
+]:
+    params = [
+        (rng.standard_normal((m, n)), rng.standard_normal(n)) for m, n in zip(sizes, sizes[1:])
+    ]
     x = rng.standard_normal((6, sizes[0]))
-    assert_close(forward(x, params, act), _reference_mlp(x, params, act),
-                 name=f"mlp_forward for layer sizes {sizes}",
-                 mistakes={"no activation after the last layer": _all_activated(x, params, act)})
+    assert_close(
+        forward(x, params, act),
+        _reference_mlp(x, params, act),
+        name=f"mlp_forward for layer sizes {sizes}",
+        mistakes={"no activation after the last layer": _all_activated(x, params, act)},
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
@@ -381,52 +463,74 @@ def he_init(fan_in, fan_out, rng):
 def through_50_relu_layers(seed):
     """How much 50 ReLU layers made with he_init change the activations' mean square."""
     h = np.random.default_rng(1).standard_normal((256, 256))
-    start = np.mean(h ** 2)
+    start = np.mean(h**2)
     rng = np.random.default_rng(seed)
     for _ in range(50):
         W, b = he_init(256, 256, rng)
         h = np.maximum(h @ W + b, 0.0)
-    return np.mean(h ** 2) / start
+    return np.mean(h**2) / start
+
 
 def check_shapes(fan_in, fan_out, seed):
     W, b = he_init(fan_in, fan_out, np.random.default_rng(seed))
     if np.shape(W) == (fan_out, fan_in) and fan_in != fan_out:
-        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)}, the transpose "
-                         f"of (fan_in, fan_out) = {(fan_in, fan_out)}.\n  hint: W has one row per "
-                         "input and one column per output, so that x @ W works (as in dense)")
+        raise CheckError(
+            f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)}, the transpose "
+            f"of (fan_in, fan_out) = {(fan_in, fan_out)}.\n  hint: W has one row per "
+            "input and one column per output, so that x @ W works (as in dense)"
+        )
     if np.shape(W) != (fan_in, fan_out):
-        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)} but should "
-                         f"have shape (fan_in, fan_out) = {(fan_in, fan_out)}")
+        raise CheckError(
+            f"he_init({fan_in}, {fan_out}, rng): W has shape {np.shape(W)} but should "
+            f"have shape (fan_in, fan_out) = {(fan_in, fan_out)}"
+        )
     if np.shape(b) != (fan_out,):
-        raise CheckError(f"he_init({fan_in}, {fan_out}, rng): b has shape {np.shape(b)} but should "
-                         f"have shape (fan_out,) = {(fan_out,)}")
+        raise CheckError(
+            f"he_init({fan_in}, {fan_out}, rng): b has shape {np.shape(b)} but should "
+            f"have shape (fan_out,) = {(fan_out,)}"
+        )
     return W, b
 
+
 def check_seeding(fan_in, fan_out, seed):
-    """he_init draws from the rng it is given: the same seed twice, the same W; another seed, another."""
+    """he_init draws from the rng it is given: the same seed twice, the same W;
+    another seed, another."""
     first, again = check_shapes(fan_in, fan_out, seed)[0], check_shapes(fan_in, fan_out, seed)[0]
     other = check_shapes(fan_in, fan_out, seed + 1)[0]
-    for wrong, what in [(not np.array_equal(first, again), "different weights for the same seed"),
-                        (np.array_equal(first, other), "the same weights for different seeds")]:
+    for wrong, what in [
+        (not np.array_equal(first, again), "different weights for the same seed"),
+        (np.array_equal(first, other), "the same weights for different seeds"),
+    ]:
         if wrong:
             raise CheckError(
-                f"he_init({fan_in}, {fan_out}, rng) gave {what}.\n  hint: draw W from the generator "
-                "rng you are given (rng.standard_normal, rng.normal), not from np.random or a "
-                "generator of your own")
+                f"he_init({fan_in}, {fan_out}, rng) gave {what}.\n  hint: draw W from the "
+                "generator rng you are given (rng.standard_normal, rng.normal), not from "
+                "np.random or a generator of your own"
+            )
+
 
 W, b = check_shapes(400, 300, seed=0)
 assert_close(b, np.zeros(300), name="b", mistakes={"the biases start at zero": np.ones(300)})
-assert_close(np.std(W), np.sqrt(2 / 400), name="the standard deviation of W", rtol=0.03,
-             mistakes={"use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 400),
-                       "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) sqrt(2 / (fan_in + fan_out))":
-                       np.sqrt(2 / 700),
-                       "divide by fan_in (400, the rows of W), not fan_out (300)": np.sqrt(2 / 300)})
+assert_close(
+    np.std(W),
+    np.sqrt(2 / 400),
+    name="the standard deviation of W",
+    rtol=0.03,
+    mistakes={
+        "use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 400),
+        "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) sqrt(2 / (fan_in + fan_out))": np.sqrt(
+            2 / 700
+        ),
+        "divide by fan_in (400, the rows of W), not fan_out (300)": np.sqrt(2 / 300),
+    },
+)
 check_seeding(40, 60, seed=7)
 ratio = through_50_relu_layers(seed=0)
 # He: between 0.05 and 10 for each of 300 random streams tried; LeCun's 1/fan_in: 2**-50
 assert 1e-3 < ratio < 1e3, (
     f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
-    "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
+    "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W"
+)
 print("he_init: visible tests passed")
 ### BEGIN HIDDEN TESTS
 check_seeding(50, 60, seed=1104)
@@ -435,14 +539,25 @@ assert_close(np.mean(W1), 0.0, name="the mean of W", atol=0.03)
 ratio = through_50_relu_layers(seed=1104)
 assert 1e-3 < ratio < 1e3, (
     f"after 50 ReLU layers the activations' mean square changed by a factor {ratio:.3g}: "
-    "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W")
+    "they vanish (factor < 0.001) or explode (factor > 1000); check the standard deviation of W"
+)
 W, b = check_shapes(30, 500, seed=9)
-assert_close(np.std(W), np.sqrt(2 / 30), name="the standard deviation of W for fan_in 30, fan_out 500",
-             rtol=0.03, mistakes={"use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 30),
-                                  "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) "
-                                  "sqrt(2 / (fan_in + fan_out))": np.sqrt(2 / 530),
-                                  "divide by fan_in, not fan_out": np.sqrt(2 / 500)})
-assert_close(b, np.zeros(500), name="b for fan_out 500", mistakes={"the biases start at zero": np.ones(500)})
+assert_close(
+    np.std(W),
+    np.sqrt(2 / 30),
+    name="the standard deviation of W for fan_in 30, fan_out 500",
+    rtol=0.03,
+    mistakes={
+        "use He's sqrt(2 / fan_in), not LeCun's sqrt(1 / fan_in)": np.sqrt(1 / 30),
+        "use He's sqrt(2 / fan_in), not Glorot's (Xavier's) sqrt(2 / (fan_in + fan_out))": np.sqrt(
+            2 / 530
+        ),
+        "divide by fan_in, not fan_out": np.sqrt(2 / 500),
+    },
+)
+assert_close(
+    b, np.zeros(500), name="b for fan_out 500", mistakes={"the biases start at zero": np.ones(500)}
+)
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix

@@ -14,8 +14,8 @@
 # mode) and measures what each costs, and makes gradient checking a skill.
 
 # %% locked="setup"
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
 import dlcourse as dl
 from dlcourse.gradcheck import check_vjp
@@ -162,28 +162,50 @@ def numerical_derivative(f, x, h=1e-5):
 
 
 # %% tests
-PRECEDENCE = ("write / (2 * h): / and * bind equally tightly and run left to right, so "
-              "(f(x+h) - f(x-h)) / 2*h means ((f(x+h) - f(x-h)) / 2) * h")
+PRECEDENCE = (
+    "write / (2 * h): / and * bind equally tightly and run left to right, so "
+    "(f(x+h) - f(x-h)) / 2*h means ((f(x+h) - f(x-h)) / 2) * h"
+)
 x = np.array([0.0, 0.5, 1.0])
-assert_close(numerical_derivative(np.sin, x.copy()), np.cos(x), name="numerical_derivative(np.sin, x)",
-             atol=1e-9, rtol=1e-9, mistakes={"use the central difference (f(x+h) - f(x-h)) / (2h)":
-                                  (np.sin(x + 1e-5) - np.sin(x)) / 1e-5,
-                                  "divide by 2h: the points x+h and x-h are 2h apart": 2 * np.cos(x),
-                                  PRECEDENCE: (np.sin(x + 1e-5) - np.sin(x - 1e-5)) / 2 * 1e-5})
+assert_close(
+    numerical_derivative(np.sin, x.copy()),
+    np.cos(x),
+    name="numerical_derivative(np.sin, x)",
+    atol=1e-9,
+    rtol=1e-9,
+    mistakes={
+        "use the central difference (f(x+h) - f(x-h)) / (2h)": (np.sin(x + 1e-5) - np.sin(x))
+        / 1e-5,
+        "divide by 2h: the points x+h and x-h are 2h apart": 2 * np.cos(x),
+        PRECEDENCE: (np.sin(x + 1e-5) - np.sin(x - 1e-5)) / 2 * 1e-5,
+    },
+)
 print("numerical_derivative: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1201)
 for shape in [(), (4,), (3, 2)]:
     x = rng.uniform(-2, 2, shape)
-    cube = lambda u: u ** 3
+    cube = lambda u: u**3
     h = 1e-3  # the central difference of u^3 is exactly 3u^2 + h^2
-    assert_close(numerical_derivative(cube, np.copy(x), h=h), 3 * x ** 2 + h ** 2, atol=1e-9, rtol=1e-9,
-                 name=f"numerical_derivative(u**3, x, h=1e-3) for x of shape {np.shape(x)}",
-                 mistakes={"use the step h you are given": 3 * x ** 2 + 1e-10,
-                           "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x ** 2 + h ** 2),
-                           PRECEDENCE: (3 * x ** 2 + h ** 2) * h * h})
-    assert_close(numerical_derivative(np.exp, np.copy(x)), np.exp(x), atol=1e-8, rtol=1e-8,
-                 name=f"numerical_derivative(np.exp, x) for x of shape {np.shape(x)}")
+    assert_close(
+        numerical_derivative(cube, np.copy(x), h=h),
+        3 * x**2 + h**2,
+        atol=1e-9,
+        rtol=1e-9,
+        name=f"numerical_derivative(u**3, x, h=1e-3) for x of shape {np.shape(x)}",
+        mistakes={
+            "use the step h you are given": 3 * x**2 + 1e-10,
+            "divide by 2h: the points x+h and x-h are 2h apart": 2 * (3 * x**2 + h**2),
+            PRECEDENCE: (3 * x**2 + h**2) * h * h,
+        },
+    )
+    assert_close(
+        numerical_derivative(np.exp, np.copy(x)),
+        np.exp(x),
+        atol=1e-8,
+        rtol=1e-8,
+        name=f"numerical_derivative(np.exp, x) for x of shape {np.shape(x)}",
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
@@ -222,17 +244,26 @@ def tanh_prime(x):
 # %% tests
 x = np.array([-1.0, 0.0, 2.0])
 s = 1 / (1 + np.exp(-x))
-assert_close(sigmoid_prime(x.copy()), numerical_grad(lambda u: np.sum(1 / (1 + np.exp(-u))), x),
-             name="sigmoid_prime(x)", mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)})
-assert_close(tanh_prime(x.copy()), numerical_grad(lambda u: np.sum(np.tanh(u)), x), name="tanh_prime(x)",
-             mistakes={"tanh' = 1 - tanh(x)^2, not 1 - x^2": 1 - x ** 2})
+assert_close(
+    sigmoid_prime(x.copy()),
+    numerical_grad(lambda u: np.sum(1 / (1 + np.exp(-u))), x),
+    name="sigmoid_prime(x)",
+    mistakes={"sigma' = sigma(x) (1 - sigma(x)), not sigma(x) (1 - x)": s * (1 - x)},
+)
+assert_close(
+    tanh_prime(x.copy()),
+    numerical_grad(lambda u: np.sum(np.tanh(u)), x),
+    name="tanh_prime(x)",
+    mistakes={"tanh' = 1 - tanh(x)^2, not 1 - x^2": 1 - x**2},
+)
 
 OVERFLOW_HINTS = {  # what overflows in each function's usual formula, and how to avoid it
     "sigmoid_prime": "exp(-x) overflows for x < -709; write sigma(x) as (1 + tanh(x / 2)) / 2, or "
-                     "treat x >= 0 and x < 0 separately",
+    "treat x >= 0 and x < 0 separately",
     "tanh_prime": "cosh(x) and exp(x) overflow for |x| > 710 (so 1 / cosh(x)**2 warns, though its "
-                  "value is right); write tanh' as 1 - tanh(x)**2, and np.tanh never overflows",
+    "value is right); write tanh' as 1 - tanh(x)**2, and np.tanh never overflows",
 }
+
 
 def without_overflow(name, derivative, x):
     """derivative(x), failing with a hint if numpy warns (overflow, 0/0 or inf - inf)."""
@@ -242,7 +273,9 @@ def without_overflow(name, derivative, x):
     except FloatingPointError as error:
         raise CheckError(
             f"{name}(x) warns for x from {np.min(x):.4g} to {np.max(x):.4g}: {error}.\n  hint: "
-            f"{OVERFLOW_HINTS[name]}") from None
+            f"{OVERFLOW_HINTS[name]}"
+        ) from None
+
 
 far = np.array([-1000.0, 1000.0])
 for name, derivative in [("sigmoid_prime", sigmoid_prime), ("tanh_prime", tanh_prime)]:
@@ -253,20 +286,37 @@ rng = np.random.default_rng(1202)
 for shape in [(5,), (3, 4)]:
     x = rng.uniform(-6, 6, shape)
     s = 0.5 * (1 + np.tanh(0.5 * x))
-    assert_close(sigmoid_prime(x.copy()), s * (1 - s), name=f"sigmoid_prime(x) for x of shape {shape}",
-                 atol=1e-10)
-    assert_close(tanh_prime(x.copy()), 1 - np.tanh(x) ** 2, name=f"tanh_prime(x) for x of shape {shape}",
-                 atol=1e-10)
+    assert_close(
+        sigmoid_prime(x.copy()),
+        s * (1 - s),
+        name=f"sigmoid_prime(x) for x of shape {shape}",
+        atol=1e-10,
+    )
+    assert_close(
+        tanh_prime(x.copy()),
+        1 - np.tanh(x) ** 2,
+        name=f"tanh_prime(x) for x of shape {shape}",
+        atol=1e-10,
+    )
 x = rng.uniform(-1000, 1000, (4, 5))
 s = 0.5 * (1 + np.tanh(0.5 * x))
-assert_close(without_overflow("sigmoid_prime", sigmoid_prime, x), s * (1 - s), atol=1e-12,
-             name="sigmoid_prime(x) for x in the hundreds")
-assert_close(without_overflow("tanh_prime", tanh_prime, x), 1 - np.tanh(x) ** 2, atol=1e-12,
-             name="tanh_prime(x) for x in the hundreds")
+assert_close(
+    without_overflow("sigmoid_prime", sigmoid_prime, x),
+    s * (1 - s),
+    atol=1e-12,
+    name="sigmoid_prime(x) for x in the hundreds",
+)
+assert_close(
+    without_overflow("tanh_prime", tanh_prime, x),
+    1 - np.tanh(x) ** 2,
+    atol=1e-12,
+    name="tanh_prime(x) for x in the hundreds",
+)
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
-# With $\sigma(x) = 1/(1 + e^{-x})$, $\sigma'(x) = e^{-x}/(1 + e^{-x})^2 = \sigma(x)(1 - \sigma(x))$.
+# With $\sigma(x) = 1/(1 + e^{-x})$,
+# $\sigma'(x) = e^{-x}/(1 + e^{-x})^2 = \sigma(x)(1 - \sigma(x))$.
 # Computing $\sigma$ as $\frac{1}{2}(1 + \tanh(x/2))$ never overflows. For
 # $\tanh$, $\frac{d}{dx}\tanh x = 1/\cosh^2 x = 1 - \tanh^2 x$.
 
@@ -290,27 +340,49 @@ def chain_rule(f_prime, g, g_prime):
 
 # %% tests
 x = np.array([0.5, 1.0, 2.0])
-d = chain_rule(np.cos, lambda u: u ** 2, lambda u: 2 * u)  # d/dx sin(x^2)
+d = chain_rule(np.cos, lambda u: u**2, lambda u: 2 * u)  # d/dx sin(x^2)
 assert callable(d), "chain_rule must return a function of x"
-assert_close(d(x.copy()), numerical_grad(lambda u: np.sum(np.sin(u ** 2)), x), name="chain_rule(cos, x^2, 2x)(x)",
-             mistakes={"evaluate f' at g(x), not at x": np.cos(x) * 2 * x,
-                       "multiply by g'(x): (1.1) has two factors": np.cos(x ** 2)})
+assert_close(
+    d(x.copy()),
+    numerical_grad(lambda u: np.sum(np.sin(u**2)), x),
+    name="chain_rule(cos, x^2, 2x)(x)",
+    mistakes={
+        "evaluate f' at g(x), not at x": np.cos(x) * 2 * x,
+        "multiply by g'(x): (1.1) has two factors": np.cos(x**2),
+    },
+)
 print("chain_rule: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1203)
 cases = [  # name, f', g, g', the exact derivative of f(g(x))
     ("exp(3x)", np.exp, lambda u: 3 * u, lambda u: 3 + 0 * u, lambda u: 3 * np.exp(3 * u)),
-    ("tanh(sin x)", lambda u: 1 - np.tanh(u) ** 2, np.sin, np.cos,
-     lambda u: (1 - np.tanh(np.sin(u)) ** 2) * np.cos(u)),
-    ("log(1 + x^2)", lambda u: 1 / u, lambda u: 1 + u ** 2, lambda u: 2 * u,
-     lambda u: 2 * u / (1 + u ** 2)),
+    (
+        "tanh(sin x)",
+        lambda u: 1 - np.tanh(u) ** 2,
+        np.sin,
+        np.cos,
+        lambda u: (1 - np.tanh(np.sin(u)) ** 2) * np.cos(u),
+    ),
+    (
+        "log(1 + x^2)",
+        lambda u: 1 / u,
+        lambda u: 1 + u**2,
+        lambda u: 2 * u,
+        lambda u: 2 * u / (1 + u**2),
+    ),
 ]
 for name, f_prime, g, g_prime, exact in cases:
     x = rng.uniform(-1.5, 1.5, (4, 3))
-    assert_close(chain_rule(f_prime, g, g_prime)(x.copy()), exact(x), atol=1e-9,
-                 name=f"the chain rule's derivative of {name}",
-                 mistakes={"evaluate f' at g(x), not at x": f_prime(x) * g_prime(x),
-                           "multiply by g'(x): (1.1) has two factors": f_prime(g(x))})
+    assert_close(
+        chain_rule(f_prime, g, g_prime)(x.copy()),
+        exact(x),
+        atol=1e-9,
+        name=f"the chain rule's derivative of {name}",
+        mistakes={
+            "evaluate f' at g(x), not at x": f_prime(x) * g_prime(x),
+            "multiply by g'(x): (1.1) has two factors": f_prime(g(x)),
+        },
+    )
 ### END HIDDEN TESTS
 
 # %% [markdown] appendix
@@ -347,34 +419,50 @@ def chain_derivative(fs, f_primes, x):
 
 # %% tests
 x = np.array([0.1, 0.6])
-fs = [np.sin, np.exp]            # y = exp(sin(x))
+fs = [np.sin, np.exp]  # y = exp(sin(x))
 f_primes = [np.cos, np.exp]
-assert_close(chain_derivative(fs, f_primes, x.copy()), numerical_grad(lambda u: np.sum(np.exp(np.sin(u))), x),
-             name="chain_derivative([sin, exp], [cos, exp], x)",
-             mistakes={"evaluate each f' at the value its link receives, not at x":
-                       np.cos(x) * np.exp(x),
-                       "evaluate each f' at the value its link receives (its input), not at its output":
-                       np.cos(np.sin(x)) * np.exp(np.exp(np.sin(x)))})
+assert_close(
+    chain_derivative(fs, f_primes, x.copy()),
+    numerical_grad(lambda u: np.sum(np.exp(np.sin(u))), x),
+    name="chain_derivative([sin, exp], [cos, exp], x)",
+    mistakes={
+        "evaluate each f' at the value its link receives, not at x": np.cos(x) * np.exp(x),
+        "evaluate each f' at the value its link receives (its input), not at its output": np.cos(
+            np.sin(x)
+        )
+        * np.exp(np.exp(np.sin(x))),
+    },
+)
 print("chain_derivative: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1204)
 sig = lambda u: 0.5 * (1 + np.tanh(0.5 * u))
-links = [(np.sin, np.cos), (np.tanh, lambda u: 1 - np.tanh(u) ** 2),
-         (sig, lambda u: sig(u) * (1 - sig(u))), (lambda u: u ** 2 + 1, lambda u: 2 * u)]
+links = [
+    (np.sin, np.cos),
+    (np.tanh, lambda u: 1 - np.tanh(u) ** 2),
+    (sig, lambda u: sig(u) * (1 - sig(u))),
+    (lambda u: u**2 + 1, lambda u: 2 * u),
+]
 for n in [1, 3, 10, 25]:
     chosen = [links[i] for i in rng.integers(0, len(links), n)]
     fs, f_primes = [f for f, _ in chosen], [fp for _, fp in chosen]
     x = rng.uniform(-1, 1, (3, 2))
+
     def composed(u):
         for f in fs:
             u = f(u)
         return u
+
     value, expected, at_x = x, np.ones_like(x), np.ones_like(x)
     for f, fp in chosen:
         expected, at_x, value = expected * fp(value), at_x * fp(x), f(value)
-    assert_close(chain_derivative(fs, f_primes, x.copy()), expected, atol=1e-9,
-                 name=f"chain_derivative for a chain of {n} functions",
-                 mistakes={"evaluate each f' at the value its link receives, not at x": at_x})
+    assert_close(
+        chain_derivative(fs, f_primes, x.copy()),
+        expected,
+        atol=1e-9,
+        name=f"chain_derivative for a chain of {n} functions",
+        mistakes={"evaluate each f' at the value its link receives, not at x": at_x},
+    )
 empty = chain_derivative([], [], np.array([2.0, 3.0]))
 if np.ndim(empty) == 0:  # a single 1 stands for every element
     empty = np.full(2, empty, dtype=float)
@@ -443,17 +531,22 @@ def chain_backward(fs, f_primes, x):
 # %% tests
 def counted(fn, name, calls):
     """fn, counting its calls in calls[name]."""
+
     def wrapper(u):
         calls[name] = calls.get(name, 0) + 1
         return fn(u)
+
     return wrapper
+
 
 def compose(fs):
     def composed(u):
         for f in fs:
             u = f(u)
         return u
+
     return composed
+
 
 def check_chain_backward(links, x, name):
     """chain_backward against central differences of the rest of the chain after each value."""
@@ -467,32 +560,47 @@ def check_chain_backward(links, x, name):
         raise CheckError(
             f"chain_backward for {name} returned {got}: return a list of {n + 1} arrays, the "
             "derivative of y with respect to each value of the chain, x first and y itself "
-            "(derivative 1) last")
+            "(derivative 1) last"
+        )
     try:
         got = np.stack([np.broadcast_to(np.asarray(g, dtype=float), x.shape) for g in grads])
     except ValueError:
-        raise CheckError(f"chain_backward for {name}: every derivative must have the shape of x, "
-                         f"{x.shape}; got shapes {[np.shape(g) for g in grads]}") from None
+        raise CheckError(
+            f"chain_backward for {name}: every derivative must have the shape of x, "
+            f"{x.shape}; got shapes {[np.shape(g) for g in grads]}"
+        ) from None
     plain = [f for f, _ in links]
     values = [x]
     for f in plain:
         values.append(f(values[-1]))
-    numerical = np.stack([numerical_grad(lambda u: np.sum(compose(plain[k:])(u)), values[k])
-                          for k in range(n + 1)])
-    forward = np.stack([numerical_grad(lambda u: np.sum(compose(plain[:k])(u)), x)
-                        for k in range(n + 1)])
-    assert_close(got, numerical, name=f"chain_backward for {name} (axis 0: dy/dv_0, ..., dy/dv_n)",
-                 atol=1e-7, rtol=1e-5, mistakes={
-        "these are the derivatives of each value with respect to x (forward accumulation, "
-        "Exercise 1.2.4); reverse mode returns the derivative of y with respect to each value: "
-        "start from dy/dy = 1 at the end and walk back": forward,
-        "the list runs from y to x: return it with x first, y last": numerical[::-1]})
+    numerical = np.stack(
+        [numerical_grad(lambda u: np.sum(compose(plain[k:])(u)), values[k]) for k in range(n + 1)]
+    )
+    forward = np.stack(
+        [numerical_grad(lambda u: np.sum(compose(plain[:k])(u)), x) for k in range(n + 1)]
+    )
+    assert_close(
+        got,
+        numerical,
+        name=f"chain_backward for {name} (axis 0: dy/dv_0, ..., dy/dv_n)",
+        atol=1e-7,
+        rtol=1e-5,
+        mistakes={
+            "these are the derivatives of each value with respect to x (forward accumulation, "
+            "Exercise 1.2.4); reverse mode returns the derivative of y with respect to each value: "
+            "start from dy/dy = 1 at the end and walk back": forward,
+            "the list runs from y to x: return it with x first, y last": numerical[::-1],
+        },
+    )
     repeated = {f: c for f, c in calls.items() if c > 1}
     if repeated:
         raise CheckError(
-            f"chain_backward for {name} called {', '.join(f'{f} {c} times' for f, c in repeated.items())}."
+            f"chain_backward for {name} called "
+            f"{', '.join(f'{f} {c} times' for f, c in repeated.items())}."
             "\n  hint: store the values of the forward pass in a list and reuse them on the way "
-            "back: each function and each derivative is needed once")
+            "back: each function and each derivative is needed once"
+        )
+
 
 links = [(np.sin, np.cos), (np.exp, np.exp), (np.tanh, lambda u: 1 - np.tanh(u) ** 2)]
 check_chain_backward(links, np.array([0.1, 0.6, -0.4]), "y = tanh(exp(sin(x)))")
@@ -501,8 +609,12 @@ print("chain_backward: visible tests passed")
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(1205)
 sig = lambda u: 0.5 * (1 + np.tanh(0.5 * u))
-pool = [(np.sin, np.cos), (np.tanh, lambda u: 1 - np.tanh(u) ** 2),
-        (sig, lambda u: sig(u) * (1 - sig(u))), (lambda u: u ** 2 + 1, lambda u: 2 * u)]
+pool = [
+    (np.sin, np.cos),
+    (np.tanh, lambda u: 1 - np.tanh(u) ** 2),
+    (sig, lambda u: sig(u) * (1 - sig(u))),
+    (lambda u: u**2 + 1, lambda u: 2 * u),
+]
 for n in [1, 4, 12]:
     chosen = [pool[i] for i in rng.integers(0, len(pool), n)]
     check_chain_backward(chosen, rng.uniform(-1, 1, (3, 2)), f"a random chain of {n} functions")
@@ -595,9 +707,14 @@ def circuit_backward(dout, x, y, z):
 
 # %% tests
 def numerical_circuit(f, dout, x, y, z):
-    """The gradients of sum(dout * f(x, y, z)) with respect to x, y and z, by central differences."""
-    return (numerical_vjp(lambda u: f(u, y, z), x, dout), numerical_vjp(lambda u: f(x, u, z), y, dout),
-            numerical_vjp(lambda u: f(x, y, u), z, dout))
+    """The gradients of sum(dout * f(x, y, z)) with respect to x, y and z, by central
+    differences."""
+    return (
+        numerical_vjp(lambda u: f(u, y, z), x, dout),
+        numerical_vjp(lambda u: f(x, u, z), y, dout),
+        numerical_vjp(lambda u: f(x, y, u), z, dout),
+    )
+
 
 def check_circuit_backward(dout, x, y, z):
     grads = circuit_backward(dout.copy(), x.copy(), y.copy(), z.copy())
@@ -610,13 +727,21 @@ def check_circuit_backward(dout, x, y, z):
     only_a = numerical_circuit(lambda x, y, z: x * y * np.tanh(x * y + z) + x0, dout, x, y, z)
     expected = numerical_circuit(circuit, dout, x, y, z)
     for k, name in [(2, "dz"), (1, "dy"), (0, "dx")]:
-        assert_close(grads[k], expected[k], atol=1e-7, name=f"{name} of circuit_backward for x of shape {x.shape}",
-                     mistakes={"a is used twice, in the product a * b and in s = a + z: add the gradient "
-                               "that comes back through s": only_product[k],
-                               "a is used twice, in the product a * b and in s = a + z: add the gradient "
-                               "that comes back from the product": only_tanh[k],
-                               "x is used twice, in a and added at the end: add the gradient from both uses":
-                               only_a[k]})
+        assert_close(
+            grads[k],
+            expected[k],
+            atol=1e-7,
+            name=f"{name} of circuit_backward for x of shape {x.shape}",
+            mistakes={
+                "a is used twice, in the product a * b and in s = a + z: add the gradient "
+                "that comes back through s": only_product[k],
+                "a is used twice, in the product a * b and in s = a + z: add the gradient "
+                "that comes back from the product": only_tanh[k],
+                "x is used twice, in a and added at the end: "
+                "add the gradient from both uses": only_a[k],
+            },
+        )
+
 
 rng = np.random.default_rng(0)
 check_circuit_backward(*rng.uniform(-1.5, 1.5, (4, 5)))
@@ -634,8 +759,8 @@ for shape in [(3,), (2, 3)]:
 # Through $b = \tanh(s)$ the gradient is multiplied by
 # $1 - \tanh^2(s) = 1 - b^2$, and the sum $s = a + z$ passes it unchanged to
 # both $a$ and $z$. $a$ was used twice, so its gradient is the sum of what
-# comes back from the product and from $s$; then $a = xy$ passes it on times $y$ to $x$ and times $x$
-# to $y$. $x$ was used twice too, so its gradient adds the dout of its direct
+# comes back from the product and from $s$; then $a = xy$ passes it on times $y$ to $x$ and times
+# $x$ to $y$. $x$ was used twice too, so its gradient adds the dout of its direct
 # use. Summing over the uses is the multivariable chain rule: every path from
 # an input to $f$ contributes.
 
@@ -701,7 +826,8 @@ print("numerical_vjp(f, x, dout) =", numerical_vjp(f, x0, dout).round(6))
 # (`dout`). The loss depends on
 # $W_{io}$ through every output, so by the multivariable chain rule
 #
-# $$\frac{\partial L}{\partial W_{io}} = \sum_{n,p} D_{np} \frac{\partial \text{out}_{np}}{\partial W_{io}}
+# $$\frac{\partial L}{\partial W_{io}} = \sum_{n,p} D_{np}
+# \frac{\partial \text{out}_{np}}{\partial W_{io}}
 # = \sum_{n,p} D_{np}\, x_{ni}\, \delta_{po} = \sum_n x_{ni} D_{no} = (x^\top D)_{io},$$
 #
 # where $\delta_{po}$ (the Kronecker delta) is 1 if $p = o$ and 0 otherwise:
@@ -759,6 +885,7 @@ shapes = [p.shape for p in params]
 ends = np.cumsum([0] + [p.size for p in params])  # where each array sits in one flat vector
 P = ends[-1]
 
+
 def network(*ps):
     """The loss, as Tensors (for the backward pass and for dl.jvp)."""
     h = dl.Tensor(X)
@@ -767,7 +894,10 @@ def network(*ps):
         h = h.tanh() if i < len(ps) - 2 else h
     return dl.nn.cross_entropy(h, Y)
 
+
 evaluations = 0
+
+
 def loss_of(w):
     """The same loss of all the weights in one flat vector, in plain numpy, counting its calls."""
     global evaluations
@@ -780,6 +910,7 @@ def loss_of(w):
     s = h - h.max(axis=1, keepdims=True)
     return np.mean(np.log(np.exp(s).sum(axis=1)) - s[np.arange(len(Y)), Y])
 
+
 start = time.perf_counter()
 by_differences = numerical_grad(loss_of, np.concatenate([p.ravel() for p in params]))
 seconds_differences = time.perf_counter() - start
@@ -791,25 +922,36 @@ for _ in range(5):  # the best of five: one run can be slowed by whatever else t
     seconds_backward = min(seconds_backward, time.perf_counter() - start)
 by_backprop = np.concatenate([t.grad.ravel() for t in leaves])
 
-forward_products = sum(m * n for m, n in zip(sizes, sizes[1:]))      # x @ W, per example
-backward_products = forward_products + sum(m * n for m, n in zip(sizes[1:], sizes[2:]))  # dW; dx but the first
+forward_products = sum(m * n for m, n in zip(sizes, sizes[1:]))  # x @ W, per example
+backward_products = forward_products + sum(
+    m * n for m, n in zip(sizes[1:], sizes[2:])
+)  # dW; dx but the first
 print(f"P = {P:,} weights")
-print(f"{'finite differences':20s} {evaluations:,} evaluations of the loss (2P, and one to check its output)")
+print(
+    f"{'finite differences':20s} {evaluations:,} evaluations of the loss "
+    "(2P, and one to check its output)"
+)
 print(f"{'forward mode':20s} {P:,} sweeps of dl.jvp, one per weight")
 print(f"{'reverse mode':20s} 1 forward pass + 1 backward pass")
 print(f"multiply-adds, backward pass / forward pass: {backward_products / forward_products:.2f}")
 print("the two gradients agree:", np.allclose(by_differences, by_backprop, rtol=1e-5, atol=1e-9))
-print("finite differences took over 100 times as long as the backward pass:",
-      seconds_differences > 100 * seconds_backward)
+print(
+    "finite differences took over 100 times as long as the backward pass:",
+    seconds_differences > 100 * seconds_backward,
+)
 
 tangents = [np.zeros(s) for s in shapes]
 tangents[0][3, 7] = 1.0  # the direction of one weight, W1[3, 7]
 _, one = dl.jvp(network, params, tangents)
-print(f"forward mode, one sweep: dL/dW1[3, 7] = {one:.6f}; reverse mode: {leaves[0].grad[3, 7]:.6f}")
+print(
+    f"forward mode, one sweep: dL/dW1[3, 7] = {one:.6f}; reverse mode: {leaves[0].grad[3, 7]:.6f}"
+)
 v = [rng.standard_normal(s) for s in shapes]
 _, along_v = dl.jvp(network, params, v)
-print("forward mode along a random direction v gives v . gradient:",
-      np.isclose(along_v, sum(np.sum(t.grad * u) for t, u in zip(leaves, v))))
+print(
+    "forward mode along a random direction v gives v . gradient:",
+    np.isclose(along_v, sum(np.sum(t.grad * u) for t, u in zip(leaves, v))),
+)
 
 
 # %% [markdown]
@@ -831,15 +973,18 @@ print("forward mode along a random direction v gives v . gradient:",
 # Every $p_i$ depends on every $z_j$ through the sum in the denominator. The
 # quotient rule gives the Jacobian:
 #
-# $$\frac{\partial p_i}{\partial z_j} = \frac{\delta_{ij} e^{z_i} \sum_l e^{z_l} - e^{z_i} e^{z_j}}{\left(\sum_l e^{z_l}\right)^2}
+# $$\frac{\partial p_i}{\partial z_j} =
+# \frac{\delta_{ij} e^{z_i} \sum_l e^{z_l} - e^{z_i} e^{z_j}}{\left(\sum_l e^{z_l}\right)^2}
 # = p_i\,(\delta_{ij} - p_j).$$
 #
 # The **cross-entropy** loss of the true class $k$ is $L = -\log p_k$, so
 # $\partial L/\partial p_i = -\operatorname{onehot}(k)_i / p_i$, and the
 # vector-Jacobian product through the softmax collapses:
 #
-# $$\frac{\partial L}{\partial z_j} = \sum_i \frac{-\operatorname{onehot}(k)_i}{p_i}\, p_i(\delta_{ij} - p_j)
-# = -\operatorname{onehot}(k)_j + p_j \sum_i \operatorname{onehot}(k)_i = p_j - \operatorname{onehot}(k)_j .$$
+# $$\frac{\partial L}{\partial z_j} = \sum_i \frac{-\operatorname{onehot}(k)_i}{p_i}\,
+# p_i(\delta_{ij} - p_j)
+# = -\operatorname{onehot}(k)_j + p_j \sum_i \operatorname{onehot}(k)_i = p_j -
+# \operatorname{onehot}(k)_j .$$
 #
 # The $p_i$ cancel: no division by a probability that may be tiny. This is why
 # softmax and cross-entropy are differentiated as one step (Exercise
@@ -884,23 +1029,34 @@ def numerical_jacobian(f, z):
     """J[i, j] = d f(z)_i / d z_j by central differences: row i is the gradient of f(z)_i."""
     return np.stack([numerical_vjp(f, z, row) for row in np.eye(len(f(z)))])
 
+
 def check_softmax_jacobian(z):
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
             J = softmax_jacobian(z.copy())
     except FloatingPointError as error:
         raise CheckError(
-            f"softmax_jacobian(z) warns for z from {z.min():.4g} to {z.max():.4g}: {error}.\n  hint: "
-            "exp(z) overflows for z > 709: compute p with softmax(z), which subtracts the largest "
-            "logit first") from None
+            f"softmax_jacobian(z) warns for z from {z.min():.4g} to {z.max():.4g}: {error}."
+            "\n  hint: exp(z) overflows for z > 709: compute p with softmax(z), which "
+            "subtracts the largest logit first"
+        ) from None
     expected = numerical_jacobian(softmax, z)
-    assert_close(J, expected, atol=1e-7, name=f"softmax_jacobian(z) for z = {np.round(z, 3)}",
-                 mistakes={"p_i depends on every z_j, through the sum in the denominator: J is not "
-                           "diagonal, and its diagonal is not p": np.diag(softmax(z)),
-                           "the off-diagonal entries are not zero: p_i depends on every z_j, "
-                           "through the sum in the denominator": np.diag(np.diag(expected)),
-                           "return the whole C x C matrix J[i, j] = d p_i / d z_j, not only its "
-                           "diagonal": np.diag(expected)})
+    assert_close(
+        J,
+        expected,
+        atol=1e-7,
+        name=f"softmax_jacobian(z) for z = {np.round(z, 3)}",
+        mistakes={
+            "p_i depends on every z_j, through the sum in the denominator: J is not "
+            "diagonal, and its diagonal is not p": np.diag(softmax(z)),
+            "the off-diagonal entries are not zero: p_i depends on every z_j, "
+            "through the sum in the denominator": np.diag(np.diag(expected)),
+            "return the whole C x C matrix J[i, j] = d p_i / d z_j, not only its diagonal": np.diag(
+                expected
+            ),
+        },
+    )
+
 
 check_softmax_jacobian(np.array([1.0, 2.0, 0.5]))
 check_softmax_jacobian(np.array([1000.0, 999.0, -1000.0, 0.0]))
@@ -953,18 +1109,29 @@ check_softmax_jacobian(rng.standard_normal(6) * 3000)
 # %%
 def verdict(analytical, numerical):
     error = rel_error(analytical, numerical)
-    return "passes" if error < 1e-7 else f"fails (relative error {error:.2g})" if error > 0.1 else "fails"
+    return (
+        "passes"
+        if error < 1e-7
+        else f"fails (relative error {error:.2g})"
+        if error > 0.1
+        else "fails"
+    )
+
 
 relu_sum, relu_grad = lambda v: np.sum(np.maximum(v, 0)), lambda v: (v > 0) * 1.0
-g = lambda v: np.tanh(v ** 2)                      # elementwise, as at the top of the notebook
-g_prime = lambda v: (1 - np.tanh(v ** 2) ** 2) * 2 * v
+g = lambda v: np.tanh(v**2)  # elementwise, as at the top of the notebook
+g_prime = lambda v: (1 - np.tanh(v**2) ** 2) * 2 * v
 w, near = np.array([0.3, -1.2, 2.0]), np.array([0.3, -1.2, 3e-6])
 w32, h32 = w.astype(np.float32), np.float32(1e-5)
 cases = [
     ("ReLU, away from its kink", relu_grad(w), numerical_grad(relu_sum, w, eps=1e-5)),
     ("ReLU, 3e-6 from its kink", relu_grad(near), numerical_grad(relu_sum, near, eps=1e-5)),
     ("tanh(x^2), float64", g_prime(w), numerical_grad(lambda v: np.sum(g(v)), w, eps=1e-5)),
-    ("tanh(x^2), central difference in float32", g_prime(w), (g(w32 + h32) - g(w32 - h32)) / (2 * h32)),
+    (
+        "tanh(x^2), central difference in float32",
+        g_prime(w),
+        (g(w32 + h32) - g(w32 - h32)) / (2 * h32),
+    ),
     ("tanh(x^2), exact formula in float32", g_prime(w32), g_prime(w)),
 ]
 for name, analytical, numerical in cases:
@@ -1012,46 +1179,77 @@ def relative_error(a, b):
 
 # %% tests
 mix = lambda v: np.sum(np.tanh(v) * np.roll(v, 1))  # every element interacts with another
-cube = lambda v: np.sum(v ** 3)                      # separable: element i's slope depends on v_i only
+cube = lambda v: np.sum(v**3)  # separable: element i's slope depends on v_i only
+
 
 def check_numerical_gradient(f, x, name, h=None, mistakes=None):
     before = x.copy()
     got = numerical_gradient(f, x) if h is None else numerical_gradient(f, x, h=h)
-    assert_close(x, before, name=f"x after numerical_gradient({name}, x) (it must leave x as it was: "
-                 "put each element back after moving it, or work on a copy)")
+    assert_close(
+        x,
+        before,
+        name=f"x after numerical_gradient({name}, x) (it must leave x as it was: "
+        "put each element back after moving it, or work on a copy)",
+    )
     expected = numerical_grad(f, before, eps=1e-5 if h is None else h)
     try:
-        assert_close(got, expected, atol=1e-9, rtol=1e-8, mistakes=mistakes,
-                     name=f"numerical_gradient({name}, x) for x of shape {x.shape}, {x.dtype}")
+        assert_close(
+            got,
+            expected,
+            atol=1e-9,
+            rtol=1e-8,
+            mistakes=mistakes,
+            name=f"numerical_gradient({name}, x) for x of shape {x.shape}, {x.dtype}",
+        )
     except CheckError as error:
         if x.dtype == np.float32 and np.shape(got) == x.shape and rel_error(got, expected) < 0.5:
             raise CheckError(
                 f"{error}\n  hint: x is float32, which holds about 7 significant digits: x + h is "
                 "not exactly h away from x, and f's values lose their last digits. Work on a "
-                "float64 copy, x.astype(np.float64)") from None
+                "float64 copy, x.astype(np.float64)"
+            ) from None
         raise
+
 
 rng = np.random.default_rng(0)
 x = rng.uniform(-2, 2, 4)
-check_numerical_gradient(cube, x, "cube", h=1e-3, mistakes={
-    "use the central difference (f(x + h) - f(x - h)) / (2h), not a forward difference":
-        numerical_grad(cube, x + 5e-4, eps=5e-4),
-    "divide by 2h: the points x + h and x - h are 2h apart": 2 * numerical_grad(cube, x, eps=1e-3),
-    "use the step h you are given": numerical_grad(cube, x, eps=1e-5)})
+check_numerical_gradient(
+    cube,
+    x,
+    "cube",
+    h=1e-3,
+    mistakes={
+        "use the central difference (f(x + h) - f(x - h)) / (2h), "
+        "not a forward difference": numerical_grad(cube, x + 5e-4, eps=5e-4),
+        "divide by 2h: the points x + h and x - h are 2h apart": 2
+        * numerical_grad(cube, x, eps=1e-3),
+        "use the step h you are given": numerical_grad(cube, x, eps=1e-5),
+    },
+)
 check_numerical_gradient(mix, rng.standard_normal(3), "mix")
 check_numerical_gradient(mix, rng.standard_normal((2, 2)).astype(np.float32), "mix")
 check_numerical_gradient(lambda v: np.sin(v) * v, np.array(0.8), "sin(x) x")
 
 a, b = np.array([1.0, -2.0, 1e-3]), np.array([1.1, -2.0, 0.0])
-assert_close(relative_error(a.copy(), b.copy()), rel_error(a, b), name="relative_error(a, b)", rtol=1e-9,
-             mistakes={"the largest elementwise error, not their mean":
-                           np.mean(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8))})
+assert_close(
+    relative_error(a.copy(), b.copy()),
+    rel_error(a, b),
+    name="relative_error(a, b)",
+    rtol=1e-9,
+    mistakes={
+        "the largest elementwise error, not their mean": np.mean(
+            np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)
+        )
+    },
+)
 try:
     with np.errstate(divide="raise", invalid="raise"):
         zero = relative_error(np.zeros(3), np.zeros(3))
 except FloatingPointError as error:
-    raise CheckError(f"relative_error(0, 0) warns: {error}.\n  hint: floor the denominator at 1e-8, "
-                     "np.maximum(|a| + |b|, 1e-8)") from None
+    raise CheckError(
+        f"relative_error(0, 0) warns: {error}.\n  hint: floor the denominator at 1e-8, "
+        "np.maximum(|a| + |b|, 1e-8)"
+    ) from None
 assert_close(zero, 0.0, name="relative_error of two arrays of zeros")
 print("numerical_gradient and relative_error: visible tests passed")
 ### BEGIN HIDDEN TESTS
@@ -1060,12 +1258,22 @@ for shape in [(), (5,), (3, 2)]:
     check_numerical_gradient(mix, rng.standard_normal(shape), "mix")
     check_numerical_gradient(mix, rng.standard_normal(shape).astype(np.float32), "mix")
 x = rng.uniform(-2, 2, (2, 3))
-check_numerical_gradient(cube, x, "cube", h=1e-3, mistakes={
-    "use the central difference (f(x + h) - f(x - h)) / (2h), not a forward difference":
-        numerical_grad(cube, x + 5e-4, eps=5e-4),
-    "divide by 2h: the points x + h and x - h are 2h apart": 2 * numerical_grad(cube, x, eps=1e-3)})
+check_numerical_gradient(
+    cube,
+    x,
+    "cube",
+    h=1e-3,
+    mistakes={
+        "use the central difference (f(x + h) - f(x - h)) / (2h), "
+        "not a forward difference": numerical_grad(cube, x + 5e-4, eps=5e-4),
+        "divide by 2h: the points x + h and x - h are 2h apart": 2
+        * numerical_grad(cube, x, eps=1e-3),
+    },
+)
 a, b = rng.standard_normal(6), rng.standard_normal(6)
-assert_close(relative_error(a.copy(), b.copy()), rel_error(a, b), name="relative_error(a, b)", rtol=1e-9)
+assert_close(
+    relative_error(a.copy(), b.copy()), rel_error(a, b), name="relative_error(a, b)", rtol=1e-9
+)
 assert_close(relative_error(a.copy(), a.copy()), 0.0, name="relative_error(a, a)")
 ### END HIDDEN TESTS
 
@@ -1121,14 +1329,22 @@ def two_layer_backward_given(dout, x, W1, b1, W2, b2):
 # %%
 def check_in_backward_order(backward):
     rng = np.random.default_rng(3)
-    inputs = {"x": rng.standard_normal((5, 3)), "W1": rng.standard_normal((3, 4)), "b1": rng.standard_normal(4),
-              "W2": rng.standard_normal((4, 2)), "b2": rng.standard_normal(2)}
+    inputs = {
+        "x": rng.standard_normal((5, 3)),
+        "W1": rng.standard_normal((3, 4)),
+        "b1": rng.standard_normal(4),
+        "W2": rng.standard_normal((4, 2)),
+        "b2": rng.standard_normal(2),
+    }
     dout = rng.standard_normal((5, 2))
     grads = dict(zip(inputs, backward(dout, **inputs)))
     for name in ["W2", "b2", "W1", "b1", "x"]:  # the order in which backward computes them
         numerical = numerical_vjp(lambda v: two_layer(**{**inputs, name: v}), inputs[name], dout)
         error = rel_error(grads[name], numerical)
-        print(f"d{name:3s}", "agrees" if error < 1e-7 else f"DISAGREES (relative error {error:.2f})")
+        print(
+            f"d{name:3s}", "agrees" if error < 1e-7 else f"DISAGREES (relative error {error:.2f})"
+        )
+
 
 check_in_backward_order(two_layer_backward_given)
 
@@ -1153,32 +1369,49 @@ def two_layer_backward(dout, x, W1, b1, W2, b2):
 # %% tests
 def check_two_layer_backward(n, d, hidden, c, seed):
     rng = np.random.default_rng(seed)
-    inputs = {"x": rng.standard_normal((n, d)), "W1": rng.standard_normal((d, hidden)),
-              "b1": rng.standard_normal(hidden), "W2": rng.standard_normal((hidden, c)),
-              "b2": rng.standard_normal(c)}
+    inputs = {
+        "x": rng.standard_normal((n, d)),
+        "W1": rng.standard_normal((d, hidden)),
+        "b1": rng.standard_normal(hidden),
+        "W2": rng.standard_normal((hidden, c)),
+        "b2": rng.standard_normal(c),
+    }
     dout = rng.standard_normal((n, c))
     grads = two_layer_backward(dout.copy(), *(v.copy() for v in inputs.values()))
     if not isinstance(grads, (tuple, list)) or len(grads) != 5:
-        raise CheckError("two_layer_backward must return five arrays: dx, dW1, db1, dW2, db2, in that order")
+        raise CheckError(
+            "two_layer_backward must return five arrays: dx, dW1, db1, dW2, db2, in that order"
+        )
     given = two_layer_backward_given(dout, **inputs)
     if all(np.shape(g) == np.shape(w) and np.allclose(g, w) for g, w in zip(grads, given)):
         raise CheckError(
-            "two_layer_backward returns what two_layer_backward_given returns, mistake included.\n  hint: "
-            "dW2 and db2 agree with numerical gradients and dW1 is the first that disagrees, so the mistake "
-            "is in dh or dz: the step through the tanh needs tanh'(z) = 1 - tanh(z)^2, that is 1 - h^2")
+            "two_layer_backward returns what two_layer_backward_given returns, mistake "
+            "included.\n  hint: dW2 and db2 agree with numerical gradients and dW1 is the first "
+            "that disagrees, so the mistake is in dh or dz: the step through the tanh needs "
+            "tanh'(z) = 1 - tanh(z)^2, that is 1 - h^2"
+        )
     grads = dict(zip(inputs, grads))
     agree = []
     for name in ["W2", "b2", "W1", "b1", "x"]:  # backward order
         numerical = numerical_vjp(lambda v: two_layer(**{**inputs, name: v}), inputs[name], dout)
         try:
-            assert_close(grads[name], numerical, atol=1e-7, rtol=1e-5,
-                         name=f"d{name} of two_layer_backward for x {(n, d)}, W1 {(d, hidden)}, W2 {(hidden, c)}")
+            assert_close(
+                grads[name],
+                numerical,
+                atol=1e-7,
+                rtol=1e-5,
+                name=f"d{name} of two_layer_backward for x {(n, d)}, W1 {(d, hidden)}, "
+                f"W2 {(hidden, c)}",
+            )
         except CheckError as error:
             if not agree:
                 raise
-            raise CheckError(f"{error}\n  hint: {', '.join(agree)} agree with numerical gradients, so the "
-                             f"mistake is in a step after them in backward order, on the way to d{name}") from None
+            raise CheckError(
+                f"{error}\n  hint: {', '.join(agree)} agree with numerical gradients, so the "
+                f"mistake is in a step after them in backward order, on the way to d{name}"
+            ) from None
         agree.append(f"d{name}")
+
 
 check_two_layer_backward(5, 3, 4, 2, seed=0)
 print("two_layer_backward: visible tests passed")
