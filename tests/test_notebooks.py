@@ -21,7 +21,7 @@ from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
 
-from dlcourse.course import appendix, authoring, nbgrader_cli, release
+from dlcourse.course import appendix, nbgrader_cli, release
 from dlcourse.course.layout import (
     APPENDIX,
     ASSIGNMENT,
@@ -207,15 +207,6 @@ def test_exercises_are_numbered_by_section_everywhere() -> None:
         assert found and all(h.startswith(f"Exercise {section}.") for h in found), found
     titles = [a.title for a in appendix.answers(ROOT)]
     assert titles[0].startswith("Exercise 1.1.1: ") and titles[-1].startswith("Exercise 1.3.6: ")
-
-
-def test_a_see_also_must_name_a_term_of_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    terms = appendix.index_terms(ROOT)
-    source = next(iter(authoring.sources(ROOT)))
-    monkeypatch.setattr(source.module, "SEE_ALSO", {"chain rule": ["no such term"]})
-    monkeypatch.setattr(authoring, "sources", lambda root: [source])
-    with pytest.raises(ValueError, match="SEE_ALSO names 'no such term', which is not a term"):
-        appendix.cross_references(ROOT, terms)
 
 
 def test_solution_notebooks_write_nothing_to_stderr() -> None:

@@ -215,13 +215,11 @@ def sections(root: Path) -> list[tuple[str, str, str]]:
 
 
 def _place(
-    root: Path, term: str, where: str, places: list[tuple[str, str, str]]
+    root: Path, term: str, where: str, places: list[tuple[str, str, str]], exercises: dict[str, str]
 ) -> tuple[str, str]:
-    """The section ``[taught]`` names: an exercise by its id, or a heading."""
-    exercise = next(
-        (e for s in authoring.sources(root) for e in s.exercises if e.id == where), None
-    )
-    heading = exercise.heading if exercise else where
+    """The section ``[taught]`` names: an exercise by its id (``exercises``: id
+    -> heading), or a heading."""
+    heading = exercises.get(where, where)
     found = {(notebook, title) for notebook, title, _ in places if title == heading}
     if len(found) != 1:
         why = "is in several notebooks" if found else "is neither an exercise's id nor a heading"
@@ -235,12 +233,15 @@ def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
     order of the chapter; terms in alphabetical order."""
     declared = read_terms(root)
     places = sections(root)
+    exercises = {e.id: e.heading for s in authoring.sources(root) for e in s.exercises}
     order = [(notebook, heading) for notebook, heading, _ in places]
     terms: dict[str, list[tuple[str, str]]] = {}
     for term in declared.terms:
         forms = [_form(name) for name in (term, *declared.also.get(term, []))]
         found = {(n, h) for n, h, text in places if any(f.search(text) for f in forms)}
-        found |= {_place(root, term, where, places) for where in declared.taught.get(term, [])}
+        found |= {
+            _place(root, term, where, places, exercises) for where in declared.taught.get(term, [])
+        }
         if not found:
             raise ValueError(
                 f"{Layout.of(root).index_terms}: no section names the term {term!r}; add the "

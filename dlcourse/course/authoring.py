@@ -210,6 +210,7 @@ class _Reader:
                 "a line that looks like a cell marker",
             )
         self.exercises: list[Exercise] = []
+        self.grade_ids: set[str] = set()
         self.current: Exercise | None = None
         self.cells: list[NotebookNode] = []
 
@@ -274,7 +275,22 @@ class _Reader:
                     )
                 self.cells.append(md(cell.source))
             else:
-                self.cells.append(code(cell.source, cell.metadata.get("locked")))
+                locked = cell.metadata.get("locked")
+                if locked is not None:
+                    self.grade_id(line, locked, "a locked cell's grade id")
+                self.cells.append(code(cell.source, locked))
+
+    def grade_id(self, line: int, grade_id: object, what: str) -> None:
+        """``grade_id`` is new in this notebook (nbgrader needs each once)."""
+        if not isinstance(grade_id, str) or not GRADE_ID.match(grade_id):
+            self.fail(
+                line,
+                f"{what} is made of lower-case letters, digits and underscores, e.g. "
+                f'"chain_rule" (got {grade_id!r})',
+            )
+        if grade_id in self.grade_ids:
+            self.fail(line, f"the grade id {grade_id!r} is taken by an earlier cell")
+        self.grade_ids.add(grade_id)
 
     def declare(self, line: int, cell: NotebookNode) -> None:
         self.close(f"line {line}")
@@ -292,16 +308,8 @@ class _Reader:
                 f"exercise {number} should be {expected}: exercises are numbered "
                 f"by section ({self.section}), in order from 1",
             )
-        if not isinstance(grade_id, str) or not GRADE_ID.match(grade_id):
-            self.fail(
-                line,
-                f"exercise {number} needs an id, a grade id of lower-case letters, "
-                f'digits and underscores, e.g. id="chain_rule" (got {grade_id!r})',
-            )
-        if grade_id in {e.id for e in self.exercises}:
-            self.fail(
-                line, f"exercise {number}: the id {grade_id!r} is taken by an earlier exercise"
-            )
+        self.grade_id(line, grade_id, f"exercise {number}'s id")
+        self.grade_id(line, f"test_{grade_id}", f"exercise {number}'s test cell's grade id")
         if not isinstance(points, int) or isinstance(points, bool) or points < 1:
             self.fail(
                 line,
@@ -333,7 +341,7 @@ class _Reader:
         if exercise is None:
             self.fail(
                 line,
-                f"a `{kind}` cell belongs to an exercise: declare one before it, "
+                f"the `{kind}` cell belongs to an exercise: declare one before it, "
                 '`# %% [markdown] exercise="1.2.3" id=... points=...`',
             )
         if kind == "answer":
