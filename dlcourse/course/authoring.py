@@ -31,11 +31,33 @@ said in its header:
     A code cell that nbgrader restores at grading time, for setup the tests
     rely on; its grade id is the value.
 
-Other cells are the notebook's own, in order.  The heading, the answer cell
-and the test cell (:func:`read_source`), Appendix A's entry and the index's
-link (:mod:`dlcourse.course.appendix`) all come from the declaration, and a
-declaration that is malformed or incomplete stops the build with
-:class:`SourceError`, naming the file and line.
+Every exercise has one answer cell, then one test cell, and one appendix
+cell, before the next exercise's declaration; grade ids are unique in a
+notebook, and exercise ids in the chapter.  Other cells are the notebook's
+own, in order.  For example::
+
+    # %% [markdown] exercise="1.1.1" id="dense" points=1
+    # ### Exercise: a dense layer
+    #
+    # Write `dense(x, W, b)` returning `x @ W + b`.
+
+    # %% answer
+    def dense(x, W, b):
+        ### BEGIN SOLUTION
+        return x @ W + b
+        ### END SOLUTION
+
+    # %% tests
+    assert_close(dense(x, W, b), x @ W + b, name="dense(x, W, b)")
+
+    # %% [markdown] appendix
+    # `x @ W` multiplies each row of `x` by `W`; `b` broadcasts over the rows.
+
+The heading, the answer cell and the test cell (:func:`read_source`),
+Appendix A's entry and the index's links (:mod:`dlcourse.course.appendix`,
+whose terms are in ``solutions/src/index.toml``) all come from the
+declaration, and a declaration that is malformed or incomplete stops the
+build with :class:`SourceError`, naming the file and line.
 
 :func:`build` turns a source's cells into an nbgrader instructor notebook
 (cell metadata, stable cell ids), :func:`execute` runs it so that its
