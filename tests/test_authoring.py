@@ -314,7 +314,8 @@ def test_a_term_links_to_every_section_that_names_it(tmp_path: Path) -> None:
         "# Write `second()`, a layer.", "# Write `second()`, for Dense Layers."
     )
     two = source_text("1.2", [Declared("third", "more", 2)]).replace("a layer.", "a dense layer.")
-    index = INDEX.replace('"layer"', '"dense layer"')
+    two = two.replace("# Write `third()`", "# Mind the boundaries. Write `third()`")
+    index = INDEX.replace('"layer"', '"dense layer", "boundary"')
     root = course(tmp_path, {"01_one.py": one, "02_two.py": two}, index)
     terms = appendix.index_terms(root)
     assert terms["dense layer"] == [
@@ -323,6 +324,8 @@ def test_a_term_links_to_every_section_that_names_it(tmp_path: Path) -> None:
         ("02_two.ipynb", "1.2 A Section"),
         ("02_two.ipynb", "Exercise 1.2.1: more (2 points)"),
     ]
+    # "boundary" named as "boundaries"
+    assert terms["boundary"] == [("02_two.ipynb", "Exercise 1.2.1: more (2 points)")]
     # named nowhere, taught in the exercise that [taught] names by its id
     assert terms["weights and biases"] == [
         ("01_one.ipynb", "Exercise 1.1.1: a first one (1 point)")

@@ -193,7 +193,10 @@ def _form(name: str) -> re.Pattern[str]:
     """A term's name as whole words (a plural too), wherever the text wraps its
     lines; a word of code or mathematics counts (``sigmoid_prime``, ``\\tanh``)."""
     words = r"\s+".join(re.escape(word) for word in name.split())
-    return re.compile(rf"(?<![a-z0-9-]){words}(?:s|es)?(?![a-z0-9-])", flags=re.IGNORECASE)
+    plural = r"(?:s|es)?"
+    if name.endswith("y"):  # boundary, boundaries
+        words, plural = words[:-1], "(?:y|ies)"
+    return re.compile(rf"(?<![a-z0-9-]){words}{plural}(?![a-z0-9-])", flags=re.IGNORECASE)
 
 
 def sections(root: Path) -> list[tuple[str, str, str]]:
