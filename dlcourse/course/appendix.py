@@ -3,10 +3,12 @@ notebook sources so that they can never disagree with them.
 
 The answers are the solution cells themselves with nbgrader's markers
 removed: exactly the code the autograder is tested to accept.  The index
-maps each term to the section headings that treat it (each source's
-``INDEX``: term -> a heading or a list of headings, exercises included), as
-links that JupyterLab resolves (a heading's anchor is its text with spaces as
-dashes).
+holds the terms ``solutions/src/index.toml`` lists, each linked to every
+section that teaches it: every section, exercises included, whose text names
+the term or one of its other forms (``[also]``), as whole words, a plural
+too.  The links are ones JupyterLab
+resolves (a heading's anchor is its text with spaces as dashes), and an
+entry ends with its ``[see_also]`` cross-references.
 
 Appendix A is either released, next to the index in the learners' workspace,
 or withheld in the instructor's folder (``dlcourse release --no-answers``),
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +36,12 @@ from dlcourse.course.layout import (
     Layout,
 )
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
-# The book's own index entry, kept as it stands: "deep learning, 1" (page 1 is section 1.1).
-BOOK_INDEX = {"deep learning": "1.1 Deep Learning"}
 
 
 @dataclass
@@ -93,31 +99,15 @@ def anchor(heading: str) -> str:
 
 def answers(root: Path) -> list[Answer]:
     """Every exercise's answer, in the order of the chapter."""
-    found = []
-    for source in authoring.sources(root):
-        title = ""
-        for cell in source.cells:
-            if cell.cell_type == "markdown":
-                title = next((h for h in headings([cell]) if re.match(r"Exercise \d", h)), title)
-            grading = cell.metadata.get("nbgrader", {})
-            if grading.get("solution"):
-                grade_id = grading["grade_id"]
-                if grade_id not in source.explanations:
-                    raise KeyError(f"{source.name}: answer {grade_id!r} has no explanation")
-                found.append(
-                    Answer(
-                        grade_id,
-                        f"{source.name}.ipynb",
-                        title,
-                        solution_code(cell.source),
-                        source.explanations[grade_id].strip(),
-                    )
-                )
-    return found
+    return [
+        Answer(e.id, e.notebook, e.heading, solution_code(e.answer), e.explanation)
+        for source in authoring.sources(root)
+        for e in source.exercises
+    ]
 
 
 def _section(notebook: str, root: Path) -> str:
-    source = next(s for s in authoring.sources(root) if f"{s.name}.ipynb" == notebook)
+    source = next(s for s in authoring.sources(root) if s.notebook == notebook)
     return headings(source.cells)[0]
 
 
@@ -147,45 +137,121 @@ implementation whose results match within floating-point tolerance.
     return authoring.build(cells)
 
 
-def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
-    """term -> [(notebook file, heading)], for every term the sources index,
-    in the order of the chapter."""
-    terms: dict[str, list[tuple[str, str]]] = {}
-    for source in authoring.sources(root):
-        entries = {
-            term: [h] if isinstance(h, str) else list(h) for term, h in source.module.INDEX.items()
-        }
-        if source.name.startswith("01"):
-            for term, heading in BOOK_INDEX.items():
-                entries.setdefault(term, [])
-                if heading not in entries[term]:
-                    entries[term].insert(0, heading)
-        order = headings(source.cells)
-        for term, places in entries.items():
-            for heading in places:
-                if heading not in order:
-                    raise ValueError(
-                        f"{source.name}: the index sends {term!r} to {heading!r}, which is not "
-                        "a heading of that notebook."
-                    )
-            for heading in sorted(set(places), key=order.index):
-                terms.setdefault(term, []).append((f"{source.name}.ipynb", heading))
-    return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
+@dataclass
+class Terms:
+    """The index's terms, as ``solutions/src/index.toml`` declares them."""
+
+    terms: list[str]
+    also: dict[str, list[str]]  # term -> other forms the text names it by
+    taught: dict[str, list[str]]  # term -> sections that teach it without naming it
+    see_also: dict[str, list[str]]  # term -> related terms of the index
 
 
-def cross_references(root: Path, terms: dict[str, list[tuple[str, str]]]) -> dict[str, list[str]]:
-    """term -> the related terms its entry points to ("see also"), from the
-    sources' ``SEE_ALSO``; each must be a term of the index."""
-    out: dict[str, list[str]] = {}
-    for source in authoring.sources(root):
-        for term, others in getattr(source.module, "SEE_ALSO", {}).items():
-            for name in (term, *others):
+TABLES = ("also", "taught", "see_also")
+
+
+def _strings(path: Path, table: dict, key: str) -> dict[str, list[str]]:
+    value = table.get(key, {})
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in value.values()
+    ):
+        raise ValueError(f"{path}: [{key}] maps a term to a list of strings")
+    return value
+
+
+def read_terms(root: Path) -> Terms:
+    """The index's terms from ``solutions/src/index.toml``, checked."""
+    path = Layout.of(root).index_terms
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: {error}") from None
+    unknown = sorted(set(table) - {"terms", *TABLES})
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown {', '.join(unknown)}; it has terms, "
+            + ", ".join(f"[{key}]" for key in TABLES)
+        )
+    terms = table.get("terms", [])
+    if not isinstance(terms, list) or not all(isinstance(s, str) and s for s in terms):
+        raise ValueError(f"{path}: `terms` is a list of the index's terms, as strings")
+    repeated = sorted({term for term in terms if terms.count(term) > 1})
+    if repeated:
+        raise ValueError(f"{path}: {', '.join(map(repr, repeated))} listed twice in `terms`")
+    found = Terms(terms, *(_strings(path, table, key) for key in TABLES))
+    for key in TABLES:
+        for term, others in getattr(found, key).items():
+            for name in (term, *others) if key == "see_also" else (term,):
                 if name not in terms:
                     raise ValueError(
-                        f"{source.name}: SEE_ALSO names {name!r}, which is not a term of the index"
+                        f"{path}: [{key}] names {name!r}, which is not a term of the index"
                     )
-            out.setdefault(term, []).extend(o for o in others if o not in out.get(term, []))
-    return out
+    return found
+
+
+def _form(name: str) -> re.Pattern[str]:
+    """A term's name as whole words (a plural too), wherever the text wraps its
+    lines; a word of code or mathematics counts (``sigmoid_prime``, ``\\tanh``)."""
+    words = r"\s+".join(re.escape(word) for word in name.split())
+    plural = r"(?:s|es)?"
+    if name.endswith("y"):  # boundary, boundaries
+        words, plural = words[:-1], "(?:y|ies)"
+    return re.compile(rf"(?<![a-z0-9-]){words}{plural}(?![a-z0-9-])", flags=re.IGNORECASE)
+
+
+def sections(root: Path) -> list[tuple[str, str, str]]:
+    """(notebook file, heading, its text up to the next heading), in the order
+    of the chapter, exercises included."""
+    found: list[tuple[str, str, str]] = []
+    for source in authoring.sources(root):
+        for cell in source.cells:
+            if cell.cell_type != "markdown":
+                continue
+            for line in cell.source.splitlines():
+                heading = re.match(r"^#{1,6} +(.+?) *$", line)
+                if heading:
+                    found.append((source.notebook, heading.group(1), heading.group(1)))
+                elif found:
+                    notebook, title, text = found[-1]
+                    found[-1] = (notebook, title, f"{text}\n{line}")
+    return found
+
+
+def _place(
+    root: Path, term: str, where: str, places: list[tuple[str, str, str]], exercises: dict[str, str]
+) -> tuple[str, str]:
+    """The section ``[taught]`` names: an exercise by its id (``exercises``: id
+    -> heading), or a heading."""
+    heading = exercises.get(where, where)
+    found = {(notebook, title) for notebook, title, _ in places if title == heading}
+    if len(found) != 1:
+        why = "is in several notebooks" if found else "is neither an exercise's id nor a heading"
+        raise ValueError(f"{Layout.of(root).index_terms}: [taught] {term!r}: {where!r} {why}")
+    return found.pop()
+
+
+def index_terms(root: Path) -> dict[str, list[tuple[str, str]]]:
+    """term -> [(notebook file, heading)]: every section whose text names the
+    term (or one of its other forms), and those ``[taught]`` adds, in the
+    order of the chapter; terms in alphabetical order."""
+    declared = read_terms(root)
+    places = sections(root)
+    exercises = {e.id: e.heading for s in authoring.sources(root) for e in s.exercises}
+    order = [(notebook, heading) for notebook, heading, _ in places]
+    terms: dict[str, list[tuple[str, str]]] = {}
+    for term in declared.terms:
+        forms = [_form(name) for name in (term, *declared.also.get(term, []))]
+        found = {(n, h) for n, h, text in places if any(f.search(text) for f in forms)}
+        found |= {
+            _place(root, term, where, places, exercises) for where in declared.taught.get(term, [])
+        }
+        if not found:
+            raise ValueError(
+                f"{Layout.of(root).index_terms}: no section names the term {term!r}; add the "
+                "form the text uses to [also], or the sections that teach it to [taught]"
+            )
+        terms[term] = sorted(found, key=order.index)
+    return dict(sorted(terms.items(), key=lambda item: item[0].lower()))
 
 
 def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
@@ -205,7 +271,7 @@ def index_notebook(root: Path, answers: bool = True) -> nbformat.NotebookNode:
         for source in authoring.sources(root)
     }
     terms = index_terms(root)
-    see_also = cross_references(root, terms)
+    see_also = read_terms(root).see_also
     lines = []
     for term, places in terms.items():
         groups: dict[str, list[str]] = {}  # notebook -> its headings for this term

@@ -43,8 +43,13 @@ class Layout:
 
     @property
     def sources(self) -> Path:
-        """The notebooks' reviewable sources (``solutions/src/*.py``)."""
+        """The notebooks' reviewable sources (``solutions/src/*.py``, Jupytext's percent format)."""
         return self.root / SOURCE / "src"
+
+    @property
+    def index_terms(self) -> Path:
+        """The index's terms, their other forms and cross-references."""
+        return self.sources / "index.toml"
 
     @property
     def solutions(self) -> Path:

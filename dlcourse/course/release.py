@@ -1,6 +1,7 @@
 """From the notebook sources to what learners open.
 
-``solutions/src/*.py`` -> ``solutions/ch01/*.ipynb`` (instructor notebooks,
+``solutions/src/*.py`` (Jupytext percent files, read by :mod:`dlcourse.course.authoring`)
+-> ``solutions/ch01/*.ipynb`` (instructor notebooks,
 executed so that nbval can compare their outputs) -> ``notebooks/ch01/*.ipynb``
 (the learner versions, made by ``nbgrader generate_assignment`` in a
 temporary copy of the course) -> Appendix A and the index.
