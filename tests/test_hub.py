@@ -31,10 +31,17 @@ import nbformat
 import pytest
 from fixtures import exposed
 from fixtures.browser import artefacts_folder, browser_context, chromium_path
-from fixtures.unix_users import ROOT, User, require_root, unix_users
+from fixtures.unix_users import (
+    ROOT,
+    User,
+    make_exchange,
+    require_root,
+    teachers_course,
+    unix_users,
+)
 
 from dlcourse.course import appendix
-from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.layout import ASSIGNMENT, Layout
 from dlcourse.course.semester import hub
 
 pytestmark = pytest.mark.slow
@@ -135,16 +142,8 @@ def deployment() -> Iterator[dict]:
 
 def _deploy(base: Path, users: dict[str, User], group: str) -> dict:
     teacher, student = users["teacher"], users["student"]
-    exchange = base / "exchange"
-    exchange.mkdir()
-    os.chmod(exchange, 0o1777)
-    course = teacher.home / "course"
-    course.mkdir()
-    shutil.copy2(ROOT / CONFIG, course / CONFIG)
-    shutil.copytree(ROOT / SOURCE, course / SOURCE)
-    shutil.copytree(ROOT / RELEASE, course / RELEASE)
-    for path in [course, *course.rglob("*")]:
-        os.chown(path, teacher.uid, teacher.gid)
+    exchange = make_exchange(base)
+    course = teachers_course(teacher)
     teacher.run(*DLCOURSE, "--root", str(course), "exchange", "release",
                 "--exchange", str(exchange), cwd=course)  # fmt: skip
     port = free_ports(3)

@@ -25,12 +25,19 @@ from pathlib import Path
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from fixtures.unix_users import ROOT, User, require_root, unix_users
+from fixtures.unix_users import (
+    ROOT,
+    User,
+    make_exchange,
+    require_root,
+    teachers_course,
+    unix_users,
+)
 
 from dlcourse.course import appendix
 from dlcourse.course.cli import main
 from dlcourse.course.grading import sandbox
-from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
+from dlcourse.course.layout import ASSIGNMENT, Layout
 
 pytestmark = pytest.mark.slow
 ANSWERS = {a.grade_id: a.code for a in appendix.answers(ROOT)}
@@ -94,16 +101,8 @@ def semester() -> Iterator[dict]:
 
 def _semester(base: Path, users: dict[str, User]) -> dict:
     teacher = users["teacher"]
-    exchange = base / "exchange"
-    exchange.mkdir(mode=0o755)
-    os.chmod(exchange, 0o1777)  # as the README says: `install -d -m 1777 DIR`, as root
-    course = teacher.home / "course"
-    course.mkdir()
-    shutil.copy2(ROOT / CONFIG, course / CONFIG)
-    shutil.copytree(ROOT / SOURCE, course / SOURCE)
-    shutil.copytree(ROOT / RELEASE, course / RELEASE)
-    for path in [course, *course.rglob("*")]:
-        os.chown(path, teacher.uid, teacher.gid)
+    exchange = make_exchange(base)
+    course = teachers_course(teacher)
     os.chmod(course, 0o700)
 
     def instructor(*args: str) -> str:
