@@ -19,7 +19,7 @@ from traitlets.config import PyFileConfigLoader
 from dlcourse.course.cli import main
 from dlcourse.course.grading import intake
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
-from dlcourse.course.semester import exchange, hub, ownership
+from dlcourse.course.semester import deadlines, exchange, hub, ownership
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = "2026-01-05 10:00:00.000000 UTC"
@@ -264,3 +264,44 @@ def test_hub_config_never_overwrites_a_file_it_did_not_write(
     with pytest.raises(hub.HubError, match="it is kept"):
         hub.write(settings, folder)
     assert (folder / hub.HUB_CONFIG).read_text() == edited
+
+
+def test_the_hub_runs_the_deadline_service_as_the_courses_owner_for_every_student(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    folder = tmp_path / "hub"
+    settings = hub.Settings(course=str(course.root), exchange=str(shared), group="root", port=8100)
+    hub.write(settings, folder)
+    config = PyFileConfigLoader(hub.HUB_CONFIG, path=str(folder)).load_config()
+    (service,) = config.JupyterHub.services
+    assert service["name"] == deadlines.SERVICE
+    assert service["user"] == pwd.getpwuid(course.root.stat().st_uid).pw_name
+    assert service["url"] == "http://127.0.0.1:8103"  # after the hub's three ports
+    assert service["command"][-2:] == ["--course", str(course.root)]
+    access = f"access:services!service={deadlines.SERVICE}"
+    assert config.JupyterHub.extra_user_scopes == {access}
+    assert access in config.Spawner.server_token_scopes
+    assert config.Spawner.environment[deadlines.URL_VARIABLE] == (
+        f"http://127.0.0.1:8103/services/{deadlines.SERVICE}/{deadlines.ROUTE}"
+    )
+
+
+def test_hub_check_finds_a_policy_the_deadline_service_cannot_use(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    folder = tmp_path / "hub"
+    hub.write(hub.Settings(course=str(course.root), exchange=str(shared), group="root"), folder)
+    course.policy.write_text("due = 2026-10-09T23:59:00+02:00\n\n[extensions]\nann = soon\n")
+    problems = hub.check(folder)
+    assert any("cannot tell the students their deadline" in p and "line 4" in p for p in problems)
+    course.policy.write_text("due = 2026-10-09T23:59:00+02:00\n")
+    assert not any("cannot tell the students" in p for p in hub.check(folder))
+    os.chmod(course.policy, 0o000)
+    if os.geteuid() == 0:  # root reads it anyway; the service runs as the owner
+        assert any(f"{course.policy} cannot be read by" in p for p in hub.check(folder))
+
+
+def test_hub_config_needs_the_course_folder(tmp_path: Path, shared: Path) -> None:
+    settings = hub.Settings(course=str(tmp_path / "no-course"), exchange=str(shared), group="root")
+    with pytest.raises(hub.HubError, match="does not exist: give the course's folder"):
+        hub.write(settings, tmp_path / "hub")

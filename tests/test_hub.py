@@ -6,13 +6,18 @@ JupyterLab started as them by LocalProcessSpawner from this environment, and
 nbgrader's exchange shared between the instructor and the students. The
 instructor releases ch01 (`dlcourse exchange release`); a student logs in,
 sees ch01 in nbgrader's assignment list, fetches it and validates a notebook
-they answered. Skipped, saying why, where root, configurable-http-proxy
-(npm) or Chromium is missing; `.ci/run` installs them.
+they answered. Each student learns their own deadline from the hub's
+deadline service (`dlcourse check` in their server), with their extension,
+and nothing of the other's. Skipped, saying why, where root,
+configurable-http-proxy (npm) or Chromium is missing; `.ci/run` installs them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import http.cookiejar
+import json
 import os
 import secrets
 import shutil
@@ -23,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +48,7 @@ from fixtures.unix_users import (
 
 from dlcourse.course import appendix
 from dlcourse.course.layout import ASSIGNMENT, Layout
-from dlcourse.course.semester import hub
+from dlcourse.course.semester import deadlines, hub
 
 pytestmark = pytest.mark.slow
 ANSWERED = "02_chain_rule"  # the notebook the student answers, then validates
@@ -134,19 +140,36 @@ def deployment() -> Iterator[dict]:
     base = Path(tempfile.mkdtemp(prefix="dlcourse-hub-"))
     os.chmod(base, 0o755)
     try:
-        with unix_users(base, ["teacher", "student"], grouped=("student",)) as accounts:
+        with unix_users(
+            base, ["teacher", "student", "other"], grouped=("student", "other")
+        ) as accounts:
             yield _deploy(base, accounts.users, accounts.group)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def policy_text(due: dt.datetime, extensions: dict[str, str]) -> str:
+    granted = "".join(f"{name} = {value}\n" for name, value in extensions.items())
+    return f"due = {due.isoformat()}\n\n[late]\npercent_per_day = 10\n\n[extensions]\n{granted}"
+
+
+def write_policy(course: Path, teacher: User, text: str) -> None:
+    """``policy.toml`` as the instructor writes it: theirs, in their closed course folder."""
+    path = Layout(course).policy
+    path.write_text(text)
+    os.chown(path, teacher.uid, teacher.gid)
+    os.chmod(path, 0o600)
+
+
 def _deploy(base: Path, users: dict[str, User], group: str) -> dict:
-    teacher, student = users["teacher"], users["student"]
+    teacher, student, other = users["teacher"], users["student"], users["other"]
     exchange = make_exchange(base)
     course = teachers_course(teacher)
+    due = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=2)
+    write_policy(course, teacher, policy_text(due, {student.name: "3"}))
     teacher.run(*DLCOURSE, "--root", str(course), "exchange", "release",
                 "--exchange", str(exchange), cwd=course)  # fmt: skip
-    port = free_ports(3)
+    port = free_ports(4)
     config = base / "hub"
     written = subprocess.run(
         exposed.command(*DLCOURSE, "--root", str(course), "hub", "config", "--config",
@@ -155,7 +178,8 @@ def _deploy(base: Path, users: dict[str, User], group: str) -> dict:
         capture_output=True, text=True,
     )  # fmt: skip
     password = secrets.token_urlsafe(12)
-    subprocess.run(["chpasswd"], input=f"{student.name}:{password}", text=True, check=True)
+    for user in (student, other):
+        subprocess.run(["chpasswd"], input=f"{user.name}:{password}", text=True, check=True)
     return {
         "base": base,
         "course": course,
@@ -163,7 +187,9 @@ def _deploy(base: Path, users: dict[str, User], group: str) -> dict:
         "written": written,
         "url": f"http://127.0.0.1:{port}",
         "student": student,
+        "other": other,
         "teacher": teacher,
+        "due": due,
         "password": password,
     }
 
@@ -178,18 +204,22 @@ def test_dlcourse_writes_a_hub_that_checks_out(deployment: dict) -> None:
     assert os.stat(config / hub.STATE).st_mode & 0o077 == 0
 
 
-def test_a_student_logs_in_fetches_ch01_and_validates(
-    deployment: dict, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    config, student = deployment["config"], deployment["student"]
-    assert deployment["written"].returncode == 0
-    shots = artefacts_folder(tmp_path_factory.mktemp("hub"), "hub")
+@pytest.fixture(scope="module")
+def live(deployment: dict) -> Iterator[dict]:
+    """The deployment's hub, running (once for the module's tests)."""
+    assert deployment["written"].returncode == 0, deployment["written"].stdout
     log = deployment["base"] / "jupyterhub.log"
-    with running_hub(config / hub.HUB_CONFIG, log) as process, browser_context() as (
-        context,
-        watch,
-    ):
+    with running_hub(deployment["config"] / hub.HUB_CONFIG, log) as process:
         wait_for_hub(deployment["url"], process, log)
+        yield {**deployment, "log": log}
+
+
+def test_a_student_logs_in_fetches_ch01_and_validates(
+    live: dict, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deployment, student = live, live["student"]
+    shots = artefacts_folder(tmp_path_factory.mktemp("hub"), "hub")
+    with browser_context() as (context, watch):
         page = context.new_page()
         page.goto(f"{deployment['url']}/hub/login")
         page.fill("#username_input", student.name)
@@ -233,3 +263,152 @@ def test_a_student_logs_in_fetches_ch01_and_validates(
         page.screenshot(path=shots / "6-validated.png")
     assert not watch.blocked, watch.blocked
     print(f"screenshots: {shots}")
+
+
+def hub_api(url: str, path: str, token: str = "", body: dict | None = None) -> tuple[int, dict]:
+    """A request to the hub's REST API (or a service): status and JSON answer."""
+    headers = {"Authorization": f"token {token}"} if token else {}
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}{path}", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read()
+            return answer.status, json.loads(text) if text else {}
+    except urllib.error.HTTPError as error:
+        with error:
+            text = error.read()
+        return error.code, json.loads(text) if text else {}
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the login's answer, not the spawn page it sends a browser to
+
+
+def log_in(live: dict, user: User) -> None:
+    """``user`` logs in to the hub's login form (which makes them a hub user)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _Stay)
+    with opener.open(f"{live['url']}/hub/login", timeout=30) as page:
+        page.read()
+    xsrf = next(cookie.value for cookie in jar if cookie.name == "_xsrf")
+    form = {"username": user.name, "password": live["password"], "_xsrf": xsrf}
+    with pytest.raises(urllib.error.HTTPError) as moved:
+        opener.open(f"{live['url']}/hub/login?_xsrf={xsrf}",
+                    data=urllib.parse.urlencode(form).encode(), timeout=60)  # fmt: skip
+    with moved.value as answer:
+        assert answer.code == 302, answer.read()
+
+
+def users_token(live: dict, user: User) -> str:
+    """A token of ``user``'s own, as they get one with their password (the hub's API)."""
+    log_in(live, user)
+    status, made = hub_api(live["url"], f"/hub/api/users/{user.name}/tokens", body={
+        "auth": {"username": user.name, "password": live["password"]}, "note": "test",
+    })  # fmt: skip
+    assert status == 201, made
+    return made["token"]
+
+
+def server_environment(live: dict, user: User) -> dict[str, str]:
+    """What JupyterHub gave ``user``'s JupyterLab (and so its terminals and
+    kernels) of the hub's and the course's settings; their server is started
+    first if it is not running."""
+    def servers() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                mine = proc.stat().st_uid == user.uid
+                if mine and b"jupyterhub-singleuser" in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except (OSError, ValueError):
+                continue
+        return found
+
+    if not servers():
+        token = users_token(live, user)
+        status, said = hub_api(live["url"], f"/hub/api/users/{user.name}/server", token, {})
+        assert status in (201, 202), said
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status, model = hub_api(live["url"], f"/hub/api/users/{user.name}", token)
+            if model.get("servers", {}).get("", {}).get("ready"):
+                break
+            time.sleep(1)
+    (pid,) = servers()
+    variables = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    env = dict(v.decode().split("=", 1) for v in variables if b"=" in v)
+    keep = ("JUPYTERHUB_", "DLCOURSE_", "JUPYTER_CONFIG_PATH")
+    return {name: value for name, value in env.items() if name.startswith(keep)} | {"PID": str(pid)}
+
+
+def shown_due(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def test_each_student_sees_their_own_deadline_and_nobody_elses(live: dict) -> None:
+    student, other, teacher = live["student"], live["other"], live["teacher"]
+    course, due = live["course"], live["due"]
+    env = server_environment(live, student)
+    pid = env.pop("PID")
+    assert deadlines.URL_VARIABLE in env and deadlines.TOKEN_VARIABLE in env
+    folder = student.home / ASSIGNMENT
+    if not folder.exists():  # the browser test fetched it, unless it ran alone
+        student.run("nbgrader", "fetch_assignment", ASSIGNMENT, **env)
+    notebook = folder / f"{ANSWERED}.ipynb"
+
+    # In their JupyterLab's terminal: their due date, with their 3-day extension.
+    checked = student.run(*DLCOURSE, "check", str(notebook), check=False, **env)
+    assert (
+        f"Deadline: due {shown_due(due + dt.timedelta(days=3))} (an extension of 3 day(s) "
+        f"from {shown_due(due)}): 4 day(s) " in checked.stdout
+    ), checked.stdout + checked.stderr
+
+    # The instructor moves the due date and extends more: seen at once, nothing re-released.
+    moved = due + dt.timedelta(days=1)
+    write_policy(course, teacher, policy_text(moved, {student.name: "5"}))
+    asked = student.run(sys.executable, "-c", "from dlcourse.course import check; "
+                        f"print(check.deadline({str(notebook)!r}))", **env)  # fmt: skip
+    assert asked.stdout.startswith(
+        f"Deadline: due {shown_due(moved + dt.timedelta(days=5))} (an extension of 5 day(s)"
+    ), asked.stdout
+
+    # The other student: the course's due date, and nothing of the first's extension,
+    # however they ask (their own token; no token; the first student's name in the request).
+    url = env[deadlines.URL_VARIABLE]
+    token = users_token(live, other)
+    others = {deadlines.URL_VARIABLE: url, deadlines.TOKEN_VARIABLE: token}
+    for query in ("", f"?student={student.name}", f"?user={student.name}"):
+        status, said = hub_api(url, query, token)
+        assert status == 200, said
+        assert said["student"] == other.name and said["policy"]["extension_seconds"] is None
+        assert deadlines.from_answer(said)[1].due == moved
+        assert student.name not in json.dumps(said)
+    assert hub_api(url, "")[0] == 403
+    assert hub_api(url, "", "not-a-token")[0] == 403
+    theirs = other.run(sys.executable, "-c", "from dlcourse.course import check; "
+                       f"print(check.deadline({str(other.home)!r}))",
+                       **others)  # fmt: skip
+    assert theirs.stdout.strip().startswith(f"Deadline: due {shown_due(moved)}: 2 day(s) ")
+    assert "extension" not in theirs.stdout
+    # Nor by another way: the policy is the instructor's, the first's token is in their
+    # server's environment, which only they (and root) can read.
+    assert other.run("cat", str(Layout(course).policy), check=False).returncode != 0
+    assert other.run("cat", f"/proc/{pid}/environ", check=False).returncode != 0
+
+    # A policy that cannot be read: the student is told so, never its error (which
+    # names the line of another student's extension).
+    write_policy(course, teacher, policy_text(moved, {student.name: "soon"}))
+    status, said = hub_api(url, "", token)
+    assert status == 503 and student.name not in json.dumps(said), said
+    broken = other.run(sys.executable, "-c", "from dlcourse.course import check; "
+                       f"print(check.deadline({str(other.home)!r}))",
+                       check=False, **others)  # fmt: skip
+    assert "policy.toml cannot be read just now" in broken.stderr
+    assert student.name not in broken.stderr
+    checked = subprocess.run(
+        exposed.command(*DLCOURSE, "hub", "check", "--config", str(live["config"])),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert checked.returncode == 1 and "line 7" in checked.stdout, checked.stdout
+    write_policy(course, teacher, policy_text(moved, {student.name: "5"}))

@@ -17,7 +17,7 @@ from nbgrader.utils import get_username
 
 from dlcourse.course import authoring
 from dlcourse.course.layout import CONFIG, Layout
-from dlcourse.course.semester import policy
+from dlcourse.course.semester import deadlines, policy
 
 
 @dataclass
@@ -87,13 +87,23 @@ def table(rows: list[Row]) -> str:
 
 
 def deadline(notebook: Path, now: dt.datetime | None = None, student: str | None = None) -> str:
-    """The deadline of the course ``notebook`` is in (the nearest folder above
-    it with nbgrader_config.py), for ``student`` (default: this user, as
-    nbgrader's exchange names them), and the time left; "" when the course
-    sets none. A policy that cannot be read raises :class:`policy.PolicyError`."""
+    """The deadline of the course ``notebook`` is in, for ``student`` (default:
+    this user, as nbgrader's exchange names them), and the time left; "" when
+    the course sets none. The course is the nearest folder above the notebook
+    with nbgrader_config.py; in a student's server of the course's hub, where
+    there is none (the notebooks were fetched into their home), it is the
+    hub's deadline service, which answers for this hub user only. A policy
+    that cannot be read raises :class:`policy.PolicyError`, a service that
+    cannot answer :class:`deadlines.Unavailable`."""
     folder = next((p for p in Path(notebook).resolve().parents if (p / CONFIG).exists()), None)
-    read = policy.read(Layout.of(folder).policy) if folder else None
+    if folder is not None:
+        read = policy.read(Layout.of(folder).policy)
+        student = student or get_username()
+    elif deadlines.in_hub_session():
+        student, read = deadlines.ask()
+    else:
+        return ""
     if read is None:
         return ""
     now = now or dt.datetime.now(dt.timezone.utc)
-    return "Deadline: " + read.time_left(student or get_username(), now)
+    return "Deadline: " + read.time_left(student, now)

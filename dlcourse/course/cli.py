@@ -101,7 +101,7 @@ def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
 
 def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import check
-    from dlcourse.course.semester import policy
+    from dlcourse.course.semester import deadlines, policy
 
     path = Path(args.notebook)
     if not path.is_file():
@@ -112,7 +112,7 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     print(check.table(rows))
     try:
         when = check.deadline(path)
-    except policy.PolicyError as error:
+    except (policy.PolicyError, deadlines.Unavailable) as error:
         when = f"The course's deadline cannot be read ({error}); ask your instructor."
     if when:
         print(when)

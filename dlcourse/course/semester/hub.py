@@ -20,6 +20,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import pwd
 import shutil
 import stat
 import sys
@@ -27,13 +28,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dlcourse.course.layout import Layout
-from dlcourse.course.semester import exchange
+from dlcourse.course.semester import deadlines, exchange, policy
 
 HUB_CONFIG = "jupyterhub_config.py"
 SETTINGS = "dlcourse-hub.json"
 STUDENT_CONFIG = Path("jupyter") / "nbgrader_config.py"  # on the students' Jupyter config path
 STATE = "state"  # the hub's database, cookie secret and proxy pid: root's only
 PROXY = "configurable-http-proxy"
+# What JupyterHub's `server` role gives a student's server token, to which
+# the deadline service's access is added.
+SERVER_SCOPES = ("users:activity!user", "access:servers!server")
 # The instructor's server extensions, off in the students' servers.
 INSTRUCTOR_ONLY = (
     "nbgrader.server_extensions.formgrader",
@@ -55,6 +59,24 @@ class Settings:
     python: str = sys.executable  # the environment the course is installed in, for everyone
 
 
+def instructor(settings: Settings) -> str:
+    """The Unix user who owns the course folder, as whom the deadline service runs."""
+    try:
+        uid = Path(settings.course).stat().st_uid
+    except FileNotFoundError:
+        raise HubError(
+            f"the course folder {settings.course} does not exist: give the course's folder "
+            "with `dlcourse --root COURSE hub config`"
+        ) from None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        raise HubError(
+            f"the course folder {settings.course} belongs to user id {uid}, who has no Unix "
+            "account: give it to the instructor (chown -R INSTRUCTOR)"
+        ) from None
+
+
 def _hub_config(settings: Settings, folder: Path) -> str:
     bin_dir = Path(settings.python).parent
     state = folder / STATE
@@ -62,7 +84,19 @@ def _hub_config(settings: Settings, folder: Path) -> str:
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
     ]
+    service_url = f"http://127.0.0.1:{settings.port + 3}"
+    service = {
+        "name": deadlines.SERVICE,
+        "url": service_url,
+        "command": [settings.python, "-m", "dlcourse.course.semester.deadline_service",
+                    "--course", settings.course],
+        "user": instructor(settings),  # who can read policy.toml
+        "cwd": settings.course,
+        "display": False,
+    }  # fmt: skip
+    access = f"access:services!service={deadlines.SERVICE}"
     environment = {
+        deadlines.URL_VARIABLE: f"{service_url}/services/{deadlines.SERVICE}/{deadlines.ROUTE}",
         "JUPYTER_CONFIG_PATH": str(folder / STUDENT_CONFIG.parent),
         "JUPYTER_PLATFORM_DIRS": "1",
         "PATH": os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
@@ -89,6 +123,11 @@ def _hub_config(settings: Settings, folder: Path) -> str:
         "c.Spawner.http_timeout = 180",
         f"c.Spawner.args = {args!r}",
         f"c.Spawner.environment = {environment!r}",
+        "# each student's deadline, from policy.toml, by a service run as the instructor,",
+        "# which every user's server token may ask (for its owner's deadline only)",
+        f"c.JupyterHub.services = [{service!r}]",
+        f"c.JupyterHub.extra_user_scopes = {{{access!r}}}",
+        f"c.Spawner.server_token_scopes = {[*SERVER_SCOPES, access]!r}",
         "",
     ]
     return "\n".join(lines)
@@ -167,6 +206,26 @@ def closed_folder(path: Path) -> Path | None:
     return None
 
 
+def _check_deadlines(settings: Settings) -> list[str]:
+    """What would keep the deadline service from telling students their deadline."""
+    path = Layout.of(Path(settings.course)).policy
+    try:
+        policy.read(path)
+    except policy.PolicyError as error:
+        return [f"the deadline service cannot tell the students their deadline: {error}"]
+    if not path.exists():
+        return []
+    st, owner = path.stat(), pwd.getpwnam(instructor(settings))
+    mode = st.st_mode
+    readable = mode & stat.S_IRUSR if st.st_uid == owner.pw_uid else mode & stat.S_IROTH
+    if not readable:
+        return [
+            f"{path} cannot be read by {owner.pw_name}, as whom the deadline service runs: "
+            f"`chown {owner.pw_name} {path}` and `chmod u+r {path}`"
+        ]
+    return []
+
+
 def check(folder: Path) -> list[str]:
     """What is wrong with the hub configured in ``folder``, one line each (none: ready)."""
     folder = folder.absolute()
@@ -193,6 +252,7 @@ def check(folder: Path) -> list[str]:
         problems.append(
             f"{PROXY} is not on PATH: install it with `npm install -g {PROXY}` (Node.js's npm)"
         )
+    problems += _check_deadlines(settings)
     bin_dir = Path(settings.python).parent
     if not (bin_dir / "jupyterhub-singleuser").exists():
         problems.append(
