@@ -12,6 +12,7 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 from dlcourse.course.feedback import ShortTracebacks
 from dlcourse.course.layout import POLICY
+from dlcourse.course.semester.exchange_record import recorded
 from dlcourse.course.semester.late import LateNote
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -21,7 +22,9 @@ c.CourseDirectory.course_id = "dlcourse"
 c.CourseDirectory.root = str(root)
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "notebooks"
-c.Exchange.root = str(root / ".dlcourse" / "exchange")
+# nbgrader's exchange: the one `dlcourse exchange release --exchange DIR` recorded
+# (.dlcourse/exchange-root), else the course's own folder for a class on one account.
+c.Exchange.root = str(recorded(root) or root / ".dlcourse" / "exchange")
 
 # Grading: a notebook gets 60 s per cell, deleted test cells are put back, and
 # feedback never shows hidden tests, not even quoted in a traceback.

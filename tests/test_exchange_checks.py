@@ -19,7 +19,7 @@ from traitlets.config import PyFileConfigLoader
 from dlcourse.course.cli import main
 from dlcourse.course.grading import intake
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
-from dlcourse.course.semester import deadlines, exchange, hub, ownership
+from dlcourse.course.semester import deadlines, exchange, exchange_record, hub, ownership
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP = "2026-01-05 10:00:00.000000 UTC"
@@ -158,19 +158,67 @@ def test_feedback_waits_for_grading(shared: Path, course: Layout) -> None:
 
 def test_the_command_line_says_what_is_wrong(tmp_path: Path, course: Layout) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(SystemExit, match=r"^dlcourse exchange collect: the exchange folder"):
-        main(["--root", str(course.root), "exchange", "collect", "--exchange", str(missing)])
+    with pytest.raises(SystemExit, match=r"^dlcourse exchange release: the exchange folder"):
+        main(["--root", str(course.root), "exchange", "release", "--exchange", str(missing)])
+    assert not course.exchange_record.exists()  # an exchange that cannot be used is not kept
 
 
 def test_students_config_names_the_course_and_the_exchange(
     tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
 ) -> None:
-    main(["--root", str(course.root), "exchange", "student-config", "--exchange", str(shared)])
+    main(["--root", str(course.root), "exchange", "release", "--exchange", str(shared)])
+    capsys.readouterr()
+    main(["--root", str(course.root), "exchange", "student-config"])
     (tmp_path / "students").mkdir()
     (tmp_path / "students" / CONFIG).write_text(capsys.readouterr().out)
     config = PyFileConfigLoader(CONFIG, path=str(tmp_path / "students")).load_config()
     assert config.CourseDirectory.course_id == "dlcourse"
     assert config.Exchange.root == str(shared)
+
+
+def test_the_exchange_is_given_once_and_a_different_one_is_refused(
+    tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    other = tmp_path / "other-exchange"
+    other.mkdir()
+    os.chmod(other, 0o1777)
+    course_cli = ["--root", str(course.root), "exchange"]
+    for step in ("collect", "feedback", "student-config"):  # not before it is recorded
+        with pytest.raises(SystemExit, match=f"{step}: the course's exchange is .*release to"):
+            main([*course_cli, step, "--exchange", str(shared)])
+    assert not course.exchange_record.exists()
+    main([*course_cli, "release", "--exchange", str(shared)])
+    assert exchange_record.recorded(course.root) == shared
+    assert exchange.configured_root(course) == shared  # what nbgrader's own commands read too
+    main([*course_cli, "collect"])  # no --exchange: the recorded one
+    main([*course_cli, "collect", "--exchange", str(shared) + "/"])  # the same, spelled otherwise
+    assert "0 submission(s)" in capsys.readouterr().out
+    for step in ("release", "collect", "feedback", "student-config"):
+        with pytest.raises(SystemExit, match=(
+            rf"{step}: the course's exchange is {shared} \(recorded in "
+            rf"{course.exchange_record} when it was released\), not {other}: leave out"
+        )):  # fmt: skip
+            main([*course_cli, step, "--exchange", str(other)])
+    assert exchange_record.recorded(course.root) == shared
+    with pytest.raises(SystemExit, match="recorded in"):
+        main(["--root", str(course.root), "hub", "config", "--config", str(tmp_path / "hub"),
+              "--exchange", str(other), "--group", "root"])  # fmt: skip
+    assert not (tmp_path / "hub").exists()
+
+
+def test_an_exchange_set_in_nbgrader_config_is_not_overridden(
+    tmp_path: Path, shared: Path, course: Layout
+) -> None:
+    fixed = tmp_path / "fixed"
+    text = course.config.read_text().replace(
+        'c.Exchange.root = str(recorded(root) or root / ".dlcourse" / "exchange")',
+        f"c.Exchange.root = {str(fixed)!r}",
+    )
+    assert text != course.config.read_text()
+    course.config.write_text(text)
+    with pytest.raises(SystemExit, match=rf"sets c.Exchange.root to {fixed} itself"):
+        main(["--root", str(course.root), "exchange", "release", "--exchange", str(shared)])
+    assert not course.exchange_record.exists()
 
 
 def test_root_hands_grading_back_to_the_course_owner(course: Layout) -> None:

@@ -173,8 +173,7 @@ def _deploy(base: Path, users: dict[str, User], group: str) -> dict:
     config = base / "hub"
     written = subprocess.run(
         exposed.command(*DLCOURSE, "--root", str(course), "hub", "config", "--config",
-                        str(config), "--exchange", str(exchange), "--group", group,
-                        "--port", str(port)),
+                        str(config), "--group", group, "--port", str(port)),
         capture_output=True, text=True,
     )  # fmt: skip
     password = secrets.token_urlsafe(12)

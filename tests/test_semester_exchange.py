@@ -118,7 +118,7 @@ def _semester(base: Path, users: dict[str, User]) -> dict:
     student_config = base / "etc-jupyter"  # what /etc/jupyter is on a real machine
     student_config.mkdir(mode=0o755)
     (student_config / "nbgrader_config.py").write_text(
-        instructor("exchange", "student-config", "--exchange", str(exchange))
+        instructor("exchange", "student-config")  # the exchange was given once, to release
     )
     os.chmod(student_config / "nbgrader_config.py", 0o644)
     paths = {"JUPYTER_CONFIG_PATH": str(student_config)}
@@ -135,9 +135,9 @@ def _semester(base: Path, users: dict[str, User]) -> dict:
     answer(fetched["partial"], users["partial"], {PARTLY})
     for name in ("honest", "partial"):
         said[name].append(nbgrader(users[name], "submit"))
-    first_collect = instructor("exchange", "collect", "--exchange", str(exchange))
+    first_collect = instructor("exchange", "collect")
     first_grade = root_grades()
-    first_feedback = instructor("exchange", "feedback", "--exchange", str(exchange))
+    first_feedback = instructor("exchange", "feedback")
     layout = Layout(course)
     collected_once = {
         name: {p.name: p.read_bytes() for p in layout.submitted(users[name].name).iterdir()}
@@ -146,9 +146,9 @@ def _semester(base: Path, users: dict[str, User]) -> dict:
     # the late student answers and submits after the first round
     answer(fetched["late"], users["late"], None)
     said["late"].append(nbgrader(users["late"], "submit"))
-    second_collect = instructor("exchange", "collect", "--exchange", str(exchange))
+    second_collect = instructor("exchange", "collect")
     second_grade = root_grades()
-    second_feedback = instructor("exchange", "feedback", "--exchange", str(exchange))
+    second_feedback = instructor("exchange", "feedback")
     for name in STUDENTS:
         said[name].append(nbgrader(users[name], "fetch_feedback"))
     return {

@@ -18,6 +18,7 @@ RELEASE = "notebooks"  # nbgrader's release directory: what learners get
 POLICY = "policy.toml"  # the deadline, extensions and late schedule (semester/policy.py)
 LMS_GRADES = "grades-{}.csv"  # dlcourse export's file for an LMS (canvas, moodle)
 STATE = ".dlcourse"  # the course's own state: resume markers, caches, Jupyter configuration
+EXCHANGE_RECORD = Path(STATE) / "exchange-root"  # the exchange the course was released to
 # The learner's JupyterLab opens the release directory and reaches nothing above it.
 WORKSPACE = RELEASE
 INDEX = Path(RELEASE) / "index.ipynb"  # the index, relative to the course folder
@@ -134,6 +135,12 @@ class Layout:
     @property
     def exchange(self) -> Path:
         return self.state / "exchange"
+
+    @property
+    def exchange_record(self) -> Path:
+        """The exchange `dlcourse exchange release --exchange DIR` recorded
+        (semester/exchange_record.py), which nbgrader_config.py reads."""
+        return self.root / EXCHANGE_RECORD
 
     @property
     def jupyter_config(self) -> Path:

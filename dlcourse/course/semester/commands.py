@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,14 +12,48 @@ if TYPE_CHECKING:
     from dlcourse.course.semester.exchange import Report
 
 
-def _layout_and_exchange(args: argparse.Namespace) -> tuple[Layout, Path]:
+def _layout_and_exchange(args: argparse.Namespace, record: bool = False) -> tuple[Layout, Path]:
+    """The course and its exchange: the one its nbgrader configuration names
+    (recorded by the first ``--exchange``); a ``--exchange`` that differs is
+    refused, except, where ``record``, the first one, which is recorded."""
     from dlcourse.course.cli import course_root
     from dlcourse.course.layout import Layout
-    from dlcourse.course.semester import exchange
+    from dlcourse.course.semester import exchange, exchange_record
 
     layout = Layout.of(course_root(args.root))
-    root = Path(args.exchange) if args.exchange else exchange.configured_root(layout)
-    return layout, root.absolute()
+    configured = exchange.configured_root(layout).absolute()
+    if not args.exchange:
+        return layout, configured
+    given = Path(args.exchange).absolute()
+    if _same(given, configured):
+        return layout, given
+    earlier = exchange_record.recorded(layout.root)
+    if earlier is None and record:
+        exchange.check_root(given)  # record only an exchange that can be used
+        exchange_record.record(layout.root, given)
+        if _same(exchange.configured_root(layout), given):
+            return layout, given
+        layout.exchange_record.unlink()
+        raise exchange.ExchangeError(
+            f"{layout.config} sets c.Exchange.root to {configured} itself, so the exchange "
+            f"{given} cannot be recorded for the course: set it there, or give --exchange "
+            f"{configured}"
+        )
+    if earlier is not None:
+        raise exchange.ExchangeError(
+            f"the course's exchange is {configured} (recorded in {layout.exchange_record} when "
+            f"it was released), not {given}: leave out --exchange; to move the course to "
+            f"{given}, delete that file and release again with --exchange {given}"
+        )
+    raise exchange.ExchangeError(
+        f"the course's exchange is {configured} (c.Exchange.root in {layout.config}), not "
+        f"{given}: release to {given} first (`dlcourse exchange release --exchange {given}` "
+        "records it for the course), or leave out --exchange"
+    )
+
+
+def _same(one: Path, other: Path) -> bool:
+    return os.path.realpath(one) == os.path.realpath(other)
 
 
 def _print(report: Report, what: str) -> None:
@@ -31,8 +66,8 @@ def _print(report: Report, what: str) -> None:
 def cmd_exchange(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course.semester import exchange
 
-    layout, root = _layout_and_exchange(args)
     try:
+        layout, root = _layout_and_exchange(args, record=args.step == "release")
         if args.step == "release":
             print(f"released: {exchange.release(layout, root, force=args.force)}")
         elif args.step == "collect":
@@ -56,7 +91,7 @@ def cmd_hub(args: argparse.Namespace, extra: list[str]) -> int:
     folder = Path(args.config)
     try:
         if args.step == "config":
-            layout, root = _layout_and_exchange(args)
+            layout, root = _layout_and_exchange(args, record=True)
             settings = hub.Settings(
                 course=str(layout.root), exchange=str(root), group=args.group,
                 ip=args.ip, port=args.port,
@@ -90,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument(
         "--exchange",
         metavar="DIR",
-        help="the exchange folder (default: c.Exchange.root in nbgrader_config.py)",
+        help="the exchange folder: given once, to the first release, which records it for "
+        "the course (default: the recorded one, c.Exchange.root in nbgrader_config.py)",
     )
     ex.add_argument(
         "--force", action="store_true", help="release: replace a release already in the exchange"
@@ -109,8 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     hb.add_argument(
         "--exchange",
         metavar="DIR",
-        help="config: the exchange shared by everyone (default: c.Exchange.root in "
-        "nbgrader_config.py)",
+        help="config: the exchange shared by everyone (default: the one the course was "
+        "released to, c.Exchange.root in nbgrader_config.py)",
     )
     hb.add_argument(
         "--group",
