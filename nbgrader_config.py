@@ -43,7 +43,9 @@ c.GenerateFeedback.preprocessors = [
 # AssignLatePenalties asks the course's plugin for each notebook's penalty, feedback
 # opens with what was applied and why, and grades.csv has it as a last column.
 c.AssignLatePenalties.plugin_class = "dlcourse.course.semester.late.LatePolicyPlugin"
-for name in ("LatePolicyPlugin", "LateNote", "PolicyCsvExportPlugin"):
+# The LMS exports refuse penalties computed for a due date the policy no longer gives.
+for name in ("LatePolicyPlugin", "LateNote", "PolicyCsvExportPlugin", "CanvasExportPlugin",
+             "MoodleExportPlugin"):
     c[name].policy_file = str(root / POLICY)
 c.ExportApp.plugin_class = "dlcourse.course.semester.late.PolicyCsvExportPlugin"
 

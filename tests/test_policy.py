@@ -331,3 +331,41 @@ def test_grades_csv_never_passes_a_penalty_off_under_a_policy_it_was_not_graded_
         "run dlcourse grade to apply the policy as it is now"
     )
     assert got["ann"]["late_policy"].startswith("due 2026-10-12 21:59 UTC")  # a date: unmoved
+
+
+@pytest.mark.parametrize("lms", ["canvas", "moodle"])
+def test_an_lms_export_refuses_penalties_of_a_due_date_the_policy_no_longer_gives(
+    gradebook: Layout, lms: str
+) -> None:
+    """grades.csv says per row that a penalty is stale; an LMS file cannot, so the
+    export is refused, naming the students, until grading catches up (#723)."""
+    roster = Path(__file__).resolve().parent / "golden" / f"{lms}_roster.csv"
+    cli = ["--root", str(gradebook.root), "export", "--format", lms, "--roster", str(roster)]
+    cli += ["--match", "SIS Login ID" if lms == "canvas" else "Username"]
+    assert main(cli) == 0  # graded under the policy as it is
+    gradebook.lms_grades(lms).unlink()
+    moved = POLICY.replace("2026-10-09T23:59", "2026-10-02T23:59")  # ben's date moves, ann's not
+    gradebook.policy.write_text(moved)
+    with pytest.raises(SystemExit, match=r"gives ben another due date .* run `dlcourse grade`"):
+        main(cli)
+    assert not gradebook.lms_grades(lms).exists()  # nothing half-right written
+    done = nbgrader_cli.run(gradebook.root, "export", f"--exporter=dlcourse.course.semester.lms."
+                            f"{lms.capitalize()}ExportPlugin",
+                            f"--{lms.capitalize()}ExportPlugin.roster={roster}")  # fmt: skip
+    assert done.returncode != 0 and "another due date" in done.stdout + done.stderr
+    # what `dlcourse grade` records
+    with Gradebook(f"sqlite:///{gradebook.gradebook}") as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        late.record(gb, ASSIGNMENT, "ben", parse(moved, gradebook.policy))
+        late.record(gb, ASSIGNMENT, "ann", parse(moved, gradebook.policy))
+    assert main(cli) == 0
+
+
+def test_a_penalty_is_stale_for_a_moved_due_date_and_for_a_removed_policy(
+    gradebook: Layout,
+) -> None:
+    with Gradebook(f"sqlite:///{gradebook.gradebook}") as gb:
+        assert late.stale(gb, ASSIGNMENT, parse(POLICY, gradebook.policy)) == []
+        later = parse(POLICY.replace("ben = 3", "ben = 4"), gradebook.policy)
+        assert late.stale(gb, ASSIGNMENT, later) == ["ben"]  # an extension changed
+        assert late.stale(gb, ASSIGNMENT, None) == ["ann", "ben"]  # the policy is gone

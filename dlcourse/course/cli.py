@@ -170,7 +170,7 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
     from nbgrader.api import Gradebook
 
     from dlcourse.course import nbgrader_cli
-    from dlcourse.course.semester import late, lms
+    from dlcourse.course.semester import late, lms, policy
 
     nbgrader_cli.put_tools_on_path()  # the gradebook may run alembic
     layout = Layout.of(course_root(args.root))
@@ -188,13 +188,14 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
             "(--roster FILE), so that its students are matched by the LMS's own ids"
         )
     plugin_class = {"canvas": lms.CanvasExportPlugin, "moodle": lms.MoodleExportPlugin}[args.format]
-    settings = {"roster": args.roster, "to": args.to or str(layout.lms_grades(args.format))}
+    settings = {"roster": args.roster, "to": args.to or str(layout.lms_grades(args.format)),
+                "policy_file": str(layout.policy)}  # fmt: skip
     settings.update({k: v for k, v in (("match", args.match), ("title", args.title)) if v})
     plugin = plugin_class(**settings)
     try:
         with Gradebook(f"sqlite:///{layout.gradebook}") as gb:
             plugin.export(gb)
-    except lms.RosterError as error:
+    except (lms.RosterError, late.StalePenalties, policy.PolicyError) as error:
         raise SystemExit(f"dlcourse export: {error}") from None
     print(f"grades for {args.format.capitalize()}: {plugin.to}")
     if plugin.unmatched:

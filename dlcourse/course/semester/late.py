@@ -46,6 +46,40 @@ def record(gb: Gradebook, assignment: str, student: str, policy: Policy | None) 
     gb.update_or_create_submission(assignment, student, extension=extension)
 
 
+class StalePenalties(RuntimeError):
+    """Grades whose late penalties were computed for due dates the policy no
+    longer gives; the message names the students and says to grade again."""
+
+
+def stale(gb: Gradebook, assignment: str, policy: Policy | None) -> list[str]:
+    """The students whose submission was graded against another due date
+    than ``policy`` gives them now (changed since, not graded again): their
+    penalty in the gradebook is not the policy's."""
+    out = []
+    for student in gb.students:
+        try:
+            submission = gb.find_submission(assignment, student.id)
+        except MissingEntry:
+            continue
+        if submission.duedate != (naive_utc(policy.due_for(student.id)) if policy else None):
+            out.append(student.id)
+    return sorted(out)
+
+
+def refuse_stale(gb: Gradebook, assignment: str, policy_file: str, students: list[str]) -> None:
+    """Raise :class:`StalePenalties` if any of ``students`` (all: empty) was
+    graded under another due date than ``policy_file`` gives them now."""
+    if not policy_file:
+        return  # no course policy: nbgrader's own due dates stand
+    found = [s for s in stale(gb, assignment, _read(policy_file)) if not students or s in students]
+    if found:
+        raise StalePenalties(
+            f"{policy_file} gives {', '.join(found)} another due date than the one they were "
+            "graded against, so their late penalties in the gradebook are stale: run "
+            "`dlcourse grade` (it grades them again under the policy as it is), then export"
+        )
+
+
 class LatePolicyPlugin(LateSubmissionPlugin):
     """nbgrader's late-submission plugin that applies the course's schedule."""
 

@@ -33,6 +33,7 @@ from nbgrader.plugins import ExportPlugin
 from traitlets import Unicode
 
 from dlcourse.course.layout import ASSIGNMENT, LMS_GRADES
+from dlcourse.course.semester import late
 
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS = "    Points Possible"  # Canvas's own spelling, leading spaces included
@@ -111,6 +112,8 @@ class _LmsExportPlugin(ExportPlugin):
         "", help="the assignment's name in the LMS (default: nbgrader's)"
     ).tag(config=True)  # fmt: skip
 
+    policy_file = Unicode("", help=late.POLICY_FILE_HELP).tag(config=True)
+
     default_to = ""  # the file written when --to is not given
     unmatched: list[str]  # after export(): graded students the roster does not name
 
@@ -135,6 +138,8 @@ class _LmsExportPlugin(ExportPlugin):
             ) from None
         if self.student:
             got = {s: v for s, v in got.items() if s in self.student}
+        # an LMS file has no room to say a penalty is stale: refuse it (nbgrader #723)
+        late.refuse_stale(gradebook, assignment, self.policy_file, list(self.student))
         header, rows = self._header_and_rows(roster, got, maximum, self.title or assignment)
         named = {roster.student(row) for row in roster.rows}
         self.unmatched = sorted(set(got) - named)
