@@ -228,6 +228,11 @@ def test_a_student_logs_in_fetches_ch01_and_validates(
         page.wait_for_url(f"**/user/{student.name}/lab**", timeout=240_000)
         page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
         page.screenshot(path=shots / "2-lab.png")
+        # the students' JupyterLab: no instructor's tools, no news prompt
+        lab = json.loads(page.locator("#jupyter-config-data").text_content())
+        for plugin in hub.STUDENT_DISABLED:
+            assert plugin in lab["disabledExtensions"], lab["disabledExtensions"]
+        assert "@jupyter/nbgrader:assignment-list" not in lab["disabledExtensions"]
 
         page.locator('#jp-menu-panel div.lm-MenuBar-itemLabel:text("Nbgrader")').click()
         page.locator(
@@ -260,6 +265,10 @@ def test_a_student_logs_in_fetches_ch01_and_validates(
         row.locator('.item_status button:text("Validate")').click()
         page.locator(".nbgrader-SuccessDialog").wait_for(timeout=180_000)
         page.screenshot(path=shots / "6-validated.png")
+        page.locator("#jp-right-stack").wait_for(state="attached")  # the right sidebar's panels
+        assert page.locator("#nbgrader-create_assignemnt").count() == 0  # nbgrader's id, sic
+        assert page.get_by_title("Nbgrader Create Assignment").count() == 0
+        assert page.get_by_text("official Jupyter news").count() == 0
     assert not watch.blocked, watch.blocked
     print(f"screenshots: {shots}")
 

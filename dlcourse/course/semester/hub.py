@@ -8,7 +8,8 @@ for all users), in their home folder. nbgrader's assignment list in it
 fetches, validates and submits through the exchange shared by everyone,
 found through the students' ``nbgrader_config.py`` that this module writes
 beside the hub's configuration; the instructor's tools (formgrader, course
-list) are off in the students' servers.
+list, and their JupyterLab plugins with the Create Assignment sidebar) are off
+in the students' servers, and so is JupyterLab's prompt to fetch the news.
 
 ``write`` makes the configuration folder from :class:`Settings` (kept in it
 as JSON); ``check`` says what is wrong with one: files changed by hand, the
@@ -33,6 +34,15 @@ from dlcourse.course.semester import deadlines, exchange, policy
 HUB_CONFIG = "jupyterhub_config.py"
 SETTINGS = "dlcourse-hub.json"
 STUDENT_CONFIG = Path("jupyter") / "nbgrader_config.py"  # on the students' Jupyter config path
+STUDENT_PAGE_CONFIG = Path("jupyter") / "labconfig" / "page_config.json"  # their JupyterLab's
+# JupyterLab plugins off in the students' JupyterLab: nbgrader's instructor tools
+# (their server extensions are off too) and the prompt to fetch Jupyter's news.
+STUDENT_DISABLED = (
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:course-list",
+    "@jupyterlab/apputils-extension:announcements",
+)
 STATE = "state"  # the hub's database, cookie secret and proxy pid: root's only
 PROXY = "configurable-http-proxy"
 # What JupyterHub's `server` role gives a student's server token, to which
@@ -140,6 +150,10 @@ def files(settings: Settings, folder: Path) -> dict[Path, str]:
         folder / SETTINGS: json.dumps(asdict(settings), indent=1) + "\n",
         folder / HUB_CONFIG: _hub_config(settings, folder),
         folder / STUDENT_CONFIG: exchange.student_config(layout, Path(settings.exchange)),
+        folder / STUDENT_PAGE_CONFIG: json.dumps(
+            {"disabledExtensions": dict.fromkeys(STUDENT_DISABLED, True)}, indent=1
+        )
+        + "\n",
     }
 
 
@@ -176,7 +190,8 @@ def _refuse_to_overwrite(folder: Path) -> None:
     """Refuse to replace a file in ``folder`` that `dlcourse hub config` did not
     write as it is (someone's own jupyterhub_config.py, or one edited by hand)."""
     ours = files(read_settings(folder), folder) if (folder / SETTINGS).exists() else {}
-    for path in (folder / SETTINGS, folder / HUB_CONFIG, folder / STUDENT_CONFIG):
+    paths = (SETTINGS, HUB_CONFIG, STUDENT_CONFIG, STUDENT_PAGE_CONFIG)
+    for path in (folder / name for name in paths):
         if path.exists() and (path not in ours or path.read_text() != ours[path]):
             raise HubError(
                 f"{path} exists and is not what `dlcourse hub config` wrote: it is kept; move "
@@ -239,7 +254,7 @@ def check(folder: Path) -> list[str]:
                 f"{path} is not what `dlcourse hub config` writes for {folder / SETTINGS} "
                 "(changed by hand, or the course's nbgrader_config.py changed): write it again"
             )
-        elif path.name == STUDENT_CONFIG.name and (
+        elif path.is_relative_to(folder / STUDENT_CONFIG.parent) and (
             os.stat(path).st_mode & stat.S_IROTH == 0 or closed_folder(path.parent)
         ):
             problems.append(f"{path} cannot be read by the students: chmod a+rX on the way to it")
