@@ -176,9 +176,12 @@ def test_check_asks_the_hub_where_the_notebook_is_in_no_course(
     monkeypatch.setenv(deadlines.URL_VARIABLE, url)
     monkeypatch.setenv(deadlines.TOKEN_VARIABLE, "ann-token")
     before = dt.datetime(2026, 10, 8, 18, 59, tzinfo=UTC)
-    assert check.deadline(notebook, before).startswith(
-        "Deadline: due 2026-10-12 21:59 UTC (an extension of 3 day(s) from 2026-10-09 21:59 UTC)"
-    )
+    theirs = "Deadline: due 2026-10-12 21:59 UTC (an extension of 3 day(s) from 2026-10-09"
+    assert check.deadline(notebook, before).startswith(theirs)
+    (home / "nbgrader_config.py").write_text("")  # a student's own nbgrader settings, no policy
+    assert check.deadline(notebook, before).startswith(theirs)
+    (home / "policy.toml").write_text(POLICY.replace("ann = 2026-10-12T", "ann = 2026-10-13T"))
+    assert "2026-10-13" in check.deadline(notebook, before, "ann")  # a course's own comes first
 
 
 def test_check_says_when_the_hub_cannot_be_reached(monkeypatch: pytest.MonkeyPatch) -> None:

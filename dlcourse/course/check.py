@@ -91,13 +91,15 @@ def deadline(notebook: Path, now: dt.datetime | None = None, student: str | None
     this user, as nbgrader's exchange names them), and the time left; "" when
     the course sets none. The course is the nearest folder above the notebook
     with nbgrader_config.py; in a student's server of the course's hub, where
-    there is none (the notebooks were fetched into their home), it is the
-    hub's deadline service, which answers for this hub user only. A policy
+    there is none with a policy.toml (the notebooks were fetched into their
+    home), it is the hub's deadline service, which answers for this hub user
+    only. A policy
     that cannot be read raises :class:`policy.PolicyError`, a service that
     cannot answer :class:`deadlines.Unavailable`."""
     folder = next((p for p in Path(notebook).resolve().parents if (p / CONFIG).exists()), None)
-    if folder is not None:
-        read = policy.read(Layout.of(folder).policy)
+    local = Layout.of(folder).policy if folder else None
+    if local is not None and (local.exists() or not deadlines.in_hub_session()):
+        read = policy.read(local)
         student = student or get_username()
     elif deadlines.in_hub_session():
         student, read = deadlines.ask()
