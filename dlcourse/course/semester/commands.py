@@ -154,5 +154,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="config: the Unix group whose members may log in (default: students)",
     )
     hb.add_argument("--ip", default="127.0.0.1", help="config: the address to serve on")
-    hb.add_argument("--port", type=int, default=8000, help="config: the port (default 8000)")
+    hb.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="config: the port for browsers (default 8000; the next three, on 127.0.0.1, are "
+        "the hub's API, the proxy's and the deadline service's)",
+    )
     hb.set_defaults(run=cmd_hub)

@@ -65,7 +65,7 @@ class Settings:
     exchange: str  # nbgrader's exchange, shared by everyone
     group: str  # the Unix group whose members may log in
     ip: str = "127.0.0.1"
-    port: int = 8000  # students' browsers come here; the hub and the proxy's APIs use the next two
+    port: int = 8000  # for browsers; the hub, the proxy and the deadline service use the next 3
     python: str = sys.executable  # the environment the course is installed in, for everyone
 
 
