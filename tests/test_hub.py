@@ -5,11 +5,12 @@ logins of real Unix users (made by the test, removed after), each student's
 JupyterLab started as them by LocalProcessSpawner from this environment, and
 nbgrader's exchange shared between the instructor and the students. The
 instructor releases ch01 (`dlcourse exchange release`); a student logs in,
-sees ch01 in nbgrader's assignment list, fetches it and validates a notebook
-they answered. Each student learns their own deadline from the hub's
-deadline service (`dlcourse check` in their server), with their extension,
-and nothing of the other's. Skipped, saying why, where root,
-configurable-http-proxy (npm) or Chromium is missing; `.ci/run` installs them.
+sees ch01 in nbgrader's assignment list, fetches it, validates a notebook they
+answered and runs `dlcourse check` on it in a notebook. Each student learns
+their own deadline from the hub's deadline service (`dlcourse check` in their
+server), with their extension, and nothing of the other's. Skipped, saying
+why, where root, configurable-http-proxy (npm) or Chromium is missing;
+`.ci/run` installs them.
 """
 
 from __future__ import annotations
@@ -265,6 +266,28 @@ def test_a_student_logs_in_fetches_ch01_and_validates(
         row.locator('.item_status button:text("Validate")').click()
         page.locator(".nbgrader-SuccessDialog").wait_for(timeout=180_000)
         page.screenshot(path=shots / "6-validated.png")
+        page.locator(".nbgrader-SuccessDialog button").click()
+
+        # In a notebook of their own, `dlcourse check` tells them their deadline
+        # (from the hub's deadline service: the course folder is closed to them).
+        page.locator('#jp-menu-panel div.lm-MenuBar-itemLabel:text("File")').click()
+        page.locator('#jp-mainmenu-file li[data-command="launcher:create"]').click()
+        page.locator('.jp-Launcher-section:has-text("Notebook") .jp-LauncherCard').first.click()
+        page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for(
+            timeout=120_000
+        )  # the notebook's kernel has started
+        command = f"!dlcourse check {ASSIGNMENT}/{ANSWERED}.ipynb"
+        cell = page.locator(".jp-Notebook .jp-Cell").first
+        cell.locator(".cm-content").click()
+        page.keyboard.type(command)
+        cell.locator(".cm-content").filter(has_text=command).wait_for(timeout=30_000)
+        page.keyboard.press("Shift+Enter")
+        said = cell.locator(".jp-OutputArea-output").filter(has_text="Deadline: due")
+        try:
+            said.first.wait_for(timeout=240_000)
+        finally:
+            page.screenshot(path=shots / "7-deadline.png")
+        assert "(an extension of" in said.first.inner_text()  # theirs: the policy extends it
         page.locator("#jp-right-stack").wait_for(state="attached")  # the right sidebar's panels
         assert page.locator("#nbgrader-create_assignemnt").count() == 0  # nbgrader's id, sic
         assert page.get_by_title("Nbgrader Create Assignment").count() == 0
