@@ -353,3 +353,14 @@ def test_hub_config_needs_the_course_folder(tmp_path: Path, shared: Path) -> Non
     settings = hub.Settings(course=str(tmp_path / "no-course"), exchange=str(shared), group="root")
     with pytest.raises(hub.HubError, match="does not exist: give the course's folder"):
         hub.write(settings, tmp_path / "hub")
+
+
+def test_hub_config_records_the_exchange_for_the_release_after_it(
+    tmp_path: Path, shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    main(["--root", str(course.root), "hub", "config", "--config", str(tmp_path / "hub"),
+          "--exchange", str(shared), "--group", "root"])  # fmt: skip
+    assert exchange_record.recorded(course.root) == shared
+    assert course.exchange_record.stat().st_uid == course.root.stat().st_uid  # the owner's
+    main(["--root", str(course.root), "exchange", "release"])
+    assert f"released: {shared / 'dlcourse' / 'outbound' / ASSIGNMENT}" in capsys.readouterr().out
