@@ -216,3 +216,13 @@ def test_an_answer_holds_the_students_deadline_and_nobody_elses(
     now = due + dt.timedelta(seconds=offset)
     assert name == student and theirs.time_left(student, now) == policy.time_left(student, now)
     assert theirs.fingerprint(student) == policy.fingerprint(student)
+
+
+def test_the_service_says_the_hub_starts_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dlcourse.course.semester import deadline_service
+
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_URL", raising=False)
+    with pytest.raises(SystemExit, match="started by JupyterHub"):
+        deadline_service.main(["--course", str(tmp_path)])

@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--course", type=Path, required=True, help="the course folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[dlcourse-deadlines] %(message)s")
+    if not os.environ.get("JUPYTERHUB_SERVICE_URL"):
+        raise SystemExit(
+            "the deadline service is started by JupyterHub, which gives it its address and "
+            "token (c.JupyterHub.services, written by `dlcourse hub config`): start the hub"
+        )
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{deadlines.SERVICE}/")
 
