@@ -37,18 +37,19 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Te
 
     Shapes: x (N, D_in), weight (D_in, D_out), bias (D_out,) -> (N, D_out).
     """
-    x, W = _tensor(x), _tensor(weight)
-    if x.data.ndim != 2 or W.data.ndim != 2 or x.data.shape[1] != W.data.shape[0]:
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    W = weight if isinstance(weight, Tensor) else Tensor(weight)
+    X, Wd = x.data, W.data
+    if X.ndim != 2 or Wd.ndim != 2 or X.shape[1] != Wd.shape[0]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit a weight of shape {W.shape}: "
             f"expected (N, {W.shape[0]}), a batch of N rows with {W.shape[0]} features."
         )
-    X, Wd = x.data, W.data
     out = X @ Wd
     dx, dW = lambda g: g @ Wd.T, lambda g: X.T @ g  # dL/dx = g W^T, dL/dW = x^T g
     if bias is None:
         return _record("linear", out, (x, W), dx, dW, jvp=lambda tx, tW: tx @ Wd + X @ tW)
-    b = _tensor(bias)
+    b = bias if isinstance(bias, Tensor) else Tensor(bias)
     out += b.data
     tangent = lambda tx, tW, tb: tx @ Wd + X @ tW + tb  # noqa: E731  (d(xW + b))
     return _record("linear", out, (x, W, b), dx, dW, lambda g: g.sum(axis=0), jvp=tangent)
@@ -100,7 +101,7 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
             f"pass one integer label per row, shape ({n},)."
         )
     y = y.astype(np.intp, copy=False)
-    if n and y.view(np.uintp).max() >= classes:
+    if n and np.maximum.reduce(y.view(np.uintp)) >= classes:
         raise ValueError(
             f"cross_entropy: labels must lie in 0..{classes - 1} for {classes} classes, "
             f"found {y.min()}..{y.max()}."
@@ -117,20 +118,19 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
             f"example; got {logits.shape}."
         )
     n, classes = logits.data.shape
-    y = _labels(labels, n, classes)
-    rows = np.arange(n)
+    y, rows = _labels(labels, n, classes), np.arange(n)
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
-    loss = (np.log(total[:, 0]) - shifted[rows, y]).sum() / n  # shifted[rows, y]: true class
+    true = shifted[rows, y]  # each row's score of its true class
+    loss = np.asarray((np.log(total[:, 0]) - true).sum() / n, dtype=logits.dtype)
 
-    def slope(g: np.ndarray) -> np.ndarray:  # dL/dlogits = g (softmax - onehot(y)) / N
+    def slope(g: Any) -> np.ndarray:  # dL/dlogits = g (softmax - onehot(y)) / N
         grad = exp / total
         grad[rows, y] -= 1.0
-        grad *= g / n  # g is dL/dloss, a single number
+        grad *= float(g) / n  # g is dL/dloss, a single number
         return grad
 
-    loss = np.asarray(loss, dtype=logits.dtype)
     return _record("cross_entropy", loss, (logits,), slope, jvp=lambda t: (slope(1.0) * t).sum())
 
 
@@ -307,8 +307,9 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = x if isinstance(x, Tensor) else Tensor(x)
         for layer in self.layers:
-            x = layer(x)
+            x = layer.forward(x)  # x is a Tensor: all __call__ would add is converting it
         return x
 
     def named_children(self) -> Iterator[tuple[str, Module]]:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from heapq import heappop, heappush
 from itertools import count
+from math import isfinite
 from typing import Any, Union
 
 import numpy as np
@@ -122,7 +123,7 @@ class Tensor:
                 f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
                 "function(s); give one function per input."
             )
-        return _record(op, data, tuple(inputs), *vjps, jvp=jvp)
+        return _record(op, _as_float_array(data, False), tuple(inputs), *vjps, jvp=jvp)
 
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
@@ -206,7 +207,7 @@ class Tensor:
                     "Reduce it to a scalar loss first (e.g. y.sum() or y.mean()), or pass "
                     "the gradient dL/dy explicitly: y.backward(grad) with grad of the same shape."
                 )
-            seed = np.ones(self.data.shape, dtype=self.data.dtype)
+            seed = np.array(1.0, dtype=self.data.dtype).reshape(self.data.shape)
         else:
             seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if seed.shape != self.shape:
@@ -442,15 +443,19 @@ def _record(
     ``inputs`` and, for each, the function giving its gradient (``vjps``); no
     graph when gradients are disabled or no input requires one.  Inside
     :func:`jvp` it also gets its tangent."""
-    out = Tensor(data)
+    if type(data) is not np.ndarray:  # a numpy scalar from a reduction, say
+        data = np.asarray(data)
+    out = object.__new__(Tensor)  # its fields are set here, without __init__'s checks
+    out.data, out.grad, out.name, out.tangent, out._retain = data, None, None, None, False
     if _forward_mode:
         _push_tangent(out, inputs, vjps, jvp)
     if _grad_enabled:
         for t in inputs:
             if t.requires_grad:
-                out.requires_grad = True
-                out._op, out._inputs, out._vjps, out._seq = op, inputs, vjps, next(_recorded)
-                break
+                out.requires_grad, out._op, out._inputs, out._vjps = True, op, inputs, vjps
+                out._seq = next(_recorded)
+                return out
+    out.requires_grad, out._op, out._inputs, out._vjps, out._seq = False, "", (), (), 0
     return out
 
 
@@ -483,7 +488,7 @@ def _select(keep: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``g`` where ``keep`` holds, else 0.  Selected, as 0 * inf would be NaN; but
     a finite ``g`` of 1,024 elements or more is multiplied by the mask, which has
     no branches (one dot product tells that g is finite)."""
-    if g.size >= 1024 and np.isfinite(g.reshape(-1) @ g.reshape(-1)):
+    if g.size >= 1024 and isfinite(np.vdot(g, g)):
         return g * keep
     return np.where(keep, g, 0.0)
 
