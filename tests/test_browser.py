@@ -355,13 +355,18 @@ def test_a_learner_runs_answers_and_validates_a_section(
 
 
 def test_training_shows_a_progress_widget(lab: Lab, shots: Path) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     with browser_context((1400, 1000)) as (context, watch):
         page = context.new_page()
-        panel = open_notebook(page, lab, f"{ASSIGNMENT}/01_deep_learning.ipynb")
-        run_all(page, panel)
-        bar = panel.locator(".jp-OutputArea-output .widget-hprogress")
-        bar.first.wait_for(state="attached", timeout=60_000)
-        assert bar.count() >= 1
+        for _ in range(3):  # a page JupyterLab shows idle may run nothing: load it again
+            panel = open_notebook(page, lab, f"{ASSIGNMENT}/01_deep_learning.ipynb")
+            run_all(page, panel)
+            bar = panel.locator(".jp-OutputArea-output .widget-hprogress")
+            with contextlib.suppress(PlaywrightTimeoutError):
+                bar.first.wait_for(state="attached", timeout=60_000)
+                break
+        assert bar.count() >= 1, "no progress widget after three runs of the notebook"
         widget = panel.locator(".jp-OutputArea-output:has(.widget-hprogress)").first
         widget.scroll_into_view_if_needed()
         shown = widget.text_content() or ""
