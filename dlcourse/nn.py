@@ -20,7 +20,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from dlcourse.tensor import ArrayLike, ShapeError, Tensor, _record, no_grad
+from dlcourse.tensor import ArrayLike, Rule, ShapeError, Tensor, _record, no_grad
 
 Init = str | float
 Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on first use
@@ -46,13 +46,20 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Te
             f"expected (N, {W.shape[0]}), a batch of N rows with {W.shape[0]} features."
         )
     out = X @ Wd
-    dx, dW = lambda g: g @ Wd.T, lambda g: X.T @ g  # dL/dx = g W^T, dL/dW = x^T g
     if bias is None:
-        return _record("linear", out, (x, W), dx, dW, jvp=lambda tx, tW: tx @ Wd + X @ tW)
+        return _record(LINEAR_NO_BIAS, out, (x, W), X, Wd)
     b = bias if isinstance(bias, Tensor) else Tensor(bias)
     out += b.data
-    tangent = lambda tx, tW, tb: tx @ Wd + X @ tW + tb  # noqa: E731  (d(xW + b))
-    return _record("linear", out, (x, W, b), dx, dW, lambda g: g.sum(axis=0), jvp=tangent)
+    return _record(LINEAR, out, (x, W, b), X, Wd)
+
+
+# y = x W + b: dL/dx = g W^T, dL/dW = x^T g, dL/db = g summed over the batch
+LINEAR = Rule(
+    "linear",
+    (lambda g, X, W: g @ W.T, lambda g, X, W: X.T @ g, lambda g, X, W: g.sum(axis=0)),
+    jvp=lambda tx, tW, tb, X, W: tx @ W + X @ tW + tb,
+)
+LINEAR_NO_BIAS = Rule("linear", LINEAR.vjps[:2], jvp=lambda tx, tW, X, W: tx @ W + X @ tW)
 
 
 def relu(x: ArrayLike) -> Tensor:
@@ -72,10 +79,15 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> Tensor:
     x = _tensor(x)
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-    # d log_softmax_i / dx_j = [i == j] - softmax_j
-    back = lambda g: g - np.exp(out) * g.sum(axis=axis, keepdims=True)  # noqa: E731
-    tangent = lambda t: t - (np.exp(out) * t).sum(axis=axis, keepdims=True)  # noqa: E731
-    return _record("log_softmax", out, (x,), back, jvp=tangent)
+    return _record(LOG_SOFTMAX, out, (x,), out, axis)
+
+
+# y = log softmax x: dy_i/dx_j = [i == j] - softmax_j, and softmax = e^y
+LOG_SOFTMAX = Rule(
+    "log_softmax",
+    (lambda g, y, axis: g - np.exp(y) * g.sum(axis=axis, keepdims=True),),
+    jvp=lambda t, y, axis: t - (np.exp(y) * t).sum(axis=axis, keepdims=True),
+)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> Tensor:
@@ -124,14 +136,23 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
     total = exp.sum(axis=1, keepdims=True)
     true = shifted[rows, y]  # each row's score of its true class
     loss = np.asarray((np.log(total[:, 0]) - true).sum() / n, dtype=logits.dtype)
+    return _record(CROSS_ENTROPY, loss, (logits,), exp, total, rows, y)
 
-    def slope(g: Any) -> np.ndarray:  # dL/dlogits = g (softmax - onehot(y)) / N
-        grad = exp / total
-        grad[rows, y] -= 1.0
-        grad *= float(g) / n  # g is dL/dloss, a single number
-        return grad
 
-    return _record("cross_entropy", loss, (logits,), slope, jvp=lambda t: (slope(1.0) * t).sum())
+def _cross_entropy_slope(g: Any, exp: np.ndarray, total: np.ndarray, rows: np.ndarray,
+                         y: np.ndarray) -> np.ndarray:  # fmt: skip
+    """dL/dlogits = g (softmax - onehot(y)) / N; g is dL/dloss, a single number."""
+    grad = exp / total
+    grad[rows, y] -= 1.0
+    grad *= float(g) / len(y)
+    return grad
+
+
+CROSS_ENTROPY = Rule(
+    "cross_entropy",
+    (_cross_entropy_slope,),
+    jvp=lambda t, *saved: (_cross_entropy_slope(1.0, *saved) * t).sum(),
+)
 
 
 def mse_loss(prediction: ArrayLike, target: ArrayLike) -> Tensor:

@@ -1,28 +1,31 @@
 """A reverse-mode automatic differentiation engine on numpy arrays, to be read
 top to bottom.
 
-Every operation states its **forward** result and, for each input, a function
-of ``g`` (the gradient of the loss with respect to the output) that returns
-the gradient with respect to that input: ``g`` times the local derivative.
-That product is the chain rule, equation (1.1) of the chapter,
-``dy/dx = f'(g(x)) * g'(x)``, so the operations read like a table of
-derivatives.  Numbers and arrays enter an operation as constant tensors.
+Every operation states its **forward** result, and a row of the table of
+derivatives below states, for each input, a function of ``g`` (the gradient
+of the loss with respect to the output) that returns the gradient with
+respect to that input: ``g`` times the local derivative.  That product is the
+chain rule, equation (1.1) of the chapter, ``dy/dx = f'(g(x)) * g'(x)``.  The
+gradient functions are written once, not made anew by every call, and take
+the values the forward pass saved for them.  Numbers and arrays enter an
+operation as constant tensors.
 
-:func:`_record` makes an operation's output and remembers its inputs and
-their gradient functions.  :meth:`Tensor.backward` does the bookkeeping in
-one place: it visits the recorded operations latest first (an operation is
-always recorded after its inputs, so that is a topological order, and no
-recursion is needed), sums each gradient over the axes along which its input
-was broadcast, checks its shape and adds (``+=``) the contributions of every
-use.  Gradient functions capture inputs and saved values, never their own
-output, so a graph has no reference cycles and is freed with its loss.
-Intermediates' gradients live in ``backward``'s own dictionary unless kept
-(:meth:`Tensor.retain_grad`, ``backward(retain_grads=True)``).
+:func:`_record` makes an operation's output and remembers its inputs, its
+row of the table and the saved values.  :meth:`Tensor.backward` does the
+bookkeeping in one place: it visits the recorded operations latest first (an
+operation is always recorded after its inputs, so that is a topological
+order, and no recursion is needed), sums each gradient over the axes along
+which its input was broadcast, checks its shape and adds (``+=``) the
+contributions of every use.  Saved values are arrays and numbers, never an
+operation's own output tensor, so a graph has no reference cycles and is
+freed with its loss.  Intermediates' gradients live in ``backward``'s own
+dictionary unless kept (:meth:`Tensor.retain_grad`,
+``backward(retain_grads=True)``).
 
 Forward mode (:func:`jvp`) pushes a tangent through the same operations as
 they run: an elementwise operation's Jacobian is diagonal, so its gradient
 functions applied to the inputs' tangents give the output's tangent; the
-other operations state a tangent rule (``jvp=``) next to their gradients.
+other operations state a tangent rule next to their gradients.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from heapq import heappop, heappush
 from itertools import count
-from math import isfinite
-from typing import Any, Union
+from math import isfinite, prod
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
-Vjp = Callable[[np.ndarray], np.ndarray]  # g -> the gradient for one input
-Jvp = Callable[..., np.ndarray]  # the inputs' tangents -> the output's tangent
+Vjp = Callable[..., np.ndarray]  # (g, *saved) -> the gradient for one input
+Jvp = Callable[..., np.ndarray]  # (*the inputs' tangents, *saved) -> the output's tangent
 Axis = int | tuple[int, ...] | None
 
 _grad_enabled = True
@@ -48,6 +51,86 @@ _recorded = count(1)  # numbers the recorded operations in the order they ran
 
 class ShapeError(ValueError):
     """Shapes that an operation cannot combine."""
+
+
+class Rule(NamedTuple):
+    """How an operation differentiates: its name, one gradient function per
+    input (None: that input gets no gradient) and, unless the operation is
+    elementwise, its tangent rule for forward mode."""
+
+    name: str
+    vjps: tuple[Vjp | None, ...]
+    jvp: Jvp | None = None
+
+
+# ----------------------------------------------------- the table of derivatives
+# Each gradient function maps g = dL/d(output), and the values its operation
+# saved, to dL/d(input) = g * d(output)/d(input).  y is the output's value.
+# fmt: off
+ADD = Rule("add", (lambda g: g, lambda g: g))  # d(a+b)/da = d(a+b)/db = 1
+SUB = Rule("sub", (lambda g: g, lambda g: -g))  # d(a-b)/da = 1, d(a-b)/db = -1
+MUL = Rule("mul", (lambda g, a, b: g * b, lambda g, a, b: g * a))  # d(ab)/da = b, d(ab)/db = a
+# y = a/b: dy/da = 1/b, dy/db = -a/b^2 = -y/b
+DIV = Rule("div", (lambda g, b, y: g / b, lambda g, b, y: -g * y / b))
+NEG = Rule("neg", (lambda g: -g,))  # d(-a)/da = -1
+POW = Rule("pow", (lambda g, a, p: _pow_grad(g, a, p),))  # d(a^p)/da = p a^(p-1)
+EXP = Rule("exp", (lambda g, y: g * y,))  # d(e^a)/da = e^a = y
+LOG = Rule("log", (lambda g, a: g / a,))  # d(log a)/da = 1/a
+TANH = Rule("tanh", (lambda g, y: g * (1 - y * y),))  # d(tanh a)/da = 1 - tanh^2 a
+# d(sigma a)/da = sigma (1 - sigma) = e / (1 + e)^2 with e = e^-|a| (no 1 - sigma, which cancels)
+SIGMOID = Rule("sigmoid", (lambda g, e: g * e / ((1 + e) * (1 + e)),))
+RELU = Rule("relu", (lambda g, y: _select(y, g),))  # slope 1 where y = max(a, 0) > 0, else 0
+# Y = A B: dL/dA = g B^T and dL/dB = A^T g (summed over broadcast batch axes)
+MATMUL = Rule("matmul", (lambda g, A, B: g @ np.swapaxes(B, -1, -2),
+                         lambda g, A, B: np.swapaxes(A, -1, -2) @ g),
+              jvp=lambda ta, tb, A, B: ta @ B + A @ tb)
+# A reduction saves its input's shape and that shape with 1 on each reduced axis (kept).
+SUM = Rule("sum", (lambda g, shape, kept, *_: np.broadcast_to(g.reshape(kept), shape),),
+           jvp=lambda t, shape, kept, axes, keep: t.sum(axis=axes, keepdims=keep))  # slope 1
+MEAN = Rule("mean", (lambda g, shape, kept, axes, keep, n:
+                     np.broadcast_to(g.reshape(kept) / n, shape),),  # slope 1/n
+            jvp=lambda t, shape, kept, axes, keep, n: t.sum(axis=axes, keepdims=keep) / n)
+# slope 1 at the maximum, shared by ties (selected, so an infinite g gives 0 elsewhere)
+MAX = Rule("max", (lambda g, kept, top, share, *_: np.where(top, g.reshape(kept) * share, 0.0),),
+           jvp=lambda t, kept, top, share, axes, keep: (t * share).sum(axis=axes, keepdims=keep))
+RESHAPE = Rule("reshape", (lambda g, shape, new: g.reshape(shape),),
+               jvp=lambda t, shape, new: t.reshape(new))
+TRANSPOSE = Rule("transpose", (lambda g, perm, inverse: g.transpose(inverse),),
+                 jvp=lambda t, perm, inverse: t.transpose(perm))
+GETITEM = Rule("getitem", (lambda g, a, index, basic: _scatter(g, a, index, basic),),
+               jvp=lambda t, a, index, basic: t[index])  # slope 1 where selected, else 0
+WHERE = Rule("where", (lambda g, c: np.where(c, g, 0.0), lambda g, c: np.where(c, 0.0, g)))
+# fmt: on
+
+
+def _pow_grad(g: np.ndarray, a: np.ndarray, p: float) -> np.ndarray:
+    if p == 0:  # a constant 1: its slope is 0 everywhere, also at a = 0
+        return np.zeros_like(a)
+    slope = p * a ** (p - 1)
+    if p.is_integer():
+        return g * slope
+    # a negative base has no real power p, so no slope either (-inf too, as in torch)
+    return g * np.where(a < 0, np.nan, slope)
+
+
+def _select(keep: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``g`` where ``keep`` is not 0, else 0 (``keep`` itself, which is 0 there).
+    Selected, as 0 * inf would be NaN; but a finite ``g`` of 1,024 elements or
+    more is multiplied by the mask, which has no branches (one dot product
+    tells that g is finite)."""
+    if g.size >= 1024 and isfinite(np.vdot(g, g)):
+        return g * (keep != 0)
+    return np.where(keep, g, keep)
+
+
+def _scatter(g: np.ndarray, a: np.ndarray, index: Any, basic: bool) -> np.ndarray:
+    """``g`` put back where ``a[index]`` came from, 0 elsewhere."""
+    full = np.zeros_like(a)
+    if basic:
+        full[index] = g
+    else:
+        np.add.at(full, index, g)  # an element selected twice gets both gradients
+    return full
 
 
 @contextmanager
@@ -92,7 +175,7 @@ class Tensor:
     that does not shares it.  After ``loss.backward()`` every tensor created
     with ``requires_grad=True`` holds ``dloss/dtensor`` in ``.grad``."""
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "tangent", "_op", "_inputs", "_vjps",
+    __slots__ = ("data", "grad", "requires_grad", "name", "tangent", "_rule", "_inputs", "_saved",
                  "_seq", "_retain")  # fmt: skip
     __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is a Tensor
 
@@ -104,7 +187,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self.tangent: np.ndarray | None = None  # set by jvp()
-        self._op, self._inputs, self._vjps, self._seq, self._retain = "", (), (), 0, False
+        self._rule, self._inputs, self._saved, self._seq, self._retain = None, (), (), 0, False
 
     @classmethod
     def from_op(
@@ -123,21 +206,22 @@ class Tensor:
                 f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
                 "function(s); give one function per input."
             )
-        return _record(op, _as_float_array(data, False), tuple(inputs), *vjps, jvp=jvp)
+        return _record(Rule(op, tuple(vjps), jvp), _as_float_array(data, False), tuple(inputs))
 
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
     size = property(lambda self: self.data.size)
-    is_leaf = property(lambda self: not self._vjps, doc="True unless an operation made it.")
-    op = property(lambda self: self._op, doc="The operation that made it ('' for a leaf).")
+    is_leaf = property(lambda self: self._rule is None, doc="True unless an operation made it.")
+    op = property(lambda self: self._rule.name if self._rule else "",
+                  doc="The operation that made it ('' for a leaf).")  # fmt: skip
     inputs = property(lambda self: self._inputs, doc="What it was computed from.")
 
     def local_gradient(self, i: int, g: ArrayLike) -> np.ndarray:
         """What this operation's backward passes to input ``i`` for upstream ``g``
         (``g`` times the local derivative), summed to the input's shape."""
         upstream = np.broadcast_to(np.asarray(g, dtype=self.data.dtype), self.shape)
-        return _fit(self._vjps[i](upstream), self._inputs[i], self)
+        return _fit(self._rule.vjps[i](upstream, *self._saved), self._inputs[i], self)
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
@@ -176,7 +260,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
-        extra = f", op='{self._op}'" if self._vjps else ", requires_grad=True" * self.requires_grad
+        extra = f", op='{self.op}'" if self._rule else ", requires_grad=True" * self.requires_grad
         if self.data.dtype != np.float64:
             extra += f", dtype={self.data.dtype}"
         if self.name:
@@ -215,7 +299,7 @@ class Tensor:
                     f"backward(grad): grad has shape {seed.shape} but the tensor has shape "
                     f"{self.shape}; they must match."
                 )
-        if not self._vjps:  # a leaf: d(self)/d(self) is the seed itself
+        if self._rule is None:  # a leaf: d(self)/d(self) is the seed itself
             _keep(self, seed)
             return
         grads = {self: seed}  # the intermediates' gradients, until passed on
@@ -227,12 +311,13 @@ class Tensor:
                 g = grads.pop(node)  # complete: every use of node was recorded after it
                 if retain_grads or node._retain:
                     _keep(node, g)
-                for t, vjp in zip(node._inputs, node._vjps):
-                    if vjp is None or not t.requires_grad or (r := vjp(g)) is None:
+                saved = node._saved
+                for t, vjp in zip(node._inputs, node._rule.vjps):
+                    if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
                         continue
                     if type(r) is not np.ndarray or r.shape != t.data.shape:
                         r = _fit(r, t, node)
-                    if t._vjps:  # an intermediate: the sum over its uses
+                    if t._rule is not None:  # an intermediate: the sum over its uses
                         if t in grads:
                             grads[t] = grads[t] + r
                         else:
@@ -245,26 +330,24 @@ class Tensor:
                     else:
                         t.grad = r  # a new array that nothing else holds
 
-    # ---------------------------------------- arithmetic: the table of derivatives
-    def __add__(self, other: ArrayLike) -> Tensor:  # d(a+b)/da = d(a+b)/db = 1
+    # ------------------------------------------- arithmetic: the forward results
+    def __add__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
-        return _record("add", _broadcast("add", np.add, a, b), (a, b), lambda g: g, lambda g: g)
+        return _record(ADD, _broadcast("add", np.add, a, b), (a, b))
 
-    def __sub__(self, other: ArrayLike) -> Tensor:  # d(a-b)/da = 1, d(a-b)/db = -1
+    def __sub__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
-        out = _broadcast("sub", np.subtract, a, b)
-        return _record("sub", out, (a, b), lambda g: g, lambda g: -g)
+        return _record(SUB, _broadcast("sub", np.subtract, a, b), (a, b))
 
-    def __mul__(self, other: ArrayLike) -> Tensor:  # d(ab)/da = b, d(ab)/db = a
+    def __mul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
-        out = _broadcast("mul", np.multiply, a, b)
-        return _record("mul", out, (a, b), lambda g: g * b.data, lambda g: g * a.data)
+        return _record(MUL, _broadcast("mul", np.multiply, a, b), (a, b), a.data, b.data)
 
-    def __truediv__(self, other: ArrayLike) -> Tensor:  # d(a/b)/da = 1/b, d/db = -a/b^2 = -out/b
+    def __truediv__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
         with np.errstate(divide="ignore", invalid="ignore"):  # 1/0 is inf, 0/0 NaN: no warning
-            out = _broadcast("div", np.divide, a, b)
-        return _record("div", out, (a, b), lambda g: g / b.data, lambda g: -g * out / b.data)
+            y = _broadcast("div", np.divide, a, b)
+        return _record(DIV, y, (a, b), b.data, y)
 
     def __radd__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) + self
@@ -279,49 +362,40 @@ class Tensor:
         return _constant(other, self) / self
 
     def __neg__(self) -> Tensor:
-        return _record("neg", -self.data, (self,), lambda g: -g)
+        return _record(NEG, -self.data, (self,))
 
-    def __pow__(self, exponent: float) -> Tensor:  # d(a^p)/da = p a^(p-1)
+    def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError(
                 "pow: the exponent must be a Python number (x ** 2, x ** 0.5); "
                 "for a tensor exponent write exp(b * log(a))."
             )
-        a, p = self, float(exponent)
+        a, p = self.data, float(exponent)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = a.data**p
-        if p == 0:  # a constant 1: its slope is 0 everywhere, also at a = 0
-            return _record("pow", out, (a,), lambda g: np.zeros_like(a.data))
-        if p.is_integer():
-            return _record("pow", out, (a,), lambda g: g * (p * a.data ** (p - 1)))
-        # a negative base has no real power p, so no slope either (-inf too, as in torch)
-        slope = lambda: np.where(a.data < 0, np.nan, p * a.data ** (p - 1))  # noqa: E731
-        return _record("pow", out, (a,), lambda g: g * slope())
+            return _record(POW, a**p, (self,), a, p)
 
-    def exp(self) -> Tensor:  # (e^a)' = e^a
+    def exp(self) -> Tensor:
         with np.errstate(over="ignore"):
-            out = np.exp(self.data)
-        return _record("exp", out, (self,), lambda g: g * out)
+            y = np.exp(self.data)
+        return _record(EXP, y, (self,), y)
 
-    def log(self) -> Tensor:  # (log a)' = 1/a
-        a = self
+    def log(self) -> Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return _record("log", np.log(a.data), (a,), lambda g: g / a.data)
+            return _record(LOG, np.log(self.data), (self,), self.data)
 
-    def tanh(self) -> Tensor:  # tanh' = 1 - tanh^2
-        out = np.tanh(self.data)
-        return _record("tanh", out, (self,), lambda g: g * (1 - out * out))
+    def tanh(self) -> Tensor:
+        y = np.tanh(self.data)
+        return _record(TANH, y, (self,), y)
 
-    def sigmoid(self) -> Tensor:  # sigma' = sigma (1 - sigma) = e / (1 + e)^2, e = e^-|a|
-        # 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below: never overflows, and
-        # neither side subtracts nearly equal numbers (nor does the slope: no 1 - sigma)
+    def sigmoid(self) -> Tensor:
+        # 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a) below, with e = e^-|a|:
+        # never overflows, and neither side subtracts nearly equal numbers
         e = np.exp(-np.abs(self.data))
-        out = np.where(self.data >= 0, 1.0, e) / (1 + e)
-        return _record("sigmoid", out, (self,), lambda g: g * e / ((1 + e) * (1 + e)))
+        return _record(SIGMOID, np.where(self.data >= 0, 1.0, e) / (1 + e), (self,), e)
 
-    def relu(self) -> Tensor:  # slope 0 where a <= 0, else 1 (NaN passes g, as in torch)
-        out = np.maximum(self.data, 0.0)  # 0 exactly where a <= 0
-        return _record("relu", out, (self,), lambda g: _select(out != 0, g))
+    def relu(self) -> Tensor:
+        y = np.maximum(self.data, 0.0)  # 0 exactly where a <= 0 (NaN stays NaN, as in torch)
+        return _record(RELU, y, (self,), y)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
@@ -350,58 +424,49 @@ class Tensor:
                 f"matmul: shapes {a.shape} and {b.shape}: the batch axes {a.shape[:-2]} and "
                 f"{b.shape[:-2]} (all but the last two) cannot be broadcast together."
             ) from None
-        # Y = A B: dL/dA = dL/dY B^T and dL/dB = A^T dL/dY (summed over broadcast batch axes)
-        dA, dB = lambda g: g @ np.swapaxes(B, -1, -2), lambda g: np.swapaxes(A, -1, -2) @ g
-        return _record("matmul", out, (a, b), dA, dB, jvp=lambda ta, tb: ta @ B + A @ tb)
+        return _record(MATMUL, out, (a, b), A, B)
 
     # ------------------------------------------------------------ reductions
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Sum over ``axis`` (all axes by default); every element has slope 1."""
-        a, axes = self, _axes("sum", axis, self.shape)
-        out = a.data.sum(axis=axes, keepdims=keepdims)
-        spread = lambda g: np.broadcast_to(_unreduce(g, axes, keepdims), a.shape)  # noqa: E731
-        return _record("sum", out, (a,), spread, jvp=lambda t: t.sum(axis=axes, keepdims=keepdims))
+        """Sum over ``axis`` (all axes by default)."""
+        axes, kept = _axes("sum", axis, self.shape)
+        out = self.data.sum(axis=axes, keepdims=keepdims)
+        return _record(SUM, out, (self,), self.shape, kept, axes, keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes by default); NaN for no elements, as in numpy."""
-        a, axes = self, _axes("mean", axis, self.shape)
-        n = int(np.prod([a.shape[i] for i in axes]))
+        axes, kept = _axes("mean", axis, self.shape)
+        n = prod(self.shape[i] for i in axes)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = a.data.sum(axis=axes, keepdims=keepdims) / n
-        spread = lambda g: np.broadcast_to(_unreduce(g, axes, keepdims) / n, a.shape)  # noqa: E731
-        tangent = lambda t: t.sum(axis=axes, keepdims=keepdims) / n  # noqa: E731
-        return _record("mean", out, (a,), spread, jvp=tangent)
+            out = self.data.sum(axis=axes, keepdims=keepdims) / n
+        return _record(MEAN, out, (self,), self.shape, kept, axes, keepdims, n)
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
-        a, axes = self, _axes("max", axis, self.shape)
+        a = self.data
+        axes, kept = _axes("max", axis, self.shape)
         if any(a.shape[i] == 0 for i in axes):
             raise ValueError(
-                f"max: the tensor of shape {a.shape} has no elements along the axes {axes}, "
+                f"max: the tensor of shape {self.shape} has no elements along the axes {axes}, "
                 "so they have no maximum."
             )
-        top = a.data.max(axis=axes, keepdims=True)
-        winners = (a.data == top) | (np.isnan(a.data) & np.isnan(top))  # NaN wins, as in torch
+        top = a.max(axis=axes, keepdims=True)
+        winners = (a == top) | (np.isnan(a) & np.isnan(top))  # NaN wins, as in torch
         share = winners / winners.sum(axis=axes, keepdims=True)
         out = top if keepdims else top.reshape([n for i, n in enumerate(a.shape) if i not in axes])
-        # to the maximum only (selected, so an infinite g gives 0 elsewhere, not NaN)
-        to_top = lambda g: np.where(winners, _unreduce(g, axes, keepdims) * share, 0.0)  # noqa: E731
-        tangent = lambda t: (t * share).sum(axis=axes, keepdims=keepdims)  # noqa: E731
-        return _record("max", out, (a,), to_top, jvp=tangent)
+        return _record(MAX, out, (self,), kept, winners, share, axes, keepdims)
 
     # ------------------------------------------------------- shape and index
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
-        a = self
         new_shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
         try:
-            out = a.data.reshape(new_shape)
+            out = self.data.reshape(new_shape)
         except ValueError:
             raise ShapeError(
-                f"reshape: cannot reshape {a.data.size} elements of shape {a.shape} into "
+                f"reshape: cannot reshape {self.data.size} elements of shape {self.shape} into "
                 f"shape {tuple(new_shape)}; the number of elements must stay the same."
             ) from None
-        tangent = lambda t: t.reshape(out.shape)  # noqa: E731
-        return _record("reshape", out, (a,), lambda g: g.reshape(a.shape), jvp=tangent)
+        return _record(RESHAPE, out, (self,), self.shape, out.shape)
 
     def transpose(self, *axes: int) -> Tensor:
         """Permute the axes (reverse them when none are given)."""
@@ -414,48 +479,36 @@ class Tensor:
             )
         perm = tuple(p % n for p in perm)  # negative axes count from the end
         inverse = tuple(np.argsort(perm))
-        out, back = self.data.transpose(perm), lambda g: g.transpose(inverse)
-        return _record("transpose", out, (self,), back, jvp=lambda t: t.transpose(perm))
+        return _record(TRANSPOSE, self.data.transpose(perm), (self,), perm, inverse)
 
     @property
     def T(self) -> Tensor:
         return self.transpose()
 
     def __getitem__(self, index: Any) -> Tensor:
-        a, basic = self, _is_basic(index)
-
-        def scatter(g: np.ndarray) -> np.ndarray:
-            full = np.zeros_like(a.data)
-            if basic:
-                full[index] = g
-            else:
-                np.add.at(full, index, g)  # an element selected twice gets both gradients
-            return full
-
-        return _record("getitem", a.data[index], (a,), scatter, jvp=lambda t: t[index])
+        basic = _is_basic(index)
+        return _record(GETITEM, self.data[index], (self,), self.data, index, basic)
 
 
 # ------------------------------------------------------------------ the engine
-def _record(
-    op: str, data: Any, inputs: tuple[Tensor, ...], *vjps: Vjp | None, jvp: Jvp | None = None
-) -> Tensor:
+def _record(rule: Rule, data: Any, inputs: tuple[Tensor, ...], *saved: Any) -> Tensor:
     """The output of an operation: a tensor holding ``data`` that remembers
-    ``inputs`` and, for each, the function giving its gradient (``vjps``); no
-    graph when gradients are disabled or no input requires one.  Inside
-    :func:`jvp` it also gets its tangent."""
+    ``inputs``, the operation's ``rule`` and the values its gradient functions
+    take (``saved``); no graph when gradients are disabled or no input
+    requires one.  Inside :func:`jvp` it also gets its tangent."""
     if type(data) is not np.ndarray:  # a numpy scalar from a reduction, say
         data = np.asarray(data)
     out = object.__new__(Tensor)  # its fields are set here, without __init__'s checks
     out.data, out.grad, out.name, out.tangent, out._retain = data, None, None, None, False
     if _forward_mode:
-        _push_tangent(out, inputs, vjps, jvp)
+        _push_tangent(out, inputs, rule, saved)
     if _grad_enabled:
         for t in inputs:
             if t.requires_grad:
-                out.requires_grad, out._op, out._inputs, out._vjps = True, op, inputs, vjps
+                out.requires_grad, out._rule, out._inputs, out._saved = True, rule, inputs, saved
                 out._seq = next(_recorded)
                 return out
-    out.requires_grad, out._op, out._inputs, out._vjps, out._seq = False, "", (), (), 0
+    out.requires_grad, out._rule, out._inputs, out._saved, out._seq = False, None, (), (), 0
     return out
 
 
@@ -471,7 +524,7 @@ def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
         stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
         return g.sum(axis=stretched, keepdims=True) if stretched else g
     raise ShapeError(
-        f"gradient of shape {g.shape} for a tensor of shape {shape} (input of '{node._op}'): "
+        f"gradient of shape {g.shape} for a tensor of shape {shape} (input of '{node.op}'): "
         "a gradient must have exactly the shape of its tensor."
     )
 
@@ -482,15 +535,6 @@ def _keep(t: Tensor, g: np.ndarray) -> None:
         t.grad = np.array(g, dtype=t.data.dtype)
     else:
         t.grad += g
-
-
-def _select(keep: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``g`` where ``keep`` holds, else 0.  Selected, as 0 * inf would be NaN; but
-    a finite ``g`` of 1,024 elements or more is multiplied by the mask, which has
-    no branches (one dot product tells that g is finite)."""
-    if g.size >= 1024 and isfinite(np.vdot(g, g)):
-        return g * keep
-    return np.where(keep, g, 0.0)
 
 
 def _constant(x: ArrayLike, like: Tensor) -> Tensor:
@@ -521,8 +565,9 @@ def _broadcast(op: str, f: Callable[..., np.ndarray], a: Tensor, b: Tensor) -> n
         ) from None
 
 
-def _axes(op: str, axis: Axis, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """``axis`` (None: all) as a tuple of non-negative axes, checked."""
+def _axes(op: str, axis: Axis, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``axis`` (None: all) as a tuple of non-negative axes, checked, and the
+    shape kept by the reduction: ``shape`` with 1 on each reduced axis."""
     ndim = len(shape)
     axes = tuple(range(ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
     for ax in axes:
@@ -535,12 +580,8 @@ def _axes(op: str, axis: Axis, shape: tuple[int, ...]) -> tuple[int, ...]:
             raise ShapeError(
                 f"{op}: axis {ax} is out of range for a tensor of shape {shape}: {valid}."
             )
-    return tuple(ax % ndim for ax in axes)
-
-
-def _unreduce(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    """Put back the axes a reduction removed, so ``g`` broadcasts against the input."""
-    return g if keepdims else np.expand_dims(g, axes)
+    axes = tuple(ax % ndim for ax in axes)
+    return axes, tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def _is_basic(index: Any) -> bool:
@@ -593,9 +634,9 @@ def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
         ) from None
     ends = np.cumsum([t.shape[axis] for t in parts])
     slices = [range(end - t.shape[axis], end) for t, end in zip(parts, ends)]
-    pieces = [lambda g, s=s: np.take(g, s, axis=axis) for s in slices]  # input k's: g's slice k
-    tangent = lambda *ts: np.concatenate(ts, axis=axis)  # noqa: E731
-    return _record("concatenate", out, tuple(parts), *pieces, jvp=tangent)
+    pieces = tuple(lambda g, s=s: np.take(g, s, axis=axis) for s in slices)  # input k: slice k
+    rule = Rule("concatenate", pieces, jvp=lambda *ts: np.concatenate(ts, axis=axis))
+    return _record(rule, out, tuple(parts))
 
 
 def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
@@ -606,8 +647,9 @@ def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     except ValueError:
         shapes = ", ".join(str(t.shape) for t in parts)
         raise ShapeError(f"stack: shapes {shapes} must all be equal.") from None
-    pieces = [lambda g, k=k: np.take(g, k, axis=axis) for k in range(len(parts))]  # g's slice k
-    return _record("stack", out, tuple(parts), *pieces, jvp=lambda *ts: np.stack(ts, axis=axis))
+    pieces = tuple(lambda g, k=k: np.take(g, k, axis=axis) for k in range(len(parts)))  # slice k
+    rule = Rule("stack", pieces, jvp=lambda *ts: np.stack(ts, axis=axis))
+    return _record(rule, out, tuple(parts))
 
 
 def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
@@ -622,8 +664,7 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
             f"where: condition {cond.shape}, a {ta.shape} and b {tb.shape} "
             "cannot be broadcast together."
         ) from None
-    on_a, on_b = lambda g: np.where(cond, g, 0.0), lambda g: np.where(cond, 0.0, g)
-    return _record("where", out, (ta, tb), on_a, on_b)
+    return _record(WHERE, out, (ta, tb), cond)
 
 
 # ---------------------------------------------------------------- forward mode
@@ -662,15 +703,16 @@ def jvp(
     return out, np.array(np.broadcast_to(tangent, out.shape))
 
 
-def _push_tangent(out: Tensor, inputs: tuple[Tensor, ...], vjps: tuple, rule: Jvp | None) -> None:
+def _push_tangent(out: Tensor, inputs: tuple[Tensor, ...], rule: Rule, saved: tuple) -> None:
     if all(t.tangent is None for t in inputs):
         return
     with np.errstate(all="ignore"):
-        if rule is None:  # elementwise: J is diagonal, so J v is the same product as v^T J
+        if rule.jvp is None:  # elementwise: J is diagonal, so J v is the same product as v^T J
             out.tangent = sum(
-                (vjp(t.tangent) for t, vjp in zip(inputs, vjps) if t.tangent is not None and vjp),
+                (vjp(t.tangent, *saved) for t, vjp in zip(inputs, rule.vjps)
+                 if t.tangent is not None and vjp),
                 np.zeros_like(out.data),
-            )
+            )  # fmt: skip
         else:
-            out.tangent = rule(*(np.zeros_like(t.data) if t.tangent is None else t.tangent
-                                 for t in inputs))  # fmt: skip
+            tangents = (np.zeros_like(t.data) if t.tangent is None else t.tangent for t in inputs)
+            out.tangent = rule.jvp(*tangents, *saved)
