@@ -302,33 +302,7 @@ class Tensor:
         if self._rule is None:  # a leaf: d(self)/d(self) is the seed itself
             _keep(self, seed)
             return
-        grads = {self: seed}  # the intermediates' gradients, until passed on
-        todo = [(-self._seq, self)]  # a heap: the latest recorded operation first
-        # Infinities and NaNs flow on silently, as in the forward pass; gradcheck reports them.
-        with np.errstate(all="ignore"):
-            while todo:
-                node = heappop(todo)[1]
-                g = grads.pop(node)  # complete: every use of node was recorded after it
-                if retain_grads or node._retain:
-                    _keep(node, g)
-                saved = node._saved
-                for t, vjp in zip(node._inputs, node._rule.vjps):
-                    if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
-                        continue
-                    if type(r) is not np.ndarray or r.shape != t.data.shape:
-                        r = _fit(r, t, node)
-                    if t._rule is not None:  # an intermediate: the sum over its uses
-                        if t in grads:
-                            grads[t] = grads[t] + r
-                        else:
-                            grads[t] = r
-                            heappush(todo, (-t._seq, t))
-                    elif t.grad is not None:
-                        t.grad += r
-                    elif r is g or r.base is not None or r.dtype != t.data.dtype:
-                        t.grad = np.array(r, dtype=t.data.dtype)  # g or a view: a copy of its own
-                    else:
-                        t.grad = r  # a new array that nothing else holds
+        _backpropagate(self, seed, retain_grads)
 
     # ------------------------------------------- arithmetic: the forward results
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -510,6 +484,39 @@ def _record(rule: Rule, data: Any, inputs: tuple[Tensor, ...], *saved: Any) -> T
                 return out
     out.requires_grad, out._rule, out._inputs, out._saved, out._seq = False, None, (), (), 0
     return out
+
+
+# Infinities and NaNs flow on silently, as in the forward pass; gradcheck reports them.
+@np.errstate(all="ignore")
+def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
+    """The chain rule through the graph that made ``root``: each operation, the
+    latest recorded first, passes on its complete gradient ``g`` to each input
+    (the sum over the input's uses), and the leaves add theirs into ``.grad``."""
+    grads = {root: seed}  # the intermediates' gradients, until passed on
+    todo = [(-root._seq, root)]  # a heap: the latest recorded operation first
+    while todo:
+        node = heappop(todo)[1]
+        g = grads.pop(node)  # complete: every use of node was recorded after it
+        if retain_grads or node._retain:
+            _keep(node, g)
+        saved = node._saved
+        for t, vjp in zip(node._inputs, node._rule.vjps):
+            if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
+                continue
+            if type(r) is not np.ndarray or r.shape != t.data.shape:
+                r = _fit(r, t, node)
+            if t._rule is not None:  # an intermediate: the sum over its uses
+                if t in grads:
+                    grads[t] = grads[t] + r
+                else:
+                    grads[t] = r
+                    heappush(todo, (-t._seq, t))
+            elif t.grad is not None:
+                t.grad += r
+            elif r is g or r.base is not None or r.dtype != t.data.dtype:
+                t.grad = np.array(r, dtype=t.data.dtype)  # g or a view: a copy of its own
+            else:
+                t.grad = r  # a new array that nothing else holds
 
 
 def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
