@@ -16,10 +16,10 @@ bookkeeping in one place: it visits the recorded operations latest first (an
 operation is always recorded after its inputs, so that is a topological
 order, and no recursion is needed), sums each gradient over the axes along
 which its input was broadcast, checks its shape and adds (``+=``) the
-contributions of every use.  Saved values are arrays and numbers, never an
-operation's own output tensor, so a graph has no reference cycles and is
-freed with its loss.  Intermediates' gradients live in ``backward``'s own
-dictionary unless kept (:meth:`Tensor.retain_grad`,
+contributions of every use (:func:`_backpropagate`).  Saved values are
+arrays and numbers, never an operation's own output tensor, so a graph has no
+reference cycles and is freed with its loss.  Intermediates' gradients live
+in the sweep's own dictionary unless kept (:meth:`Tensor.retain_grad`,
 ``backward(retain_grads=True)``).
 
 Forward mode (:func:`jvp`) pushes a tangent through the same operations as
