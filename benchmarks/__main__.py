@@ -54,6 +54,7 @@ def row_targets(row: suite.Row, dtype: str) -> dict[str, Target]:
     }
 
 
+DTYPES = (np.float64, np.float32)
 IMPORT = Target("import dlcourse / import numpy (fresh interpreter)", "<=", 1.3)
 THROUGHPUT = Target(
     "dlcourse grade --workers 2 / plain nbgrader (class-wide), submissions per minute", ">=", 2.0
@@ -104,7 +105,7 @@ def main() -> None:
     ]
     verdicts = ["| target | measured | limit | verdict |", "|---|---|---|---|"]
     for row in rows:
-        for dtype in (np.float64, np.float32):
+        for dtype in DTYPES:
             t = suite.time_row(row, dtype, budget)
             name = np.dtype(dtype).name
             goals = row_targets(row, name)
@@ -121,6 +122,20 @@ def main() -> None:
             )
             print(lines[-1], flush=True)
     if not args.quick:
+        wide = suite.ROWS[-1]
+        alone = {np.dtype(d).name: suite.products_alone(wide, d, budget) for d in DTYPES}
+        if all(alone.values()):
+            lines += [
+                "",
+                f"Matrix products alone, {wide.name} (each layer's forward product, dW and, "
+                "but for the first layer, dx), median µs: "
+                + "; ".join(
+                    f"{name} numpy {fmt(t['numpy'])}, PyTorch {fmt(t['torch'])} "
+                    f"(numpy / PyTorch {ratio(t['numpy'], t['torch'])})"
+                    for name, t in alone.items()
+                )
+                + ".",
+            ]
         g = suite.gradcheck_times()
         lines += [
             "",

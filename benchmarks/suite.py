@@ -263,6 +263,37 @@ def time_row(row: Row, dtype: type, budget: float) -> dict[str, float]:
     return times
 
 
+def products_alone(row: Row, dtype: type, budget: float) -> dict[str, float] | None:
+    """Median seconds of only the matrix products of one training step of ``row``
+    (each layer's forward product, its dW and, but for the first layer, its dx) in
+    numpy and in PyTorch: what each library's BLAS takes, whatever the engine
+    around it does.  None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    params, x, _ = problem(row, dtype)
+    hs = [x]
+    for W, _ in params:
+        hs.append(np.maximum(hs[-1] @ W, 0.0))  # each layer's input and output
+    layers = [(hs[i], W, np.ones_like(hs[i + 1])) for i, (W, _) in enumerate(params)]
+    tlayers = [tuple(torch.from_numpy(a) for a in layer) for layer in layers]
+
+    def numpy_products() -> float:
+        for i, (h, W, g) in enumerate(layers):
+            dx = g @ W.T if i else None
+            _ = h @ W, h.T @ g, dx
+        return 0.0
+
+    def torch_products() -> float:
+        for i, (h, W, g) in enumerate(tlayers):
+            dx = torch.mm(g, W.t()) if i else None
+            _ = torch.mm(h, W), torch.mm(h.t(), g), dx
+        return 0.0
+
+    return interleaved({"numpy": numpy_products, "torch": torch_products}, budget)
+
+
 def cyclic_garbage(step: Callable[[], float], calls: int = 20) -> int:
     """Objects that only the garbage collector could free after ``calls`` steps
     (0 when every graph is freed by reference counting)."""
