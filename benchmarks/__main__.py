@@ -64,7 +64,8 @@ LOCATE = Target("fast gradcheck naming a wrong element among 90,000 parameters, 
 
 
 def verdict_line(target: Target, measured: float) -> str:
-    shown = f"{measured:,.0f}" if measured >= 100 else f"{measured:.3g}"
+    # four significant digits, so that a ratio of 1.997 against ">= 2" does not show as 2
+    shown = f"{measured:,.0f}" if measured >= 100 else f"{measured:.4g}"
     return (
         f"| {target.what} | {shown} | {target.op} {target.limit:,g} | {target.verdict(measured)} |"
     )
