@@ -90,9 +90,9 @@ SUM = Rule("sum", (lambda g, shape, kept, *_: np.broadcast_to(g.reshape(kept), s
 MEAN = Rule("mean", (lambda g, shape, kept, axes, keep, n:
                      np.broadcast_to(g.reshape(kept) / n, shape),),  # slope 1/n
             jvp=lambda t, shape, kept, axes, keep, n: t.sum(axis=axes, keepdims=keep) / n)
-# slope 1 at the maximum, shared by ties (selected, so an infinite g gives 0 elsewhere)
-MAX = Rule("max", (lambda g, kept, top, share, *_: np.where(top, g.reshape(kept) * share, 0.0),),
-           jvp=lambda t, kept, top, share, axes, keep: (t * share).sum(axis=axes, keepdims=keep))
+# slope 1 where the maximum is (won), shared by ties; selected, so an infinite g gives 0 elsewhere
+MAX = Rule("max", (lambda g, kept, won, share, *_: np.where(won, g.reshape(kept) * share, 0.0),),
+           jvp=lambda t, kept, won, share, axes, keep: (t * share).sum(axis=axes, keepdims=keep))
 RESHAPE = Rule("reshape", (lambda g, shape, new: g.reshape(shape),),
                jvp=lambda t, shape, new: t.reshape(new))
 TRANSPOSE = Rule("transpose", (lambda g, perm, inverse: g.transpose(inverse),),
