@@ -50,7 +50,8 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Te
         return _record(LINEAR_NO_BIAS, out, (x, W), X, Wd)
     b = bias if isinstance(bias, Tensor) else Tensor(bias)
     out += b.data
-    return _record(LINEAR, out, (x, W, b), X, Wd)
+    rule = LINEAR if b.data.shape == out.shape[1:] else LINEAR_BROADCAST_BIAS
+    return _record(rule, out, (x, W, b), X, Wd)
 
 
 # y = x W + b: dL/dx = g W^T, dL/dW = x^T g, dL/db = g summed over the batch
@@ -60,6 +61,8 @@ LINEAR = Rule(
     jvp=lambda tx, tW, tb, X, W: tx @ W + X @ tW + tb,
 )
 LINEAR_NO_BIAS = Rule("linear", LINEAR.vjps[:2], jvp=lambda tx, tW, X, W: tx @ W + X @ tW)
+# a bias of another shape, (1, D_out) say, was broadcast to (N, D_out): g, summed by the engine
+LINEAR_BROADCAST_BIAS = LINEAR._replace(vjps=(*LINEAR.vjps[:2], lambda g, X, W: g), broadcasts=True)
 
 
 def relu(x: ArrayLike) -> Tensor:

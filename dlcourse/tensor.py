@@ -55,23 +55,28 @@ class ShapeError(ValueError):
 
 class Rule(NamedTuple):
     """How an operation differentiates: its name, one gradient function per
-    input (None: that input gets no gradient) and, unless the operation is
-    elementwise, its tangent rule for forward mode."""
+    input (None: that input gets no gradient), unless the operation is
+    elementwise its tangent rule for forward mode, and whether numpy may have
+    broadcast its inputs.  Only then can a gradient differ from its input's
+    shape, so only then does the engine sum it over the broadcast axes and
+    check it (a function of your own, from :meth:`Tensor.from_op`, always)."""
 
     name: str
     vjps: tuple[Vjp | None, ...]
     jvp: Jvp | None = None
+    broadcasts: bool = False
 
 
 # ----------------------------------------------------- the table of derivatives
 # Each gradient function maps g = dL/d(output), and the values its operation
 # saved, to dL/d(input) = g * d(output)/d(input).  y is the output's value.
 # fmt: off
-ADD = Rule("add", (lambda g: g, lambda g: g))  # d(a+b)/da = d(a+b)/db = 1
-SUB = Rule("sub", (lambda g: g, lambda g: -g))  # d(a-b)/da = 1, d(a-b)/db = -1
-MUL = Rule("mul", (lambda g, a, b: g * b, lambda g, a, b: g * a))  # d(ab)/da = b, d(ab)/db = a
+ADD = Rule("add", (lambda g: g, lambda g: g), broadcasts=True)  # d(a+b)/da = d(a+b)/db = 1
+SUB = Rule("sub", (lambda g: g, lambda g: -g), broadcasts=True)  # d(a-b)/da = 1, d(a-b)/db = -1
+# d(ab)/da = b, d(ab)/db = a
+MUL = Rule("mul", (lambda g, a, b: g * b, lambda g, a, b: g * a), broadcasts=True)
 # y = a/b: dy/da = 1/b, dy/db = -a/b^2 = -y/b
-DIV = Rule("div", (lambda g, b, y: g / b, lambda g, b, y: -g * y / b))
+DIV = Rule("div", (lambda g, b, y: g / b, lambda g, b, y: -g * y / b), broadcasts=True)
 NEG = Rule("neg", (lambda g: -g,))  # d(-a)/da = -1
 POW = Rule("pow", (lambda g, a, p: _pow_grad(g, a, p),))  # d(a^p)/da = p a^(p-1)
 EXP = Rule("exp", (lambda g, y: g * y,))  # d(e^a)/da = e^a = y
@@ -83,7 +88,7 @@ RELU = Rule("relu", (lambda g, y: _select(y, g),))  # slope 1 where y = max(a, 0
 # Y = A B: dL/dA = g B^T and dL/dB = A^T g (summed over broadcast batch axes)
 MATMUL = Rule("matmul", (lambda g, A, B: g @ np.swapaxes(B, -1, -2),
                          lambda g, A, B: np.swapaxes(A, -1, -2) @ g),
-              jvp=lambda ta, tb, A, B: ta @ B + A @ tb)
+              jvp=lambda ta, tb, A, B: ta @ B + A @ tb, broadcasts=True)
 # A reduction saves its input's shape and that shape with 1 on each reduced axis (kept).
 SUM = Rule("sum", (lambda g, shape, kept, *_: np.broadcast_to(g.reshape(kept), shape),),
            jvp=lambda t, shape, kept, axes, keep: t.sum(axis=axes, keepdims=keep))  # slope 1
@@ -99,7 +104,8 @@ TRANSPOSE = Rule("transpose", (lambda g, perm, inverse: g.transpose(inverse),),
                  jvp=lambda t, perm, inverse: t.transpose(perm))
 GETITEM = Rule("getitem", (lambda g, a, index, basic: _scatter(g, a, index, basic),),
                jvp=lambda t, a, index, basic: t[index])  # slope 1 where selected, else 0
-WHERE = Rule("where", (lambda g, c: np.where(c, g, 0.0), lambda g, c: np.where(c, 0.0, g)))
+WHERE = Rule("where", (lambda g, c: np.where(c, g, 0.0), lambda g, c: np.where(c, 0.0, g)),
+             broadcasts=True)
 # fmt: on
 
 
@@ -206,7 +212,8 @@ class Tensor:
                 f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
                 "function(s); give one function per input."
             )
-        return _record(Rule(op, tuple(vjps), jvp), _as_float_array(data, False), tuple(inputs))
+        rule = Rule(op, tuple(vjps), jvp, broadcasts=True)  # yours: checked
+        return _record(rule, _as_float_array(data, False), tuple(inputs))
 
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
@@ -499,11 +506,11 @@ def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
         g = grads.pop(node)  # complete: every use of node was recorded after it
         if retain_grads or node._retain:
             _keep(node, g)
-        saved = node._saved
-        for t, vjp in zip(node._inputs, node._rule.vjps):
+        saved, (_, vjps, _, broadcasts) = node._saved, node._rule
+        for t, vjp in zip(node._inputs, vjps):
             if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
                 continue
-            if type(r) is not np.ndarray or r.shape != t.data.shape:
+            if type(r) is not np.ndarray or (broadcasts and r.shape != t.data.shape):
                 r = _fit(r, t, node)
             if t._rule is not None:  # an intermediate: the sum over its uses
                 if t in grads:

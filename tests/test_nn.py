@@ -118,6 +118,19 @@ def test_linear_and_losses_gradients() -> None:
     assert gradcheck(lambda z: nn.mse_loss(z, np.ones((5, 3))), [x])
 
 
+@pytest.mark.parametrize("shape", [(1, 4), (), (5, 4), (5, 1)])
+def test_a_bias_numpy_broadcasts_gets_a_gradient_of_its_own_shape(shape: tuple) -> None:
+    # linear's rows state dL/db for a bias of shape (D_out,); any other bias was
+    # broadcast, so the engine sums its gradient over the broadcast axes
+    rng = np.random.default_rng(4)
+    x = Tensor(rng.standard_normal((5, 3)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = Tensor(rng.standard_normal(shape), requires_grad=True)
+    nn.linear(x, W, b).sum().backward()
+    assert b.grad.shape == shape
+    assert gradcheck(nn.linear, [x, W, b])
+
+
 def test_losses_values() -> None:
     logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
     y = np.array([0, 2])
