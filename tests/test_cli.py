@@ -47,6 +47,10 @@ def test_check_on_an_answered_notebook(tmp_path: Path, capsys: pytest.CaptureFix
 def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="is not a file"):
         main(["check", str(tmp_path / "missing.ipynb")])
+    for n, text in enumerate(["{", '{"cells": "none of these"}']):
+        (tmp_path / f"broken{n}.ipynb").write_text(text)
+        with pytest.raises(SystemExit, match=r"broken\d\.ipynb cannot be read as a notebook"):
+            main(["check", str(tmp_path / f"broken{n}.ipynb")])
     with pytest.raises(SystemExit, match=r"has no nbgrader_config\.py"):
         main(["--root", str(tmp_path), "release"])
     with pytest.raises(SystemExit):

@@ -186,10 +186,11 @@ def test_an_update_against_another_courses_notebook_is_refused(
 
 def test_update_refuses_what_it_cannot_read(tmp_path: Path, new_course: Layout) -> None:
     folder = learner(tmp_path)
-    (folder / NOTEBOOK).write_text("{not json")
-    with pytest.raises(UpdateError, match="cannot be read as a notebook"):
-        update(folder, new_course.release)
-    assert (folder / NOTEBOOK).read_text() == "{not json"
+    for text in ("{not json", '{"cells": "JSON, but no notebook"}'):
+        (folder / NOTEBOOK).write_text(text)
+        with pytest.raises(UpdateError, match="cannot be read as a notebook"):
+            update(folder, new_course.release)
+        assert (folder / NOTEBOOK).read_text() == text
     with pytest.raises(UpdateError, match="not a notebook of the release"):
         update(folder / "nothing.ipynb", new_course.release)
 

@@ -28,10 +28,20 @@ class Row:
     message: str
 
 
+class Unreadable(ValueError):
+    """A file that is not a notebook."""
+
+
 def check(path: Path, timeout: int = 120) -> list[Row]:
     """Run a copy of the notebook at ``path`` (the file is not changed) and
     return one row per graded test cell, in order."""
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (ValueError, nbformat.ValidationError) as error:
+        raise Unreadable(
+            f"{path} cannot be read as a notebook ({error}). If JupyterLab still has it open, "
+            "save it again there; else start again from the release's copy."
+        ) from None
     client = NotebookClient(
         nb,
         config=authoring.kernel_config(),

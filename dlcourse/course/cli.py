@@ -89,8 +89,8 @@ def cmd_release(args: argparse.Namespace, extra: list[str]) -> int:
     from dlcourse.course import release
 
     root = course_root(args.root)
-    changed = release.release(root, answers=args.answers)
-    print("\n".join(f"updated {path}" for path in changed) or "everything was up to date")
+    lines = release.release(root, answers=args.answers)
+    print("\n".join(lines) or "everything was up to date")
     if not Layout.of(root).answers_released:
         print(
             f"Appendix A is withheld in {WITHHELD_APPENDIX}, out of the learners' reach; "
@@ -106,7 +106,10 @@ def cmd_check(args: argparse.Namespace, extra: list[str]) -> int:
     path = Path(args.notebook)
     if not path.is_file():
         raise SystemExit(f"dlcourse check: {path} is not a file; give the path of your notebook.")
-    rows = check.check(path, timeout=args.timeout)
+    try:
+        rows = check.check(path, timeout=args.timeout)
+    except check.Unreadable as error:
+        raise SystemExit(f"dlcourse check: {error}") from None
     if not rows:
         raise SystemExit(f"dlcourse check: {path} has no graded exercises.")
     print(check.table(rows))

@@ -86,6 +86,16 @@ def _untouched(cell: NotebookNode) -> bool:
         return False
 
 
+def as_released(nb: NotebookNode) -> bool:
+    """Whether a notebook looks as nbgrader released it: every cell nbgrader
+    marked as checksummed, and no cell run (a release has no outputs)."""
+    return all(
+        ("nbgrader" not in cell.metadata or _untouched(cell))
+        and (cell.cell_type != "code" or not (cell.outputs or cell.execution_count))
+        for cell in nb.cells
+    )
+
+
 def _key(cell: NotebookNode, seen: set[str]) -> str | None:
     """The cell's key for matching: its grade id, else its cell id (a key seen
     already, as in a copied cell, matches nothing)."""
@@ -275,7 +285,7 @@ def update(target: Path, release: Path) -> tuple[list[str], Path]:
             continue
         try:
             mine = nbformat.read(path, as_version=4)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, nbformat.ValidationError) as error:
             raise UpdateError(f"{path}: cannot be read as a notebook ({error}); nothing was "
                               "changed") from None  # fmt: skip
         merged, aside, report = merge(mine, new[name], name)
