@@ -138,7 +138,8 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
     true = shifted[rows, y]  # each row's score of its true class
-    loss = np.asarray((np.log(total[:, 0]) - true).sum() / n, dtype=logits.dtype)
+    with np.errstate(invalid="ignore"):  # an empty batch's mean is NaN, as in torch
+        loss = np.asarray((np.log(total[:, 0]) - true).sum() / n, dtype=logits.dtype)
     return _record(CROSS_ENTROPY, loss, (logits,), exp, total, rows, y)
 
 
@@ -147,7 +148,7 @@ def _cross_entropy_slope(g: Any, exp: np.ndarray, total: np.ndarray, rows: np.nd
     """dL/dlogits = g (softmax - onehot(y)) / N; g is dL/dloss, a single number."""
     grad = exp / total
     grad[rows, y] -= 1.0
-    grad *= float(g) / len(y)
+    grad *= float(g) / max(len(y), 1)  # an empty batch: an empty gradient
     return grad
 
 

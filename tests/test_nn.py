@@ -236,3 +236,13 @@ def test_adam_counts_steps_per_parameter() -> None:
         opt.step()
     assert late.data[0] == pytest.approx(0.9)  # its first step: a full lr, as in PyTorch
     assert opt.steps == [5, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_empty_batch_has_a_nan_loss_and_an_empty_gradient_silently(dtype: type) -> None:
+    # as in torch: the mean over no examples is NaN, and nothing warns
+    logits = Tensor(np.zeros((0, 3), dtype), requires_grad=True)
+    loss = nn.cross_entropy(logits, np.zeros(0, dtype=int))
+    assert np.isnan(loss.item()) and loss.dtype == dtype
+    loss.backward()
+    assert logits.grad.shape == (0, 3) and logits.grad.dtype == dtype
