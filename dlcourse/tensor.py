@@ -520,10 +520,10 @@ def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
                     heappush(todo, (-t._seq, t))
             elif t.grad is not None:
                 t.grad += r
-            elif r is g or r.base is not None or r.dtype != t.data.dtype:
-                t.grad = np.array(r, dtype=t.data.dtype)  # g or a view: a copy of its own
-            else:
+            elif r.base is None and r is not g and r.dtype is t.data.dtype:
                 t.grad = r  # a new array that nothing else holds
+            else:  # g, a view or another precision: a copy of its own
+                t.grad = np.array(r, dtype=t.data.dtype)
 
 
 def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
