@@ -350,3 +350,15 @@ def test_a_problem_is_one_printable_line_whatever_it_quotes() -> None:
     summary = run.Summary()
     summary.add_problem("zoe", "cell 'a\nyan: all good\x1b]0;owned\x07' failed; é kept")
     assert summary.problems["zoe"] == ["cell 'a\\nyan: all good\\x1b]0;owned\\x07' failed; é kept"]
+
+
+def test_a_runtime_that_cannot_be_prepared_leaves_no_mount_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mounted: list[str] = []
+    monkeypatch.setattr(sandbox, "RUNTIME", tmp_path / "run")
+    monkeypatch.setattr(sandbox, "_mount", lambda _source, target, *_: mounted.append(target))
+    monkeypatch.setattr(sandbox, "_umount", mounted.remove)
+    with pytest.raises(FileNotFoundError):  # no font cache to copy: preparing it fails
+        sandbox.make_runtime(os.getuid(), tmp_path / "missing", disk_mb=8)
+    assert mounted == [] and list((tmp_path / "run").iterdir()) == []

@@ -250,12 +250,16 @@ def make_runtime(uid: int | None, mplconfig: Path, disk_mb: int) -> Path:
         runtime = Path(tempfile.mkdtemp(prefix="k", dir=RUNTIME))  # short: sockets live here
         _mount("dlcourse-kernel", str(runtime), "tmpfs", MS_NOSUID | MS_NODEV,
                f"size={disk_mb}m,mode=0700")  # fmt: skip
-    shutil.copytree(mplconfig, runtime / "home" / "matplotlib")
-    (runtime / "home" / "ipython").mkdir()
-    (runtime / "work").mkdir()
-    if uid is not None:
-        for path in [runtime, *runtime.rglob("*")]:
-            os.chown(path, uid, uid)
+    try:
+        shutil.copytree(mplconfig, runtime / "home" / "matplotlib")
+        (runtime / "home" / "ipython").mkdir()
+        (runtime / "work").mkdir()
+        if uid is not None:
+            for path in [runtime, *runtime.rglob("*")]:
+                os.chown(path, uid, uid)
+    except BaseException:  # a full tmpfs, say: no mount is left behind
+        remove_runtime(runtime)
+        raise
     return runtime
 
 
