@@ -15,8 +15,10 @@ row of the table and the saved values.  :meth:`Tensor.backward` does the
 bookkeeping in one place: it visits the recorded operations latest first (an
 operation is always recorded after its inputs, so that is a topological
 order, and no recursion is needed), sums each gradient over the axes along
-which its input was broadcast, checks its shape and adds (``+=``) the
-contributions of every use (:func:`_backpropagate`).  Saved values are
+which its input was broadcast and checks its shape (for the operations whose
+row says numpy may broadcast: the others' gradients have their input's shape
+by construction), and adds (``+=``) the contributions of every use
+(:func:`_backpropagate`).  Saved values are
 arrays and numbers, never an operation's own output tensor, so a graph has no
 reference cycles and is freed with its loss.  Intermediates' gradients live
 in the sweep's own dictionary unless kept (:meth:`Tensor.retain_grad`,
