@@ -88,8 +88,8 @@ def test_appendix_a_withheld_stays_out_of_the_workspace_until_released(tmp_path:
         return "\n".join(c.source for c in nbformat.read(course / INDEX, 4).cells)
 
     assert appendix.build(course, answers=False) == [
-        str(WITHHELD_APPENDIX),
-        str(INDEX),
+        f"updated {WITHHELD_APPENDIX}",
+        f"updated {INDEX}",
         f"{APPENDIX} (removed)",
     ]
     assert not layout.answers_released and layout.appendix == course / WITHHELD_APPENDIX
@@ -102,8 +102,8 @@ def test_appendix_a_withheld_stays_out_of_the_workspace_until_released(tmp_path:
     assert release.stale(course) == []
     # released after the deadline
     assert appendix.build(course, answers=True) == [
-        str(APPENDIX),
-        str(INDEX),
+        f"updated {APPENDIX}",
+        f"updated {INDEX}",
         f"{WITHHELD_APPENDIX} (removed)",
     ]
     assert layout.answers_released and not (course / WITHHELD_APPENDIX).exists()

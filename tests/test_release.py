@@ -1,7 +1,8 @@
 """`dlcourse release` never loses what someone made in the learners' workspace:
-a notebook as the last release wrote it is replaced, anyone's work is merged
-with the new release (as `dlcourse update` merges an erratum) and kept as it
-was beside it, and what is not a notebook of the release is moved aside."""
+a notebook as the course released it is replaced, anyone's work in a learner
+notebook is merged with the new release (as `dlcourse update` merges an
+erratum) and kept as it was beside the assignment's folder, and any other
+file the release would replace or remove is moved aside whole."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import nbformat
 import pytest
 from test_authoring import TWO, course, source_text
 
-from dlcourse.course import release
+from dlcourse.course import appendix, release
 from dlcourse.course.cli import main
-from dlcourse.course.layout import CONFIG, Layout
+from dlcourse.course.layout import APPENDIX, CONFIG, INDEX, Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "01_first.ipynb"
@@ -41,78 +42,124 @@ def root(released: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def cells(path: Path) -> dict[str, nbformat.NotebookNode]:
+def texts(path: Path) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells]
+
+
+def edit(path: Path, change: str) -> str:
+    """A learner's edit of ``path``; the file as it is afterwards."""
     nb = nbformat.read(path, as_version=4)
-    return {c.metadata.get("nbgrader", {}).get("grade_id", c.id): c for c in nb.cells}
+    cell = {
+        "answer": lambda: next(c for c in nb.cells if c.get("id") == "first"),
+        "text": lambda: next(c for c in nb.cells if c.cell_type == "markdown"),
+    }
+    if change == "added cell":
+        nb.cells.append(nbformat.v4.new_code_cell("trying = first()"))
+    elif change == "run":
+        code = next(c for c in nb.cells if c.cell_type == "code")
+        code.outputs = [nbformat.v4.new_output("stream", text="what I saw\n")]
+        code.execution_count = 1
+    else:
+        cell[change]().source += "\n# my note"
+    nbformat.write(nb, path)
+    return path.read_text()
 
 
-def test_a_release_as_the_last_one_wrote_it_is_replaced(root: Path) -> None:
-    revise(root, "About two layers.")
-    assert release.release(root)[:1] == ["updated solutions/ch01/01_first.ipynb"]
-    notebook = Layout.of(root).release / NAME
-    assert any("About two layers." in c.source for c in cells(notebook).values())
-    assert not list(notebook.parent.parent.glob("ch01-update-*"))
+def test_a_release_as_released_is_replaced_and_nothing_is_kept_aside(root: Path) -> None:
+    for about in ("About two layers.", "About three layers."):
+        revise(root, about)
+        assert "updated notebooks/ch01/01_first.ipynb" in release.release(root)
+        assert any(about in text for text in texts(Layout.of(root).release / NAME))
+    assert release.stale(root) == []
+    assert sorted(p.name for p in (root / "notebooks").iterdir()) == [
+        "appendix_a.ipynb",
+        "ch01",
+        "index.ipynb",
+    ]
 
 
-def test_a_learners_answers_and_runs_are_kept_and_the_release_merged_in(
-    root: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("change", ["answer", "text", "added cell", "run"])
+def test_a_learners_work_is_kept_and_the_release_merged_in(
+    root: Path, change: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     notebook = Layout.of(root).release / NAME
-    nb = nbformat.read(notebook, as_version=4)
-    mine = "def first():\n    return 1  # my answer"
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "first":
-            cell.source = mine
-    nb.cells.append(nbformat.v4.new_code_cell("trying = first()"))
-    nbformat.write(nb, notebook)
-    before = notebook.read_text()
-    revise(root, "About three layers.")
-    assert main(["--root", str(root), "release"]) == 0
+    before = edit(notebook, change)
+    revise(root, "About four layers.")
+    main(["--root", str(root), "release"])
     out = capsys.readouterr().out
     assert f"updated notebooks/ch01/{NAME}, keeping the work in it" in out
-    merged = cells(notebook)
-    assert merged["first"].source == mine
-    assert any("About three layers." in c.source for c in merged.values())
-    assert any(c.source == "trying = first()" for c in merged.values())
-    (kept,) = notebook.parent.parent.glob("ch01-update-*")
+    (kept,) = (root / "notebooks").glob("ch01-update-*")
     assert (kept / "backup" / NAME).read_text() == before
     assert f"as it was, and what was set aside: notebooks/{kept.name}" in out
+    merged = nbformat.read(notebook, as_version=4)
+    if change == "answer":
+        assert "# my note" in next(c for c in merged.cells if c.get("id") == "first").source
+    elif change == "added cell":
+        assert "trying = first()" in [c.source for c in merged.cells]
+    # the release's new text is in, and so is the learner's edit of the old (in the notebook
+    # or, where both changed one cell, set aside beside it)
+    assert any("About four layers." in c.source for c in merged.cells)
+    everything = nbformat.writes(merged) + "".join(p.read_text() for p in kept.rglob("*.ipynb"))
+    assert "# my note" in everything or change in ("added cell", "run")
 
 
-def test_without_a_record_a_release_is_replaced_and_a_copy_kept(root: Path) -> None:
-    # a fresh clone: the committed release, and no record of which release wrote it
-    Layout.of(root).released_record.unlink()
+def test_an_unchanged_cell_of_a_merged_notebook_takes_the_new_release(root: Path) -> None:
     notebook = Layout.of(root).release / NAME
-    before = notebook.read_text()
-    revise(root, "About four layers.")
-    lines = release.release(root)
-    assert f"updated notebooks/ch01/{NAME} (the earlier one: .dlcourse/before-release/{NAME})" in (
-        lines
-    )
-    assert (Layout.of(root).state / "before-release" / NAME).read_text() == before
-    assert any("About four layers." in c.source for c in cells(notebook).values())
-    # ... but a notebook someone ran is theirs, record or not
-    Layout.of(root).released_record.unlink()
-    nb = nbformat.read(notebook, as_version=4)
-    run = next(c for c in nb.cells if c.cell_type == "code")
-    run.outputs = [nbformat.v4.new_output("stream", text="what I saw\n")]
-    run.execution_count = 1
-    nbformat.write(nb, notebook)
+    edit(notebook, "answer")
     revise(root, "About five layers.")
-    assert any("keeping the work in it" in line for line in release.release(root))
-    (kept,) = notebook.parent.parent.glob("ch01-update-*")
-    assert "what I saw" in (kept / "backup" / NAME).read_text()
+    release.release(root)
+    revise(root, "About six layers.")
+    release.release(root)  # merged again: the learner's answer is still there
+    merged = texts(notebook)
+    assert "About six layers." in "".join(merged) and "About five layers." not in "".join(merged)
+    assert any("# my note" in text for text in merged)
 
 
-@pytest.mark.parametrize("text", ["not a notebook", '{"cells": "none of these"}'])
+@pytest.mark.parametrize(
+    "content", [b"not a notebook", b'{"cells": "none of these"}', b"\xff\xfe not UTF-8"]
+)
 def test_a_file_that_is_no_notebook_of_the_release_is_moved_aside_whole(
-    root: Path, text: str
+    root: Path, content: bytes
 ) -> None:
     notebook = Layout.of(root).release / NAME
-    notebook.write_text(text)
-    revise(root, "About six layers.")
+    notebook.write_bytes(content)
+    revise(root, "About seven layers.")
+    line = next(line for line in release.release(root) if f"notebooks/ch01/{NAME}" in line)
+    (aside,) = (root / "notebooks").glob(f"ch01-before-release-*/{NAME}")
+    assert f"is kept as {aside.relative_to(root)}" in line
+    assert aside.read_bytes() == content
+    assert any("About seven layers." in text for text in texts(notebook))
+    assert Layout.of(root).released_notebooks() == [notebook]
+
+
+def test_a_link_in_the_workspace_is_not_written_through(root: Path, tmp_path: Path) -> None:
+    notebook = Layout.of(root).release / NAME
+    elsewhere = tmp_path / "elsewhere.ipynb"
+    elsewhere.write_bytes(notebook.read_bytes())
+    notebook.unlink()
+    notebook.symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    revise(root, "About eight layers.")
+    line = next(line for line in release.release(root) if f"notebooks/ch01/{NAME}" in line)
+    assert "a symbolic link, which is not followed" in line
+    assert elsewhere.read_bytes() == before and not notebook.is_symlink()
+    (aside,) = (root / "notebooks").glob(f"ch01-before-release-*/{NAME}")
+    assert aside.is_symlink()
+
+
+def test_the_index_and_appendix_a_someone_annotated_are_kept(root: Path) -> None:
+    for page in (INDEX, APPENDIX):
+        edit(root / page, "text")
+    revise(root, "About nine layers.")
     lines = release.release(root)
-    aside = notebook.with_name("01_first.before-release.ipynb")
-    assert any(f"moved to notebooks/ch01/{aside.name}" in line for line in lines)
-    assert aside.read_text() == text
-    assert any("About six layers." in c.source for c in cells(notebook).values())
+    kept = sorted((root / "notebooks").glob("ch01-before-release-*/*.ipynb"))
+    assert [p.name for p in kept] == ["appendix_a.ipynb", "index.ipynb"]
+    assert all("# my note" in p.read_text() for p in kept)
+    assert all(any(f"updated {page}; the file there" in line for line in lines)
+               for page in (INDEX, APPENDIX))  # fmt: skip
+    # withholding Appendix A removes it from the workspace: an annotated one goes to the state
+    edit(root / APPENDIX, "text")
+    lines = appendix.build(root, answers=False)
+    (withheld,) = Layout.of(root).state.glob("notebooks-before-release-*/appendix_a.ipynb")
+    assert "# my note" in withheld.read_text() and not (root / APPENDIX).exists()
+    assert f"{APPENDIX} (removed; changed since it was released, it is kept as " in lines[-1]

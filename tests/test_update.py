@@ -135,8 +135,10 @@ def test_an_answer_never_started_takes_the_new_starting_code(new: NotebookNode) 
     merged, aside, report = merge(mine, new, NOTEBOOK)
     assert by_id(merged)[RESTARTED].source == by_id(new)[RESTARTED].source
     assert report.conflicts == [] and report.removed == [REMOVED]
-    # set aside: the removed exercise, and the text as it was (the release's, or edited)
-    assert [c.source for c in aside] == [by_id(mine)[REMOVED].source, mine.cells[0].source]
+    # set aside: the removed exercise; the earlier release's text, never edited (its id is
+    # still made from its source), is nobody's work and simply takes the new release's
+    assert [c.source for c in aside] == [by_id(mine)[REMOVED].source]
+    assert merged.cells[0].source == new.cells[0].source != mine.cells[0].source
 
 
 def test_an_edited_locked_cell_takes_the_release_and_is_set_aside(new: NotebookNode) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from dlcourse.course import authoring
+from dlcourse.course import authoring, placing
 from dlcourse.course.layout import (
     APPENDIX,
     ASSIGNMENT,
@@ -303,21 +303,18 @@ def _pages(root: Path, answers: bool) -> list[tuple[Path, nbformat.NotebookNode]
 
 
 def build(root: Path, answers: bool | None = None) -> list[str]:
-    """Write Appendix A and the index; the paths that changed.  Appendix A
-    goes to the learners' workspace if ``answers``, to the instructor's folder
-    if not, and stays where it is if None (see :attr:`Layout.answers_released`);
-    the other copy, if any, is removed."""
+    """Write Appendix A and the index; a line per path that changed.
+    Appendix A goes to the learners' workspace if ``answers``, to the
+    instructor's folder if not, and stays where it is if None (see
+    :attr:`Layout.answers_released`); the other copy, if any, is removed.
+    A copy someone changed is kept (:mod:`dlcourse.course.placing`)."""
+    layout = Layout.of(root)
     if answers is None:
-        answers = Layout.of(root).answers_released
-    changed = []
+        answers = layout.answers_released
+    lines = []
     for relative, nb in _pages(root, answers):
-        if authoring.write(nb, root / relative):
-            changed.append(str(relative))
-    other = WITHHELD_APPENDIX if answers else APPENDIX
-    if (root / other).exists():
-        (root / other).unlink()
-        changed.append(f"{other} (removed)")
-    return changed
+        lines += placing.put(layout, root / relative, nb, merge=False)
+    return lines + placing.remove(layout, root / (WITHHELD_APPENDIX if answers else APPENDIX))
 
 
 def stale(root: Path) -> list[str]:

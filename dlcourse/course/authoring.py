@@ -429,6 +429,16 @@ def sources(root: Path) -> list[Source]:
     return found
 
 
+def _source_id(source: str) -> str:
+    return "c" + hashlib.sha1(source.encode()).hexdigest()[:8]
+
+
+def as_built(cell: NotebookNode) -> bool:
+    """Whether a cell nbgrader does not mark still has the source :func:`build`
+    gave it: its id is made from that source (and a repeat's, with ``-n``)."""
+    return str(cell.get("id", "")).split("-")[0] == _source_id(cell.get("source", ""))
+
+
 def build(cells: list[NotebookNode]) -> NotebookNode:
     """A notebook of ``cells`` (an instructor notebook, for a source's cells),
     without outputs, with stable cell ids."""
@@ -438,7 +448,7 @@ def build(cells: list[NotebookNode]) -> NotebookNode:
     for cell in cells:
         cell = nbformat.from_dict(cell)
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        base = grade_id or "c" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
+        base = grade_id or _source_id(cell.source)
         cell_id, n = base, 1
         while cell_id in seen:
             n += 1

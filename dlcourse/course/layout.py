@@ -123,11 +123,6 @@ class Layout:
         return self.root / STATE
 
     @property
-    def released_record(self) -> Path:
-        """The digest of each learner notebook as `dlcourse release` last wrote it."""
-        return self.state / "released.json"
-
-    @property
     def markers(self) -> Path:
         """One file per graded student: the digests of what was graded."""
         return self.state / "graded"

@@ -10,9 +10,12 @@ by their cell id) and the merged notebook follows the new release's order:
   written, the new starting code set aside and reported;
 * **locked cells and text** (tests, set-up code, markdown) take the new
   release; a learner's edit of one is a conflict, set aside and reported;
-* a cell nbgrader does not mark and the learner changed (a code cell they
-  experimented in) is kept, with the new release's version set aside when
-  the release changed it too; cells the learner added stay where they were;
+* a cell nbgrader does not mark and the learner never edited (its id is
+  still the one made from its source, :func:`authoring.as_built`) takes the
+  new release, or goes if the release dropped it; one the learner changed (a
+  code cell they experimented in) is kept, with the new release's version
+  set aside when the release changed it too; cells the learner added stay
+  where they were;
 * an **added exercise** appears; a **removed** one is set aside and reported.
 
 Nothing is lost: the learner's notebooks are copied into a backup folder
@@ -35,6 +38,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 from nbgrader.utils import compute_checksum
+
+from dlcourse.course import authoring
 
 ASIDE = "set-aside"  # in the update's folder: what was set aside, a notebook per notebook
 BACKUP = "backup"  # in the update's folder: the learner's notebooks as they were
@@ -87,10 +92,11 @@ def _untouched(cell: NotebookNode) -> bool:
 
 
 def as_released(nb: NotebookNode) -> bool:
-    """Whether a notebook looks as nbgrader released it: every cell nbgrader
-    marked as checksummed, and no cell run (a release has no outputs)."""
+    """Whether a notebook is as the course released it: every cell nbgrader
+    marked as checksummed, every other as built (its id made from its
+    source: a learner's own cell has another), and no cell run."""
     return all(
-        ("nbgrader" not in cell.metadata or _untouched(cell))
+        (_untouched(cell) if "nbgrader" in cell.metadata else authoring.as_built(cell))
         and (cell.cell_type != "code" or not (cell.outputs or cell.execution_count))
         for cell in nb.cells
     )
@@ -155,6 +161,8 @@ def merge(mine: NotebookNode, new: NotebookNode, name: str
                 aside.append(cell)
             else:  # a locked cell the release dropped, as released
                 report.updated += 1
+        elif "nbgrader" not in cell.metadata and authoring.as_built(cell):
+            report.updated += 1  # an earlier release's text that this one changed or dropped
         else:  # a cell the learner added (or copied): it stays, without nbgrader's metadata
             extra = nbformat.from_dict(cell)
             extra.get("metadata", {}).pop("nbgrader", None)
@@ -213,6 +221,9 @@ def _merge_cell(cell: NotebookNode | None, released: NotebookNode, report: Repor
         return nbformat.from_dict(released)
     if cell.source == released.source:
         return nbformat.from_dict(cell)  # as the learner ran it
+    if authoring.as_built(cell):  # the earlier release's text, never edited: the new one
+        report.updated += 1
+        return nbformat.from_dict(released)
     if released.cell_type == "markdown" or cell.cell_type != released.cell_type:
         report.updated += 1
         aside.append(cell)  # text takes the release; an edit of it is not lost
@@ -247,11 +258,12 @@ def _write_whole(nb: NotebookNode, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _update_folder(target: Path) -> Path:
-    """A new folder next to the learner's, for the backup and what is set aside."""
+def new_folder_beside(target: Path, what: str) -> Path:
+    """A new folder next to ``target``, named for ``what`` it keeps and when:
+    ``<target>-<what>-<UTC time>``."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for n in range(1000):
-        folder = target.parent / f"{target.name}-update-{stamp}{f'-{n}' if n else ''}"
+        folder = target.parent / f"{target.name}-{what}-{stamp}{f'-{n}' if n else ''}"
         try:
             folder.mkdir()
         except FileExistsError:
@@ -294,7 +306,7 @@ def update(target: Path, release: Path) -> tuple[list[str], Path]:
     if target.is_dir():
         lines += [f"{p.name}: not in the release; left as it is"
                   for p in sorted(folder.glob("*.ipynb")) if p.name not in new]  # fmt: skip
-    kept = _update_folder(folder)  # beside the learner's folder, never in what they submit
+    kept = new_folder_beside(folder, "update")  # never in what they submit
     (kept / BACKUP).mkdir()
     (kept / ASIDE).mkdir()
     for name in planned:
