@@ -68,7 +68,10 @@ def edit(path: Path, change: str) -> str:
 def test_a_release_as_released_is_replaced_and_nothing_is_kept_aside(root: Path) -> None:
     for about in ("About two layers.", "About three layers."):
         revise(root, about)
-        assert "updated notebooks/ch01/01_first.ipynb" in release.release(root)
+        lines = release.release(root)
+        (line,) = [x for x in lines if x.startswith(f"updated notebooks/ch01/{NAME}")]
+        copy = line.removeprefix(f"updated notebooks/ch01/{NAME} (the earlier file: ")[:-1]
+        assert copy.startswith(".dlcourse/ch01-before-release-") and (root / copy).is_file()
         assert any(about in text for text in texts(Layout.of(root).release / NAME))
     assert release.stale(root) == []
     assert sorted(p.name for p in (root / "notebooks").iterdir()) == [
@@ -132,6 +135,18 @@ def test_a_file_that_is_no_notebook_of_the_release_is_moved_aside_whole(
     assert Layout.of(root).released_notebooks() == [notebook]
 
 
+def test_a_folder_where_a_notebook_goes_is_moved_aside(root: Path) -> None:
+    notebook = Layout.of(root).release / NAME
+    notebook.unlink()
+    (notebook / "mine.txt").parent.mkdir()
+    (notebook / "mine.txt").write_text("mine")
+    revise(root, "About ten layers.")
+    line = next(x for x in release.release(root) if f"notebooks/ch01/{NAME}" in x)
+    assert "(not a file) is kept as" in line and notebook.is_file()
+    (aside,) = (root / "notebooks").glob(f"ch01-before-release-*/{NAME}/mine.txt")
+    assert aside.read_text() == "mine"
+
+
 def test_a_link_in_the_workspace_is_not_written_through(root: Path, tmp_path: Path) -> None:
     notebook = Layout.of(root).release / NAME
     elsewhere = tmp_path / "elsewhere.ipynb"
@@ -150,6 +165,9 @@ def test_a_link_in_the_workspace_is_not_written_through(root: Path, tmp_path: Pa
 def test_the_index_and_appendix_a_someone_annotated_are_kept(root: Path) -> None:
     for page in (INDEX, APPENDIX):
         edit(root / page, "text")
+    nb = nbformat.read(Layout.of(root).release / NAME, as_version=4)
+    nb.cells[0].metadata["tags"] = ["mine"]  # cell metadata a learner set (tags, hidden input)
+    nbformat.write(nb, Layout.of(root).release / NAME)
     revise(root, "About nine layers.")
     lines = release.release(root)
     kept = sorted((root / "notebooks").glob("ch01-before-release-*/*.ipynb"))
@@ -157,6 +175,7 @@ def test_the_index_and_appendix_a_someone_annotated_are_kept(root: Path) -> None
     assert all("# my note" in p.read_text() for p in kept)
     assert all(any(f"updated {page}; the file there" in line for line in lines)
                for page in (INDEX, APPENDIX))  # fmt: skip
+    assert any(f"updated notebooks/ch01/{NAME}, keeping the work in it" in x for x in lines)
     # withholding Appendix A removes it from the workspace: an annotated one goes to the state
     edit(root / APPENDIX, "text")
     lines = appendix.build(root, answers=False)

@@ -3,7 +3,9 @@
 `dlcourse release` writes the learner notebooks, Appendix A and the index
 into the learners' workspace, where a learner may have worked (the README's
 ``./course lab`` opens it).  A notebook there is replaced only while it is as
-the course released it (:func:`dlcourse.course.semester.update.as_released`).
+the course released it (:func:`dlcourse.course.semester.update.as_released`),
+and a copy of it is kept in the course's state (the order of its cells is
+one thing that test cannot see).
 Anyone else's is kept: a learner notebook gets the new release merged in, as
 ``dlcourse update`` merges an erratum (answers kept, the notebook as it was
 backed up beside the assignment's folder); any other file, or one the merge
@@ -15,6 +17,7 @@ withheld, go to the course's state.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -37,11 +40,14 @@ def put(layout: Layout, path: Path, nb: nbformat.NotebookNode, *, merge: bool) -
     elif not path.exists():
         authoring.write(nb, path)
         return [f"updated {shown}"]
+    elif not path.is_file():
+        why = "not a file"
     elif path.read_bytes() == text.encode():
         return []
-    elif _as_released(path):
+    elif _as_released(path):  # a copy in the state all the same: cells moved or deleted
+        copy = _copy_to_state(layout, path)
         authoring.write(nb, path)
-        return [f"updated {shown}"]
+        return [f"updated {shown} (the earlier file: {copy})"]
     elif merge:
         with tempfile.TemporaryDirectory(prefix="dlcourse-release-") as tmp:
             authoring.write(nb, Path(tmp) / path.name)
@@ -80,6 +86,13 @@ def _as_released(path: Path) -> bool:
         return update.as_released(nbformat.read(path, as_version=4))
     except (OSError, ValueError, nbformat.ValidationError):  # not a notebook
         return False
+
+
+def _copy_to_state(layout: Layout, path: Path) -> Path:
+    layout.state.mkdir(exist_ok=True)
+    folder = update.new_folder_beside(layout.state / path.parent.name, ASIDE)
+    shutil.copy2(path, folder / path.name)
+    return (folder / path.name).relative_to(layout.root)
 
 
 def _move_aside(layout: Layout, path: Path, keep_in_workspace: bool) -> Path:

@@ -91,12 +91,20 @@ def _untouched(cell: NotebookNode) -> bool:
         return False
 
 
+RELEASED_METADATA = {"nbgrader", "deletable", "editable", "dlcourse"}  # what a release sets
+
+
 def as_released(nb: NotebookNode) -> bool:
-    """Whether a notebook is as the course released it: every cell nbgrader
-    marked as checksummed, every other as built (its id made from its
-    source: a learner's own cell has another), and no cell run."""
+    """Whether a notebook's cells are as the course released them: every cell
+    nbgrader marked as checksummed, every other as built (its id made from
+    its source: a learner's own cell has another), no metadata but the
+    release's (no tags, hidden input, attachments), and no cell run.  Cells
+    moved or deleted, and the notebook's own metadata, it cannot tell."""
     return all(
         (_untouched(cell) if "nbgrader" in cell.metadata else authoring.as_built(cell))
+        and cell.cell_type in ("markdown", "code")
+        and not cell.get("attachments")
+        and set(cell.metadata) <= (RELEASED_METADATA if "nbgrader" in cell.metadata else set())
         and (cell.cell_type != "code" or not (cell.outputs or cell.execution_count))
         for cell in nb.cells
     )
