@@ -182,3 +182,27 @@ def test_the_index_and_appendix_a_someone_annotated_are_kept(root: Path) -> None
     (withheld,) = Layout.of(root).state.glob("notebooks-before-release-*/appendix_a.ipynb")
     assert "# my note" in withheld.read_text() and not (root / APPENDIX).exists()
     assert f"{APPENDIX} (removed; changed since it was released, it is kept as " in lines[-1]
+
+
+
+def test_withholding_appendix_a_moves_a_link_there_and_leaves_its_target(
+    root: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "mine.ipynb"
+    elsewhere.write_bytes((root / APPENDIX).read_bytes())
+    (root / APPENDIX).unlink()
+    (root / APPENDIX).symlink_to(elsewhere)
+    before = elsewhere.read_bytes()
+    lines = appendix.build(root, answers=False)
+    assert f"{APPENDIX} (removed; changed since it was released, it is kept as " in lines[-1]
+    (moved,) = Layout.of(root).state.glob("notebooks-before-release-*/appendix_a.ipynb")
+    assert moved.is_symlink() and elsewhere.read_bytes() == before
+    assert not (root / APPENDIX).exists() and not (root / APPENDIX).is_symlink()
+
+
+def test_a_merge_refused_says_why_without_claiming_nothing_changed(root: Path) -> None:
+    notebook = Layout.of(root).release / NAME
+    notebook.write_text("{not json")
+    revise(root, "About eleven layers.")
+    line = next(x for x in release.release(root) if f"notebooks/ch01/{NAME}" in x)
+    assert "cannot be read as a notebook" in line and "nothing was changed" not in line

@@ -53,8 +53,8 @@ def put(layout: Layout, path: Path, nb: nbformat.NotebookNode, *, merge: bool) -
             authoring.write(nb, Path(tmp) / path.name)
             try:
                 lines, kept = update.update(path, Path(tmp))
-            except update.UpdateError as error:
-                why = str(error)
+            except update.UpdateError as error:  # said for `dlcourse update`, which writes nothing
+                why = str(error).removesuffix("; nothing was changed")
             else:
                 return [
                     f"updated {shown}, keeping the work in it (it was not as released):",
@@ -88,11 +88,16 @@ def _as_released(path: Path) -> bool:
         return False
 
 
-def _copy_to_state(layout: Layout, path: Path) -> Path:
+def _state_folder(layout: Layout, path: Path) -> Path:
+    """A new folder in the course's state for ``path``, named for its folder."""
     layout.state.mkdir(exist_ok=True)
-    folder = update.new_folder_beside(layout.state / path.parent.name, ASIDE)
-    shutil.copy2(path, folder / path.name)
-    return (folder / path.name).relative_to(layout.root)
+    return update.new_folder_beside(layout.state / path.parent.name, ASIDE)
+
+
+def _copy_to_state(layout: Layout, path: Path) -> Path:
+    copy = _state_folder(layout, path) / path.name
+    shutil.copy2(path, copy)
+    return copy.relative_to(layout.root)
 
 
 def _move_aside(layout: Layout, path: Path, keep_in_workspace: bool) -> Path:
@@ -101,7 +106,6 @@ def _move_aside(layout: Layout, path: Path, keep_in_workspace: bool) -> Path:
     if keep_in_workspace and path.is_relative_to(layout.workspace):
         folder = update.new_folder_beside(layout.release, ASIDE)
     else:
-        layout.state.mkdir(exist_ok=True)
-        folder = update.new_folder_beside(layout.state / path.parent.name, ASIDE)
+        folder = _state_folder(layout, path)
     path.rename(folder / path.name)
     return (folder / path.name).relative_to(layout.root)
