@@ -297,6 +297,37 @@ def test_oversized_answers_are_refused(raw: tuple) -> None:
         grader.request("lookup", name="x")
 
 
+def test_json_parts_over_their_own_limit_are_refused_unread(raw: tuple) -> None:
+    grader, theirs = raw  # far below MAX_MESSAGE, but parsed it would be 20 times as large
+    theirs.sendall(remote._HEADER.pack(remote.MAX_JSON + 1, 0))
+    with pytest.raises(remote.ChannelBroken, match="over the limits"):
+        grader.request("lookup", name="x")
+
+
+def test_json_of_millions_of_values_is_refused_before_it_is_parsed(
+    raw: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grader, theirs = raw
+    parsed = []
+    monkeypatch.setattr(remote.json, "loads", parsed.append)
+    hostile = b'{"id": 1, "ok": {"l": [' + b"[]," * remote.MAX_VALUES + b"[]]}}"
+    assert len(hostile) < remote.MAX_JSON  # 1.7 GB of lists once parsed, were it 64 MB
+    thread = threading.Thread(
+        target=theirs.sendall, args=(remote._HEADER.pack(len(hostile), 0) + hostile,)
+    )
+    thread.start()
+    with pytest.raises(remote.ChannelBroken, match="values"):
+        grader.request("lookup", name="x")
+    thread.join(5)
+    assert parsed == []
+
+
+def test_a_long_list_of_numbers_is_still_an_answer(pair: tuple) -> None:
+    grader, namespace = pair
+    namespace["losses"] = [float(i) / 7 for i in range(200_000)]  # 2.8 MB of JSON
+    assert grader.request("lookup", name="losses") == namespace["losses"]
+
+
 def test_blobs_count_towards_the_size_limit(raw: tuple) -> None:
     grader, theirs = raw
     data = json.dumps({"id": 1, "ok": None}).encode()

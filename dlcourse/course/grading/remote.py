@@ -48,6 +48,13 @@ from typing import Any
 import numpy as np
 
 MAX_MESSAGE = 64 * 1024 * 1024  # bytes; a larger answer is refused
+# The JSON part is parsed into Python objects, which take many times its bytes
+# (64 MB of "[]," is 22 million lists, 1.7 GB), so it has a smaller limit, and
+# one over SCAN_FROM bytes is refused before parsing if it holds more than
+# MAX_VALUES values (brackets and commas, counted in strings too: an upper bound).
+MAX_JSON = 8 * 1024 * 1024
+MAX_VALUES = 1_000_000
+SCAN_FROM = 1 << 16
 MAX_DEPTH = 64  # nesting of lists, tuples and dicts
 MAX_WARNINGS = 20  # per request; more are dropped
 _ERROR_MODES = ("ignore", "warn", "raise", "print")  # np.errstate values the kernel accepts
@@ -361,10 +368,16 @@ class Channel:
 
     def _recv(self) -> dict:
         size, count = _HEADER.unpack(self._recv_exactly(_HEADER.size))
-        if size > MAX_MESSAGE or count > MAX_BLOBS:
-            self._break(f"the kernel sent a message over the {MAX_MESSAGE} byte limit")
+        if size > MAX_JSON or count > MAX_BLOBS:
+            self._break(
+                f"the kernel sent a message over the limits ({MAX_JSON} bytes of JSON, "
+                f"{MAX_BLOBS} arrays)"
+            )
+        data = self._recv_exactly(size)
+        if size > SCAN_FROM and sum(map(data.count, (b"[", b"{", b","))) > MAX_VALUES:
+            self._break(f"the kernel sent a message over the limit of {MAX_VALUES} values")
         try:
-            message = json.loads(self._recv_exactly(size))
+            message = json.loads(data)
         except (ValueError, RecursionError):
             self._break("the kernel broke the protocol")
         if type(message) is not dict:
