@@ -267,6 +267,8 @@ def central_difference(
 def as_output(result: Any, where: str) -> np.ndarray:
     """What a function returned (an array, a number or a Tensor) as float64 numbers."""
     __tracebackhide__ = True
+    if result is None:
+        raise TypeError(f"{where}: the function returned None: did you forget to return?")
     try:
         return np.array(result, dtype=np.float64)
     except (TypeError, ValueError):
@@ -285,7 +287,7 @@ def numerical_grad(f: Callable[[np.ndarray], Any], x: Any, *, eps: float = 1e-6)
     __tracebackhide__ = True
     x = _float64_copy("numerical_grad", x)
     _check_output("numerical_grad", f, x)
-    return _vjp(f, x, np.ones(()), eps)
+    return _vjp("numerical_grad", f, x, np.ones(()), eps)
 
 
 def numerical_vjp(
@@ -302,19 +304,39 @@ def numerical_vjp(
     x = _float64_copy("numerical_vjp", x)
     dout = np.asarray(dout, dtype=float)
     _check_output("numerical_vjp", f, x, dout.shape)
-    return _vjp(f, x, dout, eps)
+    return _vjp("numerical_vjp", f, x, dout, eps)
 
 
-def _vjp(f: Callable[[np.ndarray], Any], x: np.ndarray, dout: np.ndarray, eps: float) -> np.ndarray:
+def _vjp(
+    where: str, f: Callable[[np.ndarray], Any], x: np.ndarray, dout: np.ndarray, eps: float
+) -> np.ndarray:
+    __tracebackhide__ = True
+    unmoved = step_rounds_away(x, eps)
+    if unmoved:
+        raise ValueError(f"{where}: {unmoved}")
+
     def value() -> np.ndarray:
-        return as_output(f(x.copy()), "numerical_vjp")  # a copy: f may change its argument
+        return as_output(f(x.copy()), where)  # a copy: f may change its argument
 
     grad = np.zeros(x.shape)
     for i in np.ndindex(x.shape):
         difference, (step,) = central_difference(value, [(x, i, 1.0)], eps)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grad[i] = np.sum(difference * dout) / step
+        grad[i] = np.sum(difference * dout) / step  # not 0, as checked above
     return grad
+
+
+def step_rounds_away(x: np.ndarray, eps: float) -> str:
+    """Why ``x +- eps`` cannot be told from ``x`` at some element ('' if it can
+    everywhere): there the difference is 0 and no derivative can be read off."""
+    moved = (x + eps) - (x - eps)
+    if np.all(moved):
+        return ""
+    index = tuple(int(i) for i in np.argwhere(moved == 0)[0])
+    larger = float(np.max(np.abs(x[np.isfinite(x)]), initial=1.0)) * 1e-8
+    return (
+        f"x is {x[index]:.6g} at index {index}, where x + eps rounds to x for eps={eps:g}, "
+        f"so nothing can be differenced there. Pass a larger eps, such as eps={larger:.0e}."
+    )
 
 
 def _float64_copy(where: str, x: Any) -> np.ndarray:

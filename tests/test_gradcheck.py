@@ -469,3 +469,32 @@ def test_every_check_takes_every_mode(mode: str) -> None:
     assert check_grad(f, grad, x, mode=mode)
     with pytest.raises(GradcheckError, match="opposite signs"):
         check_grad(f, lambda v: -np.cos(v), x, mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["full", "sparse", "fast"])
+def test_a_step_that_rounds_away_is_a_clear_error_in_every_mode(mode: str) -> None:
+    # at 2e10, x + 1e-6 is x: full mode divided by a zero step, fast mode passed anything
+    wrong = lambda x: Tensor.from_op(x.data * 2, [x], [lambda g: g * 3], "wrong")  # noqa: E731
+    with pytest.raises(GradcheckError, match=r"rounds to x.*eps=2e\+02"):
+        gradcheck(wrong, [Tensor([2e10, 1.0], requires_grad=True)], mode=mode)
+    with pytest.raises(ValueError, match="rounds to x"):
+        numerical_grad(lambda x: 2 * x.sum(), np.array([2e10]))
+    assert gradcheck(lambda x: x * 2, [Tensor([2e10, 1.0], requires_grad=True)], eps=1e2)
+
+
+def test_a_function_that_returns_nothing_is_told_so() -> None:
+    for check in (
+        lambda: numerical_grad(lambda x: None, np.ones(2)),
+        lambda: numerical_vjp(lambda x: None, np.ones(2), 1.0),
+        lambda: check_grad(lambda x: None, lambda x: x, np.ones(2)),
+        lambda: check_vjp(lambda x: None, lambda d: d, [np.ones(2)]),
+    ):
+        with pytest.raises(TypeError, match="returned None: did you forget to return"):
+            check()
+
+
+def test_rounding_in_a_huge_output_is_not_called_a_kink() -> None:
+    x = np.random.default_rng(3).normal(0, 10, 20)  # sum(exp(x)) is about 1e14
+    with pytest.raises(GradcheckError) as failure:
+        gradcheck(lambda x: x.exp().sum(), [Tensor(x, requires_grad=True)])
+    assert "rounding alone" in str(failure.value) and "kink" not in str(failure.value)
