@@ -257,6 +257,9 @@ class Tensor:
         self._retain = True
         return self
 
+    def __float__(self) -> float:
+        return self.item()
+
     def __len__(self) -> int:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor: a single number has no length.")
@@ -340,6 +343,9 @@ class Tensor:
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) * self
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return _constant(other, self) @ self
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
         return _constant(other, self) / self

@@ -633,3 +633,14 @@ def test_an_operation_makes_no_functions_its_gradients_come_from_the_table() -> 
         assert a._rule is b._rule, a.op
         assert all(f.__closure__ is None for f in a._rule.vjps), a.op
     assert [t.op for t in first] == ["mul", "relu", "sum", "mean", "linear", "getitem"]
+
+
+def test_an_array_times_a_tensor_and_a_tensor_as_a_float() -> None:
+    X, W = np.arange(6.0).reshape(2, 3), Tensor(np.ones((3, 2)), requires_grad=True)
+    y = X @ W  # an ndarray on the left defers to the Tensor
+    assert isinstance(y, Tensor)
+    y.sum().backward()
+    np.testing.assert_array_equal(W.grad, X.T @ np.ones((2, 2)))
+    assert float(Tensor(2.5)) == 2.5 and float(Tensor([[3.0]])) == 3.0
+    with pytest.raises(ValueError, match="item"):
+        float(Tensor([1.0, 2.0]))
