@@ -303,13 +303,13 @@ def _hint(check: _Check, item: _Input, worst: _Element, bad: list[_Element]) -> 
         left = check.weighed(centre - check.value()) / (old - x[k])
     finally:
         x[k] = old
-    # the rounding of the output alone moves a one-sided slope by about this much
-    noise = 2 * np.finfo(np.float64).eps * float(np.sum(np.abs(centre * check.weights))) / eps
+    size = float(np.sum(np.abs(centre * check.weights)))  # the weighed output's magnitude
+    noise = 2 * np.finfo(np.float64).eps * size / eps  # what its rounding does to a slope
     if max(abs(right - left), abs(a - numerical)) <= 10 * noise:
         return (
-            f"the output is so large (the weighed sum of its magnitudes is "
-            f"{noise * eps / (2 * np.finfo(np.float64).eps):.3g}) that its rounding alone moves "
-            f"this numerical derivative by about {noise:.2g}: the gradient may well be right, "
+            f"the output is so large (the weighed sum of its magnitudes is {size:.3g}) that "
+            f"its rounding alone moves this numerical derivative by about {noise:.2g}: the "
+            "gradient may well be right, "
             "but the check cannot tell. Check at inputs that give smaller outputs, or a "
             "non-scalar output (gradcheck weighs each element on its own)."
         )
