@@ -194,7 +194,8 @@ def _uses(nodes: list[Tensor]) -> dict[int, list[Any]]:
         if node.grad is None:
             continue
         for i, parent in enumerate(node.inputs):
-            uses[id(parent)].append(node.local_gradient(i, node.grad))
+            if (passed := node.local_gradient(i, node.grad)) is not None:
+                uses[id(parent)].append(passed)
     return uses
 
 
@@ -267,10 +268,11 @@ def graph(
             )
             if show_grads and node.size == 1 and parent.size == 1:
                 (x0, y0), (x1, y1) = position[id(parent)], position[id(node)]
+                local = node.local_gradient(i, 1.0)
                 ax.text(
                     (x0 + x1) / 2,
                     (y0 + y1) / 2 + 0.12,
-                    f"∂ {_number(node.local_gradient(i, 1.0))}",
+                    "∂ none" if local is None else f"∂ {_number(local)}",
                     ha="center",
                     va="bottom",
                     fontsize=7,

@@ -44,7 +44,7 @@ import numpy as np
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
 Vjp = Callable[..., np.ndarray]  # (g, *saved) -> the gradient for one input
 Jvp = Callable[..., np.ndarray]  # (*the inputs' tangents, *saved) -> the output's tangent
-Axis = int | tuple[int, ...] | None
+Axis = int | Sequence[int] | None
 
 _grad_enabled = True
 _forward_mode = False  # True inside jvp(): operations also push tangents
@@ -109,6 +109,25 @@ GETITEM = Rule("getitem", (lambda g, a, index, basic: _scatter(g, a, index, basi
 WHERE = Rule("where", (lambda g, c: np.where(c, g, 0.0), lambda g, c: np.where(c, 0.0, g)),
              broadcasts=True)
 # fmt: on
+
+
+def _copied(vjp: Vjp) -> Vjp:
+    """A gradient function of your own whose result is copied: it may be an
+    array that something else holds (a saved value), which must not become a
+    ``.grad`` that the next ``backward()`` adds into."""
+    return lambda g, *saved: None if (r := vjp(g, *saved)) is None else np.array(r)
+
+
+def _no_tangent(op: str) -> Jvp:
+    def refuse(*_: Any) -> np.ndarray:
+        raise TypeError(
+            f"jvp: the operation '{op}' (made with Tensor.from_op) has no tangent rule, so "
+            "forward mode cannot pass through it. Give from_op a jvp= that maps the inputs' "
+            "tangents to the output's (for an elementwise operation: the sum of its gradient "
+            "functions applied to the tangents)."
+        )
+
+    return refuse
 
 
 def _pow_grad(g: np.ndarray, a: np.ndarray, p: float) -> np.ndarray:
@@ -184,7 +203,7 @@ class Tensor:
     with ``requires_grad=True`` holds ``dloss/dtensor`` in ``.grad``."""
 
     __slots__ = ("data", "grad", "requires_grad", "name", "tangent", "_rule", "_inputs", "_saved",
-                 "_seq", "_retain")  # fmt: skip
+                 "_seq", "_retain", "__weakref__")  # fmt: skip
     __array_ufunc__ = None  # numpy defers to Tensor: ndarray + Tensor is a Tensor
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, name: str | None = None):
@@ -205,16 +224,19 @@ class Tensor:
         """The output of a new operation (for writing your own).
 
         ``vjps``: one function per input (None: no gradient), mapping
-        ``g = dL/d(output)`` to ``dL/d(input)``: a new array, ``g`` or a view of
-        it (the engine copies what it keeps, sums over broadcast axes and
-        checks the shape).  ``jvp`` maps the inputs' tangents to the output's;
-        leave it out for an elementwise operation."""
+        ``g = dL/d(output)`` to ``dL/d(input)`` (the engine copies the result,
+        which may be an array you keep, sums it over broadcast axes and checks
+        its shape).  ``jvp`` maps the inputs' tangents to the output's tangent,
+        for forward mode (:func:`jvp`), which refuses an operation without one;
+        for an elementwise operation it is the sum of ``vjps`` applied to the
+        tangents."""
         if len(vjps) != len(inputs):
             raise ValueError(
                 f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
                 "function(s); give one function per input."
             )
-        rule = Rule(op, tuple(vjps), jvp, broadcasts=True)  # yours: checked
+        copied = tuple(None if f is None else _copied(f) for f in vjps)
+        rule = Rule(op, copied, jvp or _no_tangent(op), broadcasts=True)  # yours: checked
         return _record(rule, _as_float_array(data, False), tuple(inputs))
 
     shape = property(lambda self: self.data.shape)
@@ -226,11 +248,14 @@ class Tensor:
                   doc="The operation that made it ('' for a leaf).")  # fmt: skip
     inputs = property(lambda self: self._inputs, doc="What it was computed from.")
 
-    def local_gradient(self, i: int, g: ArrayLike) -> np.ndarray:
+    def local_gradient(self, i: int, g: ArrayLike) -> np.ndarray | None:
         """What this operation's backward passes to input ``i`` for upstream ``g``
-        (``g`` times the local derivative), summed to the input's shape."""
+        (``g`` times the local derivative), summed to the input's shape; None
+        where that input gets no gradient."""
         upstream = np.broadcast_to(np.asarray(g, dtype=self.data.dtype), self.shape)
-        return _fit(self._rule.vjps[i](upstream, *self._saved), self._inputs[i], self)
+        vjp = self._rule.vjps[i]
+        r = None if vjp is None else vjp(upstream, *self._saved)
+        return None if r is None else _fit(r, self._inputs[i], self)
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
@@ -259,6 +284,14 @@ class Tensor:
 
     def __float__(self) -> float:
         return self.item()
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of {self.data.size} elements is ambiguous; "
+                "test its array, for example (t.data > 0).all(), or one element's t.item()."
+            )
+        return bool(self.data)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
@@ -363,6 +396,15 @@ class Tensor:
         with np.errstate(divide="ignore", invalid="ignore"):
             return _record(POW, a**p, (self,), a, p)
 
+    def __rpow__(self, base: ArrayLike) -> Tensor:
+        c = _constant(base, self)
+        if not np.all(c.data > 0):
+            raise ValueError(
+                "pow: a tensor exponent needs a positive base (2 ** x is exp(x * log 2)); "
+                "a base of 0 or below has no real power for every exponent."
+            )
+        return (self * c.log()).exp()  # d(c^x)/dx = c^x log c
+
     def exp(self) -> Tensor:
         with np.errstate(over="ignore"):
             y = np.exp(self.data)
@@ -447,7 +489,7 @@ class Tensor:
 
     # ------------------------------------------------------- shape and index
     def reshape(self, *shape: int | tuple[int, ...]) -> Tensor:
-        new_shape = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple) else shape
+        new_shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
         try:
             out = self.data.reshape(new_shape)
         except ValueError:
@@ -506,14 +548,16 @@ def _record(rule: Rule, data: Any, inputs: tuple[Tensor, ...], *saved: Any) -> T
 def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
     """The chain rule through the graph that made ``root``: each operation, the
     latest recorded first, passes on its complete gradient ``g`` to each input
-    (the sum over the input's uses), and the leaves add theirs into ``.grad``."""
+    (the sum over the input's uses), and the leaves add theirs into ``.grad``
+    once the sweep is through, so a gradient function that raises changes no
+    ``.grad``."""
     grads = {root: seed}  # the intermediates' gradients, until passed on
+    leaves: dict[Tensor, np.ndarray] = {}  # the leaves' gradients, added at the end
+    kept = []  # the intermediates whose gradients are kept, with them
     todo = [(-root._seq, root)]  # a heap: the latest recorded operation first
     while todo:
         node = heappop(todo)[1]
         g = grads.pop(node)  # complete: every use of node was recorded after it
-        if retain_grads or node._retain:
-            _keep(node, g)
         saved, (_, vjps, _, broadcasts) = node._saved, node._rule
         for t, vjp in zip(node._inputs, vjps):
             if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
@@ -526,12 +570,21 @@ def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
                 else:
                     grads[t] = r
                     heappush(todo, (-t._seq, t))
-            elif t.grad is not None:
-                t.grad += r
-            elif r.base is None and r is not g and r.dtype is t.data.dtype:
-                t.grad = r  # a new array that nothing else holds
+            elif t in leaves:
+                leaves[t] = leaves[t] + r
+            elif t.grad is not None or (r.base is None and r is not g and r.dtype is t.data.dtype):
+                leaves[t] = r  # added into .grad, or a new array that nothing else holds
             else:  # g, a view or another precision: a copy of its own
-                t.grad = np.array(r, dtype=t.data.dtype)
+                leaves[t] = np.array(r, dtype=t.data.dtype)
+        if retain_grads or node._retain:
+            kept.append((node, g))
+    for t, g in kept:
+        _keep(t, g)
+    for t, r in leaves.items():
+        if t.grad is None:
+            t.grad = r if r.dtype is t.data.dtype else r.astype(t.data.dtype)
+        else:
+            t.grad += r
 
 
 def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
@@ -591,7 +644,10 @@ def _axes(op: str, axis: Axis, shape: tuple[int, ...]) -> tuple[tuple[int, ...],
     """``axis`` (None: all) as a tuple of non-negative axes, checked, and the
     shape kept by the reduction: ``shape`` with 1 on each reduced axis."""
     ndim = len(shape)
-    axes = tuple(range(ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if axis is None:
+        axes = tuple(range(ndim))
+    else:
+        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     for ax in axes:
         if not -ndim <= ax < ndim:
             valid = (

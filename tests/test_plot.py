@@ -132,6 +132,17 @@ def test_graph_shows_every_gradient_and_a_fan_out_as_the_sum_of_its_uses() -> No
     assert all(n.grad is None for n in plot.graph_layout(d2)[0] if not n.is_leaf)
 
 
+def test_graph_draws_an_input_that_gets_no_gradient() -> None:
+    a = Tensor(2.0, requires_grad=True, name="a")
+    b = Tensor(3.0, requires_grad=True, name="b")
+    y = Tensor.from_op(a.data * b.data, (a, b), (lambda g: g * b.data, None), "half")
+    y.backward(retain_grads=True)
+    (ax,) = plot.graph(y).axes
+    labels = sorted(t.get_text() for t in ax.texts if t.get_gid() == "local derivative")
+    assert labels == ["∂ 3", "∂ none"]
+    assert a.grad == 3.0 and b.grad is None
+
+
 def test_graph_layout_handles_long_chains() -> None:
     x = Tensor(1.0, requires_grad=True)
     y = x
