@@ -215,12 +215,22 @@ def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
 def connected(lab: Lab, path: str, seconds: float) -> bool:
     """Whether the page gets connected to the kernel of ``path``'s session
     within ``seconds``, as the server sees it (the page's indicator says idle
-    before it is, and cells run then are lost)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        kernels = [s["kernel"] for s in sessions(lab) if s["path"] == path]
+    before it is, and cells run then are lost); or within three times that
+    while JupyterLab is still starting the notebook's kernel, which takes
+    minutes on a loaded machine (a reload then would only start again)."""
+    start = time.monotonic()
+    while (waited := time.monotonic() - start) < 3 * seconds:
+        now = sessions(lab)
+        kernels = [s["kernel"] for s in now if s["path"] == path]
         if any(k["connections"] and k["execution_state"] == "idle" for k in kernels):
             return True
+        starting = any(
+            s["kernel"]["execution_state"] == "starting"
+            for s in now
+            if s["path"] == path or s["name"] == Path(path).name
+        )
+        if waited > seconds and not starting:
+            return False
         time.sleep(0.5)
     return False
 
