@@ -246,6 +246,10 @@ def indented(code: str) -> str:
     return "\n".join("    " + line for line in code.splitlines())
 
 
+def grade_id(cell: nbformat.NotebookNode) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
 def _test_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return next(
         c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_chain_rule"
@@ -277,6 +281,19 @@ def submission(code: dict[str, str], edit_test: str = "") -> nbformat.NotebookNo
         fake = nbformat.v4.new_code_cell("print('all good')")
         fake.metadata["nbgrader"] = dict(_test_cell(nb).metadata["nbgrader"])
         nb.cells = [c for c in nb.cells if c is not _test_cell(nb)] + [fake]
+    elif edit_test in ("setup last", "setup dropped"):
+        # the setup cell moved after the tests (merging refused, by more grade ids than the
+        # release has) or dropped, and a copy of it of the student's that rebinds the checks
+        setup = next(c for c in nb.cells if grade_id(c) == "setup")
+        nb.cells.remove(setup)
+        rebound = "\nassert_close = lambda *a, **k: None\nclass CheckError(Exception): pass\n"
+        nb.cells.insert(0, nbformat.v4.new_code_cell(setup.source + rebound))
+        if edit_test == "setup last":
+            nb.cells.append(setup)
+            for i in range(len(nb.cells)):
+                fake = nbformat.v4.new_markdown_cell("x")
+                fake.metadata["nbgrader"] = {"grade_id": f"fake{i}", "locked": True}
+                nb.cells.append(fake)
     elif edit_test == "delete":
         nb.cells = [
             c
@@ -305,6 +322,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ("deleted", "delete"),
         ("metadata", "metadata"),
         ("claim", "claim"),
+        ("setuplast", "setup last"),
+        ("nosetup", "setup dropped"),
     ]:
         folder = Layout(course).submitted(student)
         folder.mkdir(parents=True)
@@ -430,6 +449,8 @@ def total(graded: dict, student: str) -> float:
         "deleted",
         "metadata",
         "claim",
+        "setuplast",
+        "nosetup",
         "corrupt",
         "foreign",
         "binary",

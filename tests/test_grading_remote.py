@@ -11,6 +11,7 @@ import collections
 import json
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dlcourse.course.grading import remote
+from dlcourse.course.grading import executor, remote
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def pair() -> Iterator[tuple[remote.Channel, dict[str, Any]]]:
     thread = threading.Thread(target=kernel.serve_forever, daemon=True)
     thread.start()
     grader = remote.Channel(ours, trusted=True)
-    grader.deadline = None
+    grader.deadline = time.monotonic() + 120  # as during a test
     yield grader, namespace
     ours.close()
     thread.join(5)
@@ -180,7 +181,9 @@ def raw() -> Iterator[tuple[remote.Channel, socket.socket]]:
     """The grader's channel and the bare socket at the kernel's end, for a
     kernel that misbehaves."""
     ours, theirs = socket.socketpair()
-    yield remote.Channel(ours, trusted=True), theirs
+    grader = remote.Channel(ours, trusted=True)
+    grader.deadline = time.monotonic() + 120  # as during a test
+    yield grader, theirs
     ours.close()
     theirs.close()
 
@@ -372,3 +375,122 @@ def test_warnings_from_the_kernel_are_capped(raw: tuple) -> None:
     thread.join(5)
     assert len(caught) == remote.MAX_WARNINGS
     assert all(len(str(w.message)) == 2000 for w in caught)
+
+
+# ------------------------------------- found by red-teaming the channel (helper's report)
+def test_numpy_sees_the_students_object_as_its_numbers(pair: tuple) -> None:
+    """numpy's functions defer to an object's own methods (np.std calls .std()):
+    an answer whose methods report what the test wants is judged by its numbers."""
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "class Liar:\n"
+        "    def __array__(self, dtype=None, copy=None):\n"
+        "        return np.array([0.0, 0.0, 9.0])\n"
+        "    def std(self, *a, **k):\n        return 1.0\n"
+        "    def mean(self, *a, **k):\n        return 0.0\n"
+        "    @property\n    def shape(self):\n        return (10, 10)\n"
+        "class Things:\n"
+        "    def __array__(self, dtype=None, copy=None):\n"
+        "        return np.array([None, {}], dtype=object)\n"
+        "def liar():\n    return Liar()\n"
+        "def things():\n    return Things()\n",
+        student,
+    )
+    ns = run(
+        grader,
+        "W = liar()\n"
+        "sd, mean, shape = np.std(W), np.mean(W), np.shape(W)\n"
+        "e = np.exp(W)\n"
+        "total = np.zeros(3) + W\n",
+    )
+    assert (ns["sd"], ns["mean"], ns["shape"]) == (np.std([0, 0, 9.0]), 3.0, (3,))
+    assert ns["e"].tolist() == np.exp([0, 0, 9.0]).tolist()
+    assert ns["total"].tolist() == [0.0, 0.0, 9.0]
+    with pytest.raises(TypeError, match="not an array of numbers"):
+        run(grader, "np.asarray(things())")
+
+
+def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tuple) -> None:
+    """The grader has no memory limit: what the kernel asks of its generators
+    and ufuncs is bounded by what one answer may carry."""
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "def draw(rng, *size):\n    return rng.standard_normal(size)\n"
+        "def permute(rng, n):\n    return rng.permutation(n)\n"
+        "def legacy(rs, *dims):\n    return rs.rand(*dims)\n"
+        "def apply(f, *args, **kwargs):\n    return f(*args, **kwargs)\n",
+        student,
+    )
+    big = remote.MAX_ELEMENTS + 1
+    cases = [
+        f"draw(np.random.default_rng(0), {big})",
+        f"draw(np.random.default_rng(0), 2, {big // 2 + 1})",
+        f"permute(np.random.default_rng(0), {big})",
+        f"legacy(np.random.RandomState(0), {big})",
+        "apply(np.exp, np.zeros((4000, 1)), np.zeros((1, 4000)))",  # add's broadcast: 16M
+        "apply(np.add, np.zeros((4000, 1)), np.zeros((1, 4000)))",
+        "apply(np.exp, np.zeros(3), where=np.ones(3, bool))",
+        "apply(np.exp, np.zeros(3), out=np.zeros(3))",
+    ]
+    for source in cases:
+        with pytest.raises((ValueError, PermissionError), match="grader"):
+            run(grader, source)
+    ns = run(
+        grader,
+        "a = draw(np.random.default_rng(0), 1000, 100)\n"
+        "b = apply(np.add, np.zeros((100, 1)), np.ones((1, 100)))\n"
+        "c = permute(np.random.default_rng(0), 10)\n",
+    )
+    assert ns["a"].shape == (1000, 100) and ns["b"].sum() == 10_000 and len(ns["c"]) == 10
+
+
+def test_the_students_warnings_are_raised_again_at_most_a_few_per_test(pair: tuple) -> None:
+    grader, student = pair
+    exec(
+        "import warnings\n"
+        "def noisy():\n"
+        "    for i in range(50):\n        warnings.warn(f'noise {i}', UserWarning)\n",
+        student,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(grader, "for _ in range(100):\n    noisy()\n")
+    assert len(caught) == remote.MAX_WARNINGS
+    assert str(caught[0].message) == "noise 0"
+    grader.warnings_left = remote.MAX_WARNINGS  # the next test (the executor resets it)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(grader, "noisy()")
+    assert len(caught) == remote.MAX_WARNINGS
+
+
+def test_the_grader_never_waits_on_the_kernel_outside_a_test(pair: tuple) -> None:
+    """A test's message read after its deadline (a KeyError's is the repr of
+    its key, the student's object) fails at once rather than waiting forever."""
+    grader, student = pair
+    exec("class Stuck:\n    def __repr__(self):\n        while True:\n            pass\n", student)
+    exec("def stuck():\n    return Stuck()\n", student)
+    ns = run(grader, "key = stuck()")
+    grader.deadline = None
+    with pytest.raises(remote.ChannelBroken, match="outside a test"):
+        repr(ns["key"])
+    assert executor._message(KeyError(ns["key"])).startswith("(the message could not be read")
+
+
+@pytest.mark.parametrize(
+    ("fields", "blobs"),
+    [
+        ({"ok": None, "release": 5}, []),
+        ({"ok": None, "release": [{"x": 1}]}, []),
+        ({"error": "not a pair"}, []),
+        ({"ok": {"s": [0, "<U1", []]}}, [b"\xff\xff\xff\xff"]),  # no such code point
+    ],
+)
+def test_a_malformed_reply_breaks_the_channel(raw: tuple, fields: dict, blobs: list) -> None:
+    grader, theirs = raw
+    send(theirs, {"id": 1, **fields}, blobs)
+    with pytest.raises(remote.ChannelBroken):
+        grader.request("lookup", name="x")
+    assert grader.broken

@@ -49,6 +49,17 @@ class ForkBomb(RuntimeError):
     pass
 
 
+def _message(failure: BaseException | None) -> str:
+    """A failed test's message, at most 4,000 characters; one that cannot be
+    read (the student's object would not say) is said to be so."""
+    if failure is None:
+        return ""
+    try:
+        return str(failure)[:4000]
+    except Exception as error:
+        return f"(the message could not be read: {type(error).__name__})"
+
+
 class ConfinedExecute(Execute):
     """nbgrader's execution step with the verdicts taken out of the kernel
     (see the module's docstring)."""
@@ -91,6 +102,10 @@ class ConfinedExecute(Execute):
                 why = f"{type(error).__name__}: {error!s:.300}"
                 self.events.report(events.NO_KERNEL, None, f"no kernel could be started ({why})")
                 raise
+            # the tests' own names, before any test and wherever the submission put (or
+            # dropped, or copied) its setup cells: every setup source of the gradebook's
+            for source in setup.values():
+                self._run_trusted_setup(source)
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -101,8 +116,6 @@ class ConfinedExecute(Execute):
                         seen.add(grade_id)
                         self._run_test(cell, tests[grade_id], index)
                     continue
-                if grade_id in setup:
-                    self._run_trusted_setup(setup[grade_id])
                 if not out_of_time and time.monotonic() > self.deadline:
                     out_of_time = True  # the tests still run, and fail on what is missing
                     self.events.report(
@@ -273,6 +286,7 @@ class ConfinedExecute(Execute):
         out, err = io.StringIO(), io.StringIO()
         assert self.channel is not None and self.kernel is not None
         self.channel.deadline = time.monotonic() + (self.timeout or 60)
+        self.channel.warnings_left = remote.MAX_WARNINGS
         failure: BaseException | None = None
         with (
             contextlib.redirect_stdout(out),
@@ -284,22 +298,21 @@ class ConfinedExecute(Execute):
                 exec(compile(source, f"<test {index}>", "exec"), self.namespace)
             except Exception as error:  # the test failed, whatever the reason
                 failure = error
+            # read while the deadline holds: a KeyError's message is the repr of its key,
+            # which may be the student's object
+            name, message = type(failure).__name__, _message(failure)
         self.channel.deadline = None
         if self.kernel.reap() > FORK_LIMIT:
             self.channel.broken = "the student's code left processes behind"
         for warning in caught:
             err.write(f"{warning.category.__name__}: {warning.message}\n")
-        if out.getvalue():
-            cell.outputs.append(
-                nbformat.v4.new_output("stream", name="stdout", text=out.getvalue())
-            )
-        if err.getvalue():
-            cell.outputs.append(
-                nbformat.v4.new_output("stream", name="stderr", text=err.getvalue())
-            )
+        for stream, text in (("stdout", out.getvalue()), ("stderr", err.getvalue())):
+            limit = self.max_output_bytes  # the student's objects, printed by the test
+            if len(text) > limit:
+                text = f"{text[:limit]}\n[output cut at {limit} characters]\n"
+            if text:
+                cell.outputs.append(nbformat.v4.new_output("stream", name=stream, text=text))
         if failure is not None:
-            name = type(failure).__name__
-            message = str(failure)
             if isinstance(failure, remote.ChannelBroken):
                 name = "GradingError"
                 self.events.report(events.TEST_BROKEN, index, message)

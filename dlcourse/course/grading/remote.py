@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import inspect
 import json
 import math
 import operator
@@ -56,7 +57,8 @@ MAX_JSON = 8 * 1024 * 1024
 MAX_VALUES = 1_000_000
 SCAN_FROM = 1 << 16
 MAX_DEPTH = 64  # nesting of lists, tuples and dicts
-MAX_WARNINGS = 20  # per request; more are dropped
+MAX_ELEMENTS = MAX_MESSAGE // 8  # numbers the grader's numpy may make in one call for the kernel
+MAX_WARNINGS = 20  # per test; more are dropped
 _ERROR_MODES = ("ignore", "warn", "raise", "print")  # np.errstate values the kernel accepts
 MAX_BLOBS = 4096  # arrays in one message
 _HEADER = struct.Struct("!QI")  # a message's JSON length, and how many blobs follow
@@ -153,9 +155,18 @@ class Proxy:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         value = self._op("array")
-        if isinstance(value, Proxy):
+        array = None if isinstance(value, Proxy) else np.asarray(value, dtype=dtype)
+        if array is None or array.dtype.kind not in "biufcUS":
             raise TypeError("the student's object is not an array of numbers")
-        return np.asarray(value, dtype=dtype)
+        return array
+
+    # numpy's functions and ufuncs see the student's object as its numbers, never
+    # calling its own methods (an answer whose .std() reports what the test wants)
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return func(*_as_numbers(args), **_as_numbers(kwargs))
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return getattr(ufunc, method)(*_as_numbers(inputs), **_as_numbers(kwargs))
 
     def __bool__(self) -> bool:
         return _exact(self._op("bool"), bool)
@@ -192,6 +203,17 @@ class Proxy:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._op("setitem", key, value)
+
+
+def _as_numbers(data: Any) -> Any:
+    """``data`` with every proxy in it, through lists, tuples and dicts, as its array."""
+    if isinstance(data, Proxy):
+        return np.asarray(data)
+    if type(data) in (list, tuple):
+        return type(data)(_as_numbers(item) for item in data)
+    if type(data) is dict:
+        return {key: _as_numbers(item) for key, item in data.items()}
+    return data
 
 
 def _exact(value: Any, kind: type) -> Any:
@@ -237,6 +259,7 @@ class Channel:
         self.exported: dict[int, Any] = {}
         self.released: list[int] = []
         self.deadline: float | None = None
+        self.warnings_left = MAX_WARNINGS  # the student's warnings raised again in this test
         self.broken = ""
         self._next_ref = 0
         self._next_id = 0
@@ -390,7 +413,14 @@ class Channel:
                 self._break(f"the kernel sent a message over the {MAX_MESSAGE} byte limit")
             blobs.append(self._recv_exactly(length))
         self._blobs_in = blobs  # what decode() reads the message's arrays from
-        for ref in message.get("release", []):
+        release = message.get("release", [])
+        error = message.get("error")
+        well_formed_error = error is None or (type(error) is list and len(error) == 2)
+        if type(release) is not list or not well_formed_error:
+            self._break("the kernel broke the protocol")
+        for ref in release:
+            if type(ref) is not int:
+                self._break("the kernel broke the protocol")
             self.exported.pop(ref, None)
         return message
 
@@ -403,6 +433,8 @@ class Channel:
         """Ask the other side; serve its own requests while waiting."""
         if self.broken:
             raise ChannelBroken(self.broken)
+        if self.trusted and self.deadline is None:  # the grader never waits on a kernel unbounded
+            raise ChannelBroken("the grader asked the student's kernel outside a test")
         self._next_id += 1
         ident = self._next_id
         message = {"id": ident, "op": op}
@@ -420,7 +452,7 @@ class Channel:
                 self._break("the kernel broke the protocol")
             if "error" in reply:
                 if self.trusted:
-                    _warn_again(reply.get("warnings"))
+                    self._warn_again(reply.get("warnings"))
                 name, text = reply["error"]
                 raise _remote_exception(str(name), str(text)[:2000])
             try:
@@ -428,11 +460,22 @@ class Channel:
                 if self.trusted and op == "call" and "changed" in reply:
                     sent = [fields.get("args"), fields.get("kwargs")]
                     _write_back(sent, self.decode(reply["changed"]))
-            except (ValueError, KeyError, TypeError, OverflowError) as error:
+            except (ValueError, KeyError, TypeError, OverflowError, SystemError) as error:
                 self._break(f"the kernel sent a malformed answer ({error})")
             if self.trusted:
-                _warn_again(reply.get("warnings"))
+                self._warn_again(reply.get("warnings"))
             return answer
+
+    def _warn_again(self, received: Any) -> None:
+        """Raise in the grader the warnings the student's code raised in the
+        kernel, at most ``MAX_WARNINGS`` per test (:attr:`warnings_left`)."""
+        for item in received[: self.warnings_left] if type(received) is list else []:
+            if type(item) is list and len(item) == 2:
+                self.warnings_left -= 1
+                category = getattr(builtins, str(item[0]), None)
+                if not (isinstance(category, type) and issubclass(category, Warning)):
+                    category = RuntimeWarning
+                warnings.warn(str(item[1])[:2000], category, stacklevel=4)
 
     def _serve(self, message: dict) -> None:
         reply: dict[str, Any] = {"id": message.get("id")}
@@ -472,6 +515,7 @@ class Channel:
             kwargs = self.decode(message.get("kwargs", {"d": []}))
             if self.trusted:
                 _check_callable(target)
+                _check_size(target, args, kwargs)
                 return target(*args, **kwargs), None
             before = [(path, a, a.copy()) for path, a in _arrays([args, kwargs])]
             result = target(*args, **kwargs)
@@ -538,16 +582,6 @@ def _as_asked(message: dict, record: bool) -> Iterator[list[warnings.WarningMess
         yield stack.enter_context(warnings.catch_warnings(record=True))
 
 
-def _warn_again(received: Any) -> None:
-    """Raise in the grader the warnings the student's code raised in the kernel."""
-    for item in received[:MAX_WARNINGS] if type(received) is list else []:
-        if type(item) is list and len(item) == 2:
-            category = getattr(builtins, str(item[0]), None)
-            if not (isinstance(category, type) and issubclass(category, Warning)):
-                category = RuntimeWarning
-            warnings.warn(str(item[1])[:2000], category, stacklevel=3)
-
-
 def _arrays(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, np.ndarray]]:
     """(path, array) for every numeric array in data as it travels, through
     exact lists, tuples and dicts (their string and int keys), as
@@ -596,6 +630,38 @@ def _check_callable(target: Any) -> None:
     )
     if not allowed:
         raise PermissionError(f"the grader's {type(target).__name__} cannot be called from here")
+
+
+def _check_size(target: Any, args: list, kwargs: dict) -> None:
+    """A call of numpy's (a ufunc, a random generator's method) that the kernel
+    asks of the grader makes no more than ``MAX_ELEMENTS`` numbers (what one
+    answer may carry), so that the grader, which has no memory limit, never
+    allocates for the student what the student's kernel may not: the
+    broadcast of its array arguments and the ``size`` it asks for.  It
+    writes into none of the grader's arrays (``out=``, ``where=``)."""
+    if isinstance(target, types.FunctionType):  # the test's own function: as the test wrote it
+        return
+    if "out" in kwargs or "where" in kwargs:
+        raise PermissionError("the grader's numpy functions take no out= or where= from here")
+    shapes = [np.shape(a) for a in [*args, *kwargs.values()] if isinstance(a, np.ndarray | list)]
+    if not isinstance(target, np.ufunc):
+        try:
+            asked = inspect.signature(target).bind(*args, **kwargs).arguments
+        except (TypeError, ValueError):
+            asked = {}
+        size = asked.get("size", asked.get("args"))  # rand(3, 4) and randn take sizes as args
+        if type(asked.get("x")) is int:  # permutation(n)
+            size = asked["x"]
+        if size is not None:
+            shapes.append((size,) if type(size) is int else tuple(size))
+    if not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for shape in shapes for n in shape):
+        raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
+    try:
+        wanted = math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:  # shapes numpy cannot broadcast: the call says so itself
+        return
+    if wanted > MAX_ELEMENTS:
+        raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
 
 
 class TrustedNamespace(dict):
