@@ -6,8 +6,10 @@ its source, read from the gradebook (never from the submission), runs in
 this process against a :class:`remote.TrustedNamespace` whose unknown names
 are the student's objects in the kernel, reached through
 :mod:`dlcourse.course.grading.remote`. Its outputs, and so nbgrader's score,
-are this process's. The setup cells (locked, not graded) run on both sides,
-so the tests have their own numpy, ``assert_close`` and library.
+are this process's. The setup cells (locked, not graded) run on both sides:
+in the kernel where the submission has them, and here, every one of the
+gradebook's before the first cell, so the tests have their own numpy,
+``assert_close`` and library whatever the submission did to its copies.
 
 A kernel that dies or hangs in a cell costs that cell: the kernel is
 replaced, the cells that ran before are run again, and grading goes on. Every

@@ -653,8 +653,11 @@ def _check_size(target: Any, args: list, kwargs: dict) -> None:
         if type(asked.get("x")) is int:  # permutation(n)
             size = asked["x"]
         if size is not None:
-            shapes.append((size,) if type(size) is int else tuple(size))
-    if not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for shape in shapes for n in shape):
+            try:
+                shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
+            except TypeError:  # not a size: the call says so itself
+                return
+    if any(n > MAX_ELEMENTS for shape in shapes for n in shape):
         raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
     try:
         wanted = math.prod(np.broadcast_shapes(*shapes))
