@@ -548,43 +548,47 @@ def _record(rule: Rule, data: Any, inputs: tuple[Tensor, ...], *saved: Any) -> T
 def _backpropagate(root: Tensor, seed: np.ndarray, retain_grads: bool) -> None:
     """The chain rule through the graph that made ``root``: each operation, the
     latest recorded first, passes on its complete gradient ``g`` to each input
-    (the sum over the input's uses), and the leaves add theirs into ``.grad``
-    once the sweep is through, so a gradient function that raises changes no
-    ``.grad``."""
+    (the sum over the input's uses), and the leaves add theirs into ``.grad``.
+    A gradient function that raises changes no ``.grad``: the leaves that got
+    their first one in this sweep have None again, and what adds to existing
+    ones is added once the sweep is through."""
     grads = {root: seed}  # the intermediates' gradients, until passed on
-    leaves: dict[Tensor, np.ndarray] = {}  # the leaves' gradients, added at the end
+    fresh: list[Tensor] = []  # leaves whose first gradient this sweep gave
+    later: dict[Tensor, np.ndarray] = {}  # what adds to gradients that exist, until the end
     kept = []  # the intermediates whose gradients are kept, with them
     todo = [(-root._seq, root)]  # a heap: the latest recorded operation first
-    while todo:
-        node = heappop(todo)[1]
-        g = grads.pop(node)  # complete: every use of node was recorded after it
-        saved, (_, vjps, _, broadcasts) = node._saved, node._rule
-        for t, vjp in zip(node._inputs, vjps):
-            if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
-                continue
-            if type(r) is not np.ndarray or (broadcasts and r.shape != t.data.shape):
-                r = _fit(r, t, node)
-            if t._rule is not None:  # an intermediate: the sum over its uses
-                if t in grads:
-                    grads[t] = grads[t] + r
+    try:
+        while todo:
+            node = heappop(todo)[1]
+            g = grads.pop(node)  # complete: every use of node was recorded after it
+            saved, (_, vjps, _, broadcasts) = node._saved, node._rule
+            for t, vjp in zip(node._inputs, vjps):
+                if vjp is None or not t.requires_grad or (r := vjp(g, *saved)) is None:
+                    continue
+                if type(r) is not np.ndarray or (broadcasts and r.shape != t.data.shape):
+                    r = _fit(r, t, node)
+                if t._rule is not None:  # an intermediate: the sum over its uses
+                    if t in grads:
+                        grads[t] = grads[t] + r
+                    else:
+                        grads[t] = r
+                        heappush(todo, (-t._seq, t))
+                elif t.grad is None:  # a new array that nothing else holds, or a copy of r
+                    owned = r.base is None and r is not g and r.dtype is t.data.dtype
+                    t.grad = r if owned else np.array(r, dtype=t.data.dtype)
+                    fresh.append(t)
                 else:
-                    grads[t] = r
-                    heappush(todo, (-t._seq, t))
-            elif t in leaves:
-                leaves[t] = leaves[t] + r
-            elif t.grad is not None or (r.base is None and r is not g and r.dtype is t.data.dtype):
-                leaves[t] = r  # added into .grad, or a new array that nothing else holds
-            else:  # g, a view or another precision: a copy of its own
-                leaves[t] = np.array(r, dtype=t.data.dtype)
-        if retain_grads or node._retain:
-            kept.append((node, g))
+                    later[t] = later[t] + r if t in later else r
+            if retain_grads or node._retain:
+                kept.append((node, g))
+    except BaseException:
+        for t in fresh:
+            t.grad = None
+        raise
     for t, g in kept:
         _keep(t, g)
-    for t, r in leaves.items():
-        if t.grad is None:
-            t.grad = r if r.dtype is t.data.dtype else r.astype(t.data.dtype)
-        else:
-            t.grad += r
+    for t, r in later.items():
+        t.grad += r
 
 
 def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
