@@ -64,6 +64,14 @@ class Lab:
     def open(self, path: str) -> str:
         return f"{self.url}lab/tree/{path}?token={self.token}"
 
+    def api(self, endpoint: str, method: str = "GET") -> urllib.request.Request:
+        """A request to the server's REST API, with the token."""
+        return urllib.request.Request(
+            f"{self.url}api/{endpoint}",
+            headers={"Authorization": f"token {self.token}"},
+            method=method,
+        )
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -77,11 +85,9 @@ def lab_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "dlcourse.course.cli"]
 
 
-def wait_until_up(process: subprocess.Popen, url: str, token: str, log: Path) -> None:
+def wait_until_up(process: subprocess.Popen, lab: Lab) -> None:
     deadline = time.monotonic() + 120
-    request = urllib.request.Request(
-        f"{url}api/status", headers={"Authorization": f"token {token}"}
-    )
+    request, log = lab.api("status"), lab.log
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"`dlcourse lab` exited with {process.returncode}:\n{log.read_text()}")
@@ -180,10 +186,10 @@ def running_lab(course: Path, *options: str) -> Iterator[Lab]:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its kernels too are ended with it below
         )
-    url = f"http://127.0.0.1:{port}/"
+    lab = Lab(f"http://127.0.0.1:{port}/", token, log)
     try:
-        wait_until_up(process, url, token, log)
-        yield Lab(url, token, log)
+        wait_until_up(process, lab)
+        yield lab
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -201,23 +207,27 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def open_notebook(page: Page, lab: Lab, path: str) -> Locator:
     """Open ``path`` in JupyterLab and wait until the page is connected to its
-    kernel; the notebook's panel. JupyterLab sometimes never connects a page
-    opened by URL to a kernel an earlier page used: the page is loaded again
-    then, up to three times."""
+    kernel; the notebook's panel. The page is loaded again if it is not
+    connected within a minute, up to three times."""
     for _ in range(3):
         page.goto(lab.open(path))
         panel = current_notebook(page)
-        if connected(lab, path, seconds=60):
+        if connected(page, lab, path, seconds=60):
             return panel
     pytest.fail(f"no kernel of {path} was connected and idle after three loads: {sessions(lab)}")
 
 
-def connected(lab: Lab, path: str, seconds: float) -> bool:
+def connected(page: Page, lab: Lab, path: str, seconds: float) -> bool:
     """Whether the page gets connected to the kernel of ``path``'s session
     within ``seconds``, as the server sees it (the page's indicator says idle
     before it is, and cells run then are lost); or within three times that
     while JupyterLab is still starting the notebook's kernel, which takes
-    minutes on a loaded machine (a reload then would only start again)."""
+    minutes on a loaded machine (a reload then would only start again).
+
+    It waits in Playwright (``page.wait_for_timeout``), never in ``time.sleep``:
+    every request of the page goes through the context's route handler, which
+    Playwright's sync API runs only inside its own calls, so a page left alone
+    asks the server for its kernel only when the test next calls Playwright."""
     start = time.monotonic()
     while (waited := time.monotonic() - start) < 3 * seconds:
         now = sessions(lab)
@@ -231,16 +241,13 @@ def connected(lab: Lab, path: str, seconds: float) -> bool:
         )
         if waited > seconds and not starting:
             return False
-        time.sleep(0.5)
+        page.wait_for_timeout(500)
     return False
 
 
 def sessions(lab: Lab) -> list[dict]:
     """The lab's sessions, from its REST API."""
-    request = urllib.request.Request(
-        f"{lab.url}api/sessions", headers={"Authorization": f"token {lab.token}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(lab.api("sessions"), timeout=30) as response:
         return json.loads(response.read())
 
 
@@ -418,20 +425,23 @@ def listing(page: Page) -> set[str]:
 
 def go_home(page: Page) -> set[str]:
     """Take the file browser to its top folder, and keep it there (JupyterLab
-    may still be taking it to the folder of the notebook it opened); what it lists."""
+    may still be taking it to the folder of the notebook it opened, and draws
+    the breadcrumbs and the listing at different times); what it lists once it
+    has been in the top folder, listing the same names, for three looks in a row."""
     deadline = time.monotonic() + 60
     home = page.locator(".jp-FileBrowser .jp-BreadCrumbs-home")
     crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs-item")
-    settled = 0
-    while settled < 2:
-        assert time.monotonic() < deadline, "the file browser would not stay in its top folder"
+    looks: list[set[str]] = []
+    while len(looks) < 3 or looks[-1] != looks[-2] or looks[-2] != looks[-3]:
+        assert time.monotonic() < deadline, f"the file browser would not stay home: {looks}"
         if crumbs.count():
             home.click()
-            settled = 0
+            looks.clear()
         else:
-            settled += 1
-        page.wait_for_timeout(1000)
-    return listing(page)
+            names = listing(page)
+            looks = [*looks, names] if not crumbs.count() else []
+        page.wait_for_timeout(700)
+    return looks[-1]
 
 
 def test_the_learners_file_browser_reaches_only_the_workspace(lab: Lab, shots: Path) -> None:
