@@ -95,6 +95,10 @@ def main() -> None:
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in suite.machine().items()),
         "",
+        "Per-call costs here: "
+        + "; ".join(f"{name} {us:.2f} µs" for name, us in suite.call_costs().items())
+        + ".",
+        "",
         "Median µs per SGD training step (forward, softmax cross-entropy, backward, update), "
         "every library single-threaded, "
         "implementations interleaved in one run (blocks of 10 timed calls, each after one "

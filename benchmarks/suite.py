@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -391,6 +392,22 @@ def notebook_times(root: Path) -> dict[str, float]:
         ).execute()
         out[path.name] = time.perf_counter() - start
     return out
+
+
+def call_costs(repeat: int = 7) -> dict[str, float]:
+    """What a small numpy call and a line of Python cost on this machine, in µs
+    (the median of ``repeat`` timings): the per-call work that dominates the
+    small rows, to tell one machine's run from another's."""
+    a = np.ones(128)
+    timings = {
+        "numpy a * 2 on 128 elements": lambda: a * 2,
+        "python sum(range(1000))": lambda: sum(range(1000)),
+    }
+    calls = 20_000
+    return {
+        name: statistics.median(timeit.repeat(f, number=calls, repeat=repeat)) / calls * 1e6
+        for name, f in timings.items()
+    }
 
 
 def machine() -> dict[str, str]:

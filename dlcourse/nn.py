@@ -138,8 +138,8 @@ def cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Tensor:
     exp = np.exp(shifted)
     total = exp.sum(axis=1, keepdims=True)
     true = shifted[rows, y]  # each row's score of its true class
-    with np.errstate(invalid="ignore"):  # an empty batch's mean is NaN, as in torch
-        loss = np.asarray((np.log(total[:, 0]) - true).sum() / n, dtype=logits.dtype)
+    mean = (np.log(total[:, 0]) - true).sum() / n if n else np.nan  # NaN for no rows, as in torch
+    loss = np.asarray(mean, dtype=logits.dtype)
     return _record(CROSS_ENTROPY, loss, (logits,), exp, total, rows, y)
 
 

@@ -142,10 +142,13 @@ def _pow_grad(g: np.ndarray, a: np.ndarray, p: float) -> np.ndarray:
 
 def _select(keep: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``g`` where ``keep`` is not 0, else 0 (``keep`` itself, which is 0 there).
-    Selected, as 0 * inf would be NaN; but a finite ``g`` of 1,024 elements or
-    more is multiplied by the mask, which has no branches (one dot product
-    tells that g is finite)."""
-    if g.size >= 1024 and isfinite(np.vdot(g, g)):
+    Selected, as 0 * inf would be NaN; but a large finite ``g`` is multiplied by
+    the mask, which has no branches (one dot product tells that g is finite).
+    Large: from 3,072 float32 or 8,192 float64 elements, about where the product
+    overtakes np.where on an AMD EPYC (µs, product against np.where: float32
+    4.5 / 4.1 at 2,048 elements and 5.4 / 6.7 at 4,096; float64 5.4 / 4.0 at
+    2,048 and 15.1 / 16.6 at 12,288)."""
+    if g.size >= (3072 if g.itemsize < 8 else 8192) and isfinite(np.vdot(g, g)):
         return g * (keep != 0)
     return np.where(keep, g, keep)
 
