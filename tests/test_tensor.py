@@ -470,12 +470,14 @@ def test_relu_and_max_select_so_an_infinite_gradient_stays_out_of_the_others() -
     X, W = Tensor(-np.ones((2, 3))), Tensor(np.ones((3, 2)), requires_grad=True)
     (X @ W).relu().log().sum().backward()
     assert np.array_equal(W.grad, np.zeros((3, 2)))
-    big = Tensor(np.tile([-1.0, 2.0], 16384), requires_grad=True)  # past np.where's size
-    big.relu().backward(np.tile([np.inf, 1.0], 16384))
-    assert np.array_equal(big.grad, np.tile([0.0, 1.0], 16384))
-    big.grad = None
-    big.relu().backward(np.full(32768, 2.0))  # finite: the fast product, the same values
-    assert np.array_equal(big.grad, np.tile([0.0, 2.0], 16384))
+    for dtype in (np.float32, np.float64):  # sizes past np.where's in either precision
+        big = Tensor(np.tile([-1.0, 2.0], 16384).astype(dtype), requires_grad=True)
+        big.relu().backward(np.tile([np.inf, 1.0], 16384))
+        assert np.array_equal(big.grad, np.tile([0.0, 1.0], 16384))
+        big.grad = None
+        big.relu().backward(np.full(32768, 2.0))  # finite: the fast product, the same values
+        assert np.array_equal(big.grad, np.tile([0.0, 2.0], 16384))
+        assert big.grad.dtype == dtype
     m = Tensor([1.0, 3.0, 0.0], requires_grad=True)
     (m.max() * np.array([1.0, 1.0, np.inf])[2]).backward()
     assert np.array_equal(m.grad, [0.0, np.inf, 0.0])
