@@ -109,6 +109,45 @@ def test_releasing_twice_needs_force(shared: Path, course: Layout) -> None:
     assert exchange.release(course, shared, force=True) == released
 
 
+def test_collect_takes_only_folders_their_student_owns_and_can_date(
+    shared: Path, course: Layout, capsys: pytest.CaptureFixture
+) -> None:
+    """Anybody may write into inbound, and nbgrader's collect takes the folder
+    with the latest time in its name, only warning when its owner is not the
+    student it names: a folder named for a classmate and dated ahead, owned by
+    another user, is left there and reported (in a line that no terminal escape
+    in its name can blank), a folder whose name holds no time is reported
+    instead of ending the whole collect, and each student's own work is taken."""
+    if os.geteuid() != 0:
+        pytest.skip("handing folders to other users (chown) needs root")
+    victim, attacker = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+
+    def owned_by(folder: Path, user: pwd.struct_passwd) -> Path:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+        return folder
+
+    course_cli = ["--root", str(course.root), "exchange"]
+    main([*course_cli, "release", "--exchange", str(shared)])  # records the exchange
+    own = owned_by(submit(shared, "nobody", course), victim)
+    ahead = f"nobody+{ASSIGNMENT}+2099-01-01 00:00:00.000000 UTC+x\x1b[1G\x1b[2K"
+    shutil.copytree(own, own.with_name(ahead))
+    (own.with_name(ahead) / intake.SECRET).write_text("forged")
+    owned_by(own.with_name(ahead), attacker)
+    for name in (f"nobody+{ASSIGNMENT}+not a time+zz", f"zed+{ASSIGNMENT}+never+zz"):
+        shutil.copytree(own, own.with_name(name))
+        owned_by(own.with_name(name), victim)
+    capsys.readouterr()
+    main([*course_cli, "collect"])
+    printed = capsys.readouterr().out
+    assert (course.submitted("nobody") / intake.SECRET).read_text() == "secret of nobody"
+    assert not course.submitted("zed").exists()
+    assert "collected: nobody" in printed and "\x1b" not in printed, printed
+    assert f"{ahead!r} in the exchange's inbound is owned by daemon, not by nobody" in printed
+    assert printed.count("is named with no time nbgrader can read") == 2, printed
+    assert own.with_name(ahead).exists(), "a folder in the exchange is reported, never removed"
+
+
 def test_collect_never_replaces_a_submission_from_elsewhere(shared: Path, course: Layout) -> None:
     exchange.release(course, shared)
     for student in ("alice", "bob"):

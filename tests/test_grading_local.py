@@ -108,17 +108,26 @@ def test_a_gradient_is_judged_by_its_cost_and_the_engine_by_a_human(tmp_path: Pa
     """Point 5 of issue 12 through ``dlcourse grade``, on section 1.3: central
     differences of the answer's own forward pass lose linear_backward's
     points to the cost check, with its hint; an answer that calls the
-    library's engine keeps them and is marked for manual grading; the
+    library's engine keeps them and is marked for manual grading; answers
+    that return objects whose len() is right and whose iteration yields
+    nothing lose theirs (the grader sees a proxy, never a list); the
     reference answers get full marks."""
     layout = course(tmp_path)
     old, new = next(
         (o, n) for _, what, o, n in WRONG_ANSWERS if what.startswith("gradients by central")
     )
     engine = next(code for _, what, code in ALTERNATIVES if what.startswith("the library's engine"))
+    liar = {  # objects whose len() is right and whose iteration yields nothing
+        grade_id: ANSWERS[grade_id].replace(o, n)
+        for grade_id, what, o, n in WRONG_ANSWERS
+        if what.endswith("in an object whose len() is right")
+    }
+    assert set(liar) == {"mlp_loss_and_grads", "sgd_step"}
     students = {
         "honest": {},
         "numerical": {"linear_backward": ANSWERS["linear_backward"].replace(old, new)},
         "engine": {"linear_backward": engine},
+        "liar": liar,
     }
     for student, code in students.items():
         layout.submitted(student).mkdir(parents=True)
@@ -129,6 +138,8 @@ def test_a_gradient_is_judged_by_its_cost_and_the_engine_by_a_human(tmp_path: Pa
     assert sum(got["honest"].values()) == sum(got["engine"].values()) == 17, summary.problems
     assert got["numerical"]["test_linear_backward"] == 0
     assert sum(got["numerical"].values()) == 17 - 3, summary.problems
+    assert got["liar"]["test_mlp_loss_and_grads"] == got["liar"]["test_sgd_step"] == 0
+    assert sum(got["liar"].values()) == 17 - 4 - 1, summary.problems
     graded = nbformat.read(layout.autograded("numerical") / BACKPROP, 4)
     cell = next(
         c for c in graded.cells

@@ -599,9 +599,10 @@ def check_network(x, y, params, loss):
             f"mlp_loss_and_grads for a network of {layers} layer(s) raised "
             f"{type(error).__name__}: {error}\n  hint: {ANY_DEPTH}"
         ) from None
-    if len(grads) != layers:
+    if not isinstance(grads, (list, tuple)) or len(grads) != layers:
+        got = f"{len(grads)} entries" if isinstance(grads, (list, tuple)) else type(grads).__name__
         raise CheckError(
-            f"grads has {len(grads)} entries for a network of {layers} layers: one "
+            f"grads is {got} for a network of {layers} layers: a list of one "
             f"(dW, db) pair per layer, in the order of params.\n  hint: {ANY_DEPTH}"
         )
     assert_close(got_loss, loss, name=f"the loss of a network of {layers} layers")
@@ -678,7 +679,8 @@ for sizes, n in [([4, 3], 5), ([2, 8, 8, 3], 10), ([5, 6, 6, 6, 6, 6, 6, 2], 7)]
 x, y, params, (loss, grads) = timed([256, 256, 256, 10], 256, seed=1314)
 expected_loss, expected = engine_loss_and_grads(x, y, params)
 assert_close(loss, expected_loss, name="the loss for layer sizes [256, 256, 256, 10]")
-for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected)):
+assert isinstance(grads, (list, tuple)) and len(grads) == 3, "grads: one (dW, db) pair per layer"
+for i, ((dW, db), (eW, eb)) in enumerate(zip(grads, expected, strict=True)):
     assert_close(dW, eW, name=f"dW of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
     assert_close(db, eb, name=f"db of layer {i + 1} for layer sizes [256, 256, 256, 10]", atol=1e-8)
 ### END HIDDEN TESTS
@@ -720,8 +722,8 @@ params = [(rng.standard_normal(s), rng.standard_normal(s[1])) for s in shapes]
 grads = [(rng.standard_normal(s), rng.standard_normal(s[1])) for s in shapes]
 expected = [(W - 0.03 * dW, b - 0.03 * db) for (W, b), (dW, db) in zip(params, grads)]
 updated = sgd_step([(W.copy(), b.copy()) for W, b in params], grads, 0.03)
-assert len(updated) == 3, f"sgd_step returned {len(updated)} pairs for 3 layers"
-for i, ((W, b), (eW, eb)) in enumerate(zip(updated, expected)):
+assert isinstance(updated, (list, tuple)) and len(updated) == 3, "sgd_step: a list of 3 pairs"
+for i, ((W, b), (eW, eb)) in enumerate(zip(updated, expected, strict=True)):
     assert_close(W, eW, name=f"the updated W of layer {i + 1}")
     assert_close(b, eb, name=f"the updated b of layer {i + 1}")
 ### END HIDDEN TESTS

@@ -286,6 +286,13 @@ def collect(
 
 
 # ------------------------------------------------------------ reading files
+def one_line(message: str) -> str:
+    """``message`` as one printable line: a newline or a terminal escape in what
+    a student wrote (a file name, a cell id, an error) must not forge a line or
+    drive the instructor's terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def _shown(name: str) -> str:
     """``name`` for a one-line message: as it is, or quoted with escapes if it
     holds anything unprintable (a newline, a terminal escape, a byte that is

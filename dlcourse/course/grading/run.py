@@ -61,8 +61,7 @@ class Summary:
         """Record a problem as one printable line: a message may quote what a
         student wrote (a cell id, an error), and a newline or a terminal escape
         in it must not forge a line or drive the instructor's terminal."""
-        line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-        self.problems.setdefault(student, []).append(line)
+        self.problems.setdefault(student, []).append(intake.one_line(message))
 
 
 class ProgressBar:

@@ -57,10 +57,12 @@ def _same(one: Path, other: Path) -> bool:
 
 
 def _print(report: Report, what: str) -> None:
+    from dlcourse.course.grading import intake
+
     for student in report.done:
         print(f"{what}: {student}")
-    for problem in report.problems:
-        print(f"  {problem}")
+    for problem in report.problems:  # they quote the exchange's folder names, which students make
+        print(f"  {intake.one_line(problem)}")
 
 
 def cmd_exchange(args: argparse.Namespace, extra: list[str]) -> int:

@@ -184,12 +184,23 @@ def collect(layout: Layout, root: Path) -> Report:
     course_id = nbgrader_cli.load_config(layout.root).CourseDirectory.course_id
     inbound = check_course(root, course_id) / "inbound"
     report = Report()
-    students = sorted({p.name.rsplit("+", 3)[0] for p in inbound.glob(f"*+{ASSIGNMENT}+*")})
-    for student in students:
+    folders: dict[str, list[Path]] = {}
+    for folder in sorted(inbound.glob(f"*+{ASSIGNMENT}+*")):
+        folders.setdefault(folder.name.rsplit("+", 3)[0], []).append(folder)
+    for student, theirs in folders.items():
         if not intake.is_student_id(student):
             report.problems.append(
                 f"{student!r}: not a valid student id; its submission was left in the exchange"
             )
+            continue
+        refused = {folder: _refused(folder, student) for folder in theirs}
+        report.problems += [
+            f"{student}: {folder.name!r} in the exchange's inbound is {why}; "
+            "it was not collected (remove it from the exchange)"
+            for folder, why in refused.items()
+            if why
+        ]
+        if all(refused.values()):
             continue
         there = layout.submitted(student)
         if there.exists() and not _from_exchange(there):
@@ -201,13 +212,61 @@ def collect(layout: Layout, root: Path) -> Report:
         with _gradebook_for_due_date(layout) as db_url, _exchange(
             layout, root, student_id=student, db_url=db_url
         ) as step:
-            collecting = step.make(ExchangeCollect)
+            collecting = step.make(_owned(ExchangeCollect))
             collecting.update = True
             collecting.start()
             # nbgrader's warnings (a submission owned by another user than it names, say)
             report.problems += [f"{student}: {' '.join(m.split())}" for m in step.messages.lines]
         report.done.append(student)
     return report
+
+
+def _refused(folder: Path, student: str) -> str | None:
+    """Why ``folder``, in the exchange's inbound, is not a submission of
+    ``student``'s to collect, or None. nbgrader's collect takes the folder
+    with the latest time in its name, and only warns when its owner is not
+    the student it names: anybody may write to inbound, so a folder named
+    for a classmate with a time far ahead would replace their work."""
+    import pwd
+
+    from nbgrader.utils import parse_utc
+
+    parts = folder.name.rsplit("+", 3)
+    if len(parts) < 3 or parts[0] != student:
+        return f"not named {student}+{ASSIGNMENT}+<time>"
+    try:
+        parse_utc(parts[2])
+    except (ValueError, OverflowError):  # dateutil's ParserError is a ValueError
+        return "named with no time nbgrader can read"
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    try:
+        uid = pwd.getpwnam(student).pw_uid
+    except KeyError:
+        return None  # not a user of this machine: nbgrader's own owner check warns
+    if info.st_uid != uid:
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = f"user id {info.st_uid}"
+        return f"owned by {owner}, not by {student}"
+    return None
+
+
+def _owned(kind: type) -> type:
+    """nbgrader's collect, of the folders :func:`_refused` lets through only."""
+
+    class OwnedCollect(kind):
+        def _path_to_record(self, path: str) -> dict:
+            if _refused(Path(path), self.coursedir.student_id):
+                return {"username": self.coursedir.student_id, "refused": True}
+            return super()._path_to_record(path)
+
+        def _sort_by_timestamp(self, records: list[dict]) -> list[dict]:
+            return super()._sort_by_timestamp([r for r in records if "refused" not in r])
+
+    return OwnedCollect
 
 
 @contextmanager
