@@ -420,11 +420,21 @@ def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tu
         "def draw(rng, *size):\n    return rng.standard_normal(size)\n"
         "def permute(rng, n):\n    return rng.permutation(n)\n"
         "def legacy(rs, *dims):\n    return rs.rand(*dims)\n"
-        "def apply(f, *args, **kwargs):\n    return f(*args, **kwargs)\n",
+        "def apply(f, *args, **kwargs):\n    return f(*args, **kwargs)\n"
+        "def method(rng, name, *args, **kwargs):\n    return getattr(rng, name)(*args, **kwargs)\n",
         student,
     )
     big = remote.MAX_ELEMENTS + 1
+    rng = "np.random.default_rng(0)"
     cases = [
+        f"method({rng}, 'standard_normal', (3000, 3000))",  # 9M, each axis small
+        f"method({rng}, 'normal', tuple(range(4000)), tuple((i,) for i in range(4000)))",  # 16M
+        f"method({rng}, 'choice', 290_000_000, size=6, replace=False)",  # drawn from 290M
+        f"method({rng}, 'choice', np.arange(10), size=(3000, 3000))",
+        f"method({rng}, 'normal', [[0.0], [0.0, 1.0]])",  # ragged
+        f"method({rng}, 'bytes', 400_000_000)",  # its work is not bounded by what it returns
+        f"method({rng}, 'spawn', 400_000)",
+        f"method({rng}, 'multivariate_hypergeometric', [10**8, 10**8], 10**8, size=8)",
         f"draw(np.random.default_rng(0), {big})",
         f"draw(np.random.default_rng(0), 2, {big // 2 + 1})",
         f"permute(np.random.default_rng(0), {big})",
@@ -441,9 +451,12 @@ def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tu
         grader,
         "a = draw(np.random.default_rng(0), 1000, 100)\n"
         "b = apply(np.add, np.zeros((100, 1)), np.ones((1, 100)))\n"
-        "c = permute(np.random.default_rng(0), 10)\n",
+        "c = permute(np.random.default_rng(0), 10)\n"
+        f"d = method({rng}, 'choice', 10, size=3, replace=False)\n"
+        f"e = method({rng}, 'normal', (0.0, 1.0), 1.0, size=(4, 2))\n",
     )
     assert ns["a"].shape == (1000, 100) and ns["b"].sum() == 10_000 and len(ns["c"]) == 10
+    assert len(set(ns["d"].tolist())) == 3 and ns["e"].shape == (4, 2)
 
 
 def test_the_students_warnings_are_raised_again_at_most_a_few_per_test(pair: tuple) -> None:

@@ -618,18 +618,31 @@ def _write_back(sent: Any, changed: Any) -> None:
             target[...] = array
 
 
+# The methods of a random generator the kernel may call: samplers whose work is
+# bounded by the numbers they return (not bytes(n), spawn(n), or
+# multivariate_hypergeometric, whose work grows with its counts).
+SAMPLERS = frozenset({
+    "random", "standard_normal", "normal", "uniform", "integers", "choice", "permutation",
+    "permuted", "shuffle", "exponential", "standard_exponential", "binomial", "poisson",
+    "beta", "gamma", "standard_gamma", "laplace", "logistic", "lognormal",
+    "rand", "randn", "randint", "random_sample",  # numpy.random.RandomState's names
+})  # fmt: skip
+
+
 def _check_callable(target: Any) -> None:
     """What the kernel may call of the grader's: the test's functions, numpy's
-    ufuncs and functions, methods of random generators; no builtins like
-    ``eval``, ``open`` or ``getattr``, no classes, no modules."""
+    ufuncs and functions, a random generator's samplers (:data:`SAMPLERS`);
+    no builtins like ``eval``, ``open`` or ``getattr``, no classes, no modules."""
     allowed = isinstance(target, types.FunctionType | np.ufunc) or (
         isinstance(target, types.MethodType | types.BuiltinMethodType)
         and isinstance(
             getattr(target, "__self__", None), np.random.Generator | np.random.RandomState
         )
+        and target.__name__ in SAMPLERS
     )
     if not allowed:
-        raise PermissionError(f"the grader's {type(target).__name__} cannot be called from here")
+        what = getattr(target, "__name__", type(target).__name__)
+        raise PermissionError(f"the grader's {what} cannot be called from here")
 
 
 def _check_size(target: Any, args: list, kwargs: dict) -> None:
@@ -643,21 +656,29 @@ def _check_size(target: Any, args: list, kwargs: dict) -> None:
         return
     if "out" in kwargs or "where" in kwargs:
         raise PermissionError("the grader's numpy functions take no out= or where= from here")
-    shapes = [np.shape(a) for a in [*args, *kwargs.values()] if isinstance(a, np.ndarray | list)]
-    if not isinstance(target, np.ufunc):
+    shapes: list[tuple[int, ...]] = []
+    if isinstance(target, np.ufunc):
+        arrays, size = [*args, *kwargs.values()], None
+    else:
         try:
-            asked = inspect.signature(target).bind(*args, **kwargs).arguments
-        except (TypeError, ValueError):
-            asked = {}
-        size = asked.get("size", asked.get("args"))  # rand(3, 4) and randn take sizes as args
-        if type(asked.get("x")) is int:  # permutation(n)
-            size = asked["x"]
-        if size is not None:
-            try:
-                shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
-            except TypeError:  # not a size: the call says so itself
-                return
-    if any(n > MAX_ELEMENTS for shape in shapes for n in shape):
+            asked = dict(inspect.signature(target).bind(*args, **kwargs).arguments)
+        except TypeError:  # arguments the sampler does not take: the call says so itself
+            return
+        size = asked.pop("size", asked.pop("args", None))  # rand(3, 4) and randn: sizes as args
+        for whole in ("x", "a"):  # permutation(n), choice(n, ...): drawn from n numbers
+            if isinstance(asked.get(whole), int | np.integer):
+                shapes.append((operator.index(asked.pop(whole)),))
+        arrays = list(asked.values())
+    try:  # every array-like argument: tuples and lists are arrays too
+        shapes += [np.shape(a) for a in arrays if isinstance(a, np.ndarray | list | tuple)]
+    except ValueError:
+        raise ValueError("the grader's numpy takes no ragged sequence from here") from None
+    if size is not None:
+        try:
+            shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
+        except TypeError:  # not a size: the call says so itself
+            return
+    if any(math.prod(shape) > MAX_ELEMENTS for shape in shapes):
         raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
     try:
         wanted = math.prod(np.broadcast_shapes(*shapes))
