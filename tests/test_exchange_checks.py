@@ -148,6 +148,22 @@ def test_collect_takes_only_folders_their_student_owns_and_can_date(
     assert own.with_name(ahead).exists(), "a folder in the exchange is reported, never removed"
 
 
+def test_a_folder_refused_while_collecting_is_not_collected(
+    shared: Path, course: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that passes collect's own look but is refused by the time
+    nbgrader lists inbound (it went, or changed hands, in between) is not
+    collected, and the collect goes on."""
+    exchange.release(course, shared)
+    submit(shared, "alice", course)
+    looks = iter([None])
+    monkeypatch.setattr(exchange, "_refused", lambda *_: next(looks, "owned by someone else"))
+    report = exchange.collect(course, shared)
+    assert not course.submitted("alice").exists()
+    said = f"alice: No submissions of '{ASSIGNMENT}' for course 'dlcourse' to collect"
+    assert report.problems == [said]
+
+
 def test_collect_never_replaces_a_submission_from_elsewhere(shared: Path, course: Layout) -> None:
     exchange.release(course, shared)
     for student in ("alice", "bob"):

@@ -258,6 +258,12 @@ def _owned(kind: type) -> type:
     """nbgrader's collect, of the folders :func:`_refused` lets through only."""
 
     class OwnedCollect(kind):
+        def init_src(self) -> None:
+            try:
+                super().init_src()
+            except IndexError:  # the student's folders were all refused, or went since listed
+                self.src_records = []
+
         def _path_to_record(self, path: str) -> dict:
             if _refused(Path(path), self.coursedir.student_id):
                 return {"username": self.coursedir.student_id, "refused": True}
