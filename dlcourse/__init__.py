@@ -9,8 +9,8 @@ matplotlib only when used).
 """
 
 from dlcourse import gradcheck, nn, optim, testing
+from dlcourse.errors import ShapeError
 from dlcourse.tensor import (
-    ShapeError,
     Tensor,
     concatenate,
     is_grad_enabled,

@@ -20,7 +20,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from dlcourse.tensor import ArrayLike, Rule, ShapeError, Tensor, _record, no_grad
+from dlcourse.errors import ShapeError
+from dlcourse.tensor import ArrayLike, Rule, Tensor, _record, no_grad
 
 Init = str | float
 Rng = Union["np.random.Generator", int, None]  # a string: numpy.random loads on first use

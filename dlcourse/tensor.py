@@ -6,23 +6,22 @@ derivatives below states, for each input, a function of ``g`` (the gradient
 of the loss with respect to the output) that returns the gradient with
 respect to that input: ``g`` times the local derivative.  That product is the
 chain rule, equation (1.1) of the chapter, ``dy/dx = f'(g(x)) * g'(x)``.  The
-gradient functions are written once, not made anew by every call, and take
-the values the forward pass saved for them.  Numbers and arrays enter an
-operation as constant tensors.
+gradient functions take the values the forward pass saved for them.  Numbers
+and arrays enter an operation as constant tensors.  What is checked of the
+inputs, and the words of every error, live in :mod:`dlcourse.errors`.
 
 :func:`_record` makes an operation's output and remembers its inputs, its
 row of the table and the saved values.  :meth:`Tensor.backward` does the
 bookkeeping in one place: it visits the recorded operations latest first (an
 operation is always recorded after its inputs, so that is a topological
 order, and no recursion is needed), sums each gradient over the axes along
-which its input was broadcast and checks its shape (for the operations whose
-row says numpy may broadcast: the others' gradients have their input's shape
-by construction), and adds (``+=``) the contributions of every use
-(:func:`_backpropagate`).  Saved values are
-arrays and numbers, never an operation's own output tensor, so a graph has no
-reference cycles and is freed with its loss.  Intermediates' gradients live
-in the sweep's own dictionary unless kept (:meth:`Tensor.retain_grad`,
-``backward(retain_grads=True)``).
+which its input was broadcast and checks its shape (where the row says numpy
+may broadcast: elsewhere a gradient has its input's shape by construction),
+and adds (``+=``) the contributions of every use (:func:`_backpropagate`).
+Saved values are arrays and numbers, never an operation's own output, so a
+graph has no reference cycles and is freed with its loss.  Intermediates'
+gradients live in the sweep's own dictionary unless kept
+(:meth:`Tensor.retain_grad`, ``backward(retain_grads=True)``).
 
 Forward mode (:func:`jvp`) pushes a tangent through the same operations as
 they run: an elementwise operation's Jacobian is diagonal, so its gradient
@@ -41,6 +40,8 @@ from typing import Any, NamedTuple, Union
 
 import numpy as np
 
+from dlcourse import errors
+
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence[Any]]
 Vjp = Callable[..., np.ndarray]  # (g, *saved) -> the gradient for one input
 Jvp = Callable[..., np.ndarray]  # (*the inputs' tangents, *saved) -> the output's tangent
@@ -49,10 +50,6 @@ Axis = int | Sequence[int] | None
 _grad_enabled = True
 _forward_mode = False  # True inside jvp(): operations also push tangents
 _recorded = count(1)  # numbers the recorded operations in the order they ran
-
-
-class ShapeError(ValueError):
-    """Shapes that an operation cannot combine."""
 
 
 class Rule(NamedTuple):
@@ -120,12 +117,7 @@ def _copied(vjp: Vjp) -> Vjp:
 
 def _no_tangent(op: str) -> Jvp:
     def refuse(*_: Any) -> np.ndarray:
-        raise TypeError(
-            f"jvp: the operation '{op}' (made with Tensor.from_op) has no tangent rule, so "
-            "forward mode cannot pass through it. Give from_op a jvp= that maps the inputs' "
-            "tangents to the output's (for an elementwise operation: the sum of its gradient "
-            "functions applied to the tangents)."
-        )
+        raise errors.no_tangent_rule(op)
 
     return refuse
 
@@ -181,20 +173,7 @@ def is_grad_enabled() -> bool:
 
 def _as_float_array(data: Any, requires_grad: bool) -> np.ndarray:
     array = np.asarray(data.data if isinstance(data, Tensor) else data)
-    if array.dtype.char in "df":  # float64, float32
-        return array
-    if array.dtype.kind in "biu" and requires_grad:
-        raise TypeError(
-            f"Tensor: integer data ({array.dtype}) cannot require gradients, because "
-            "a gradient needs real numbers. Pass floats instead, for example "
-            "Tensor(np.asarray(x, dtype=float), requires_grad=True)."
-        )
-    if array.dtype.kind in "biuf":
-        return array.astype(np.float64)
-    raise TypeError(
-        f"Tensor: data of dtype {array.dtype} is not supported; pass real numbers "
-        "(a float64 or float32 array, a list of numbers or a scalar)."
-    )
+    return errors.float_array(array, requires_grad)
 
 
 class Tensor:
@@ -234,10 +213,7 @@ class Tensor:
         for an elementwise operation it is the sum of ``vjps`` applied to the
         tangents."""
         if len(vjps) != len(inputs):
-            raise ValueError(
-                f"from_op('{op}'): {len(inputs)} input(s) but {len(vjps)} gradient "
-                "function(s); give one function per input."
-            )
+            raise errors.gradient_functions(op, len(inputs), len(vjps))
         copied = tuple(None if f is None else _copied(f) for f in vjps)
         rule = Rule(op, copied, jvp or _no_tangent(op), broadcasts=True)  # yours: checked
         return _record(rule, _as_float_array(data, False), tuple(inputs))
@@ -263,10 +239,7 @@ class Tensor:
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
         if self.data.size != 1:
-            raise ValueError(
-                f"item(): the tensor has {self.data.size} elements (shape {self.shape}); "
-                "only a one-element tensor converts to a Python number."
-            )
+            raise errors.not_a_number(self.data.size, self.shape)
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
@@ -290,20 +263,17 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(
-                f"the truth value of a tensor of {self.data.size} elements is ambiguous; "
-                "test its array, for example (t.data > 0).all(), or one element's t.item()."
-            )
+            raise errors.ambiguous_truth(self.data.size)
         return bool(self.data)
 
     def __len__(self) -> int:
         if self.data.ndim == 0:
-            raise TypeError("len() of a 0-d tensor: a single number has no length.")
+            raise errors.no_items("len() of")
         return len(self.data)
 
     def __iter__(self) -> Iterator[Tensor]:
         if self.data.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor: a single number has no items.")
+            raise errors.no_items("iteration over")
         return (self[i] for i in range(len(self.data)))
 
     def __repr__(self) -> str:
@@ -327,26 +297,15 @@ class Tensor:
         steps set the gradients to None (``optimizer.zero_grad()``).
         """
         if not self.requires_grad:
-            raise RuntimeError(
-                "backward(): this tensor does not depend on any tensor with "
-                "requires_grad=True (or it was computed inside no_grad()), so there "
-                "is nothing to differentiate."
-            )
+            raise errors.nothing_to_differentiate()
         if grad is None:
             if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward(): the tensor has shape {self.shape}, not a single number. "
-                    "Reduce it to a scalar loss first (e.g. y.sum() or y.mean()), or pass "
-                    "the gradient dL/dy explicitly: y.backward(grad) with grad of the same shape."
-                )
+                raise errors.not_a_loss(self.shape)
             seed = np.array(1.0, dtype=self.data.dtype).reshape(self.data.shape)
         else:
             seed = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if seed.shape != self.shape:
-                raise ShapeError(
-                    f"backward(grad): grad has shape {seed.shape} but the tensor has shape "
-                    f"{self.shape}; they must match."
-                )
+                raise errors.seed_shape(seed.shape, self.shape)
         if self._rule is None:  # a leaf: d(self)/d(self) is the seed itself
             _keep(self, seed)
             return
@@ -391,10 +350,7 @@ class Tensor:
 
     def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
-            raise TypeError(
-                "pow: the exponent must be a Python number (x ** 2, x ** 0.5); "
-                "for a tensor exponent write exp(b * log(a))."
-            )
+            raise errors.exponent()
         a, p = self.data, float(exponent)
         with np.errstate(divide="ignore", invalid="ignore"):
             return _record(POW, a**p, (self,), a, p)
@@ -402,10 +358,7 @@ class Tensor:
     def __rpow__(self, base: ArrayLike) -> Tensor:
         c = _constant(base, self)
         if not np.all(c.data > 0):
-            raise ValueError(
-                "pow: a tensor exponent needs a positive base (2 ** x is exp(x * log 2)); "
-                "a base of 0 or below has no real power for every exponent."
-            )
+            raise errors.base()
         return (self * c.log()).exp()  # d(c^x)/dx = c^x log c
 
     def exp(self) -> Tensor:
@@ -434,19 +387,7 @@ class Tensor:
     def __matmul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _constant(other, self)
         A, B = a.data, b.data
-        if A.ndim == 0 or B.ndim == 0:
-            raise ShapeError(
-                f"matmul: shapes {a.shape} and {b.shape}: '@' needs at least one "
-                "dimension on each side; use '*' to multiply by a scalar."
-            )
-        inner = B.shape[0] if B.ndim == 1 else B.shape[-2]
-        if A.shape[-1] != inner:
-            raise ShapeError(
-                f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the "
-                f"left operand ({A.shape[-1]}) must equal the "
-                f"{'only' if B.ndim == 1 else 'second-to-last'} axis of the right operand "
-                f"({inner}). Did you forget a transpose (.T)?"
-            )
+        errors.matmul_shapes(A.shape, B.shape)
         if A.ndim == 1 or B.ndim == 1:  # a vector is a row on the left, a column on the right
             y = (a.reshape(1, -1) if A.ndim == 1 else a) @ (b.reshape(-1, 1) if B.ndim == 1 else b)
             rows, columns = y.shape[-2:-1] * (A.ndim > 1), y.shape[-1:] * (B.ndim > 1)
@@ -454,22 +395,19 @@ class Tensor:
         try:
             out = A @ B
         except ValueError:
-            raise ShapeError(
-                f"matmul: shapes {a.shape} and {b.shape}: the batch axes {a.shape[:-2]} and "
-                f"{b.shape[:-2]} (all but the last two) cannot be broadcast together."
-            ) from None
+            raise errors.batch_axes(a.shape, b.shape) from None
         return _record(MATMUL, out, (a, b), A, B)
 
     # ------------------------------------------------------------ reductions
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (all axes by default)."""
-        axes, kept = _axes("sum", axis, self.shape)
+        axes, kept = errors.reduction_axes("sum", axis, self.shape)
         out = self.data.sum(axis=axes, keepdims=keepdims)
         return _record(SUM, out, (self,), self.shape, kept, axes, keepdims)
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (all axes by default); NaN for no elements, as in numpy."""
-        axes, kept = _axes("mean", axis, self.shape)
+        axes, kept = errors.reduction_axes("mean", axis, self.shape)
         n = prod(self.shape[i] for i in axes)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = self.data.sum(axis=axes, keepdims=keepdims) / n
@@ -478,12 +416,9 @@ class Tensor:
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; ties share the gradient equally."""
         a = self.data
-        axes, kept = _axes("max", axis, self.shape)
+        axes, kept = errors.reduction_axes("max", axis, self.shape)
         if any(a.shape[i] == 0 for i in axes):
-            raise ValueError(
-                f"max: the tensor of shape {self.shape} has no elements along the axes {axes}, "
-                "so they have no maximum."
-            )
+            raise errors.empty_max(self.shape, axes)
         top = a.max(axis=axes, keepdims=True)
         winners = (a == top) | (np.isnan(a) & np.isnan(top))  # NaN wins, as in torch
         share = winners / winners.sum(axis=axes, keepdims=True)
@@ -496,22 +431,13 @@ class Tensor:
         try:
             out = self.data.reshape(new_shape)
         except ValueError:
-            raise ShapeError(
-                f"reshape: cannot reshape {self.data.size} elements of shape {self.shape} into "
-                f"shape {tuple(new_shape)}; the number of elements must stay the same."
-            ) from None
+            raise errors.reshape(self.data.size, self.shape, new_shape) from None
         return _record(RESHAPE, out, (self,), self.shape, out.shape)
 
     def transpose(self, *axes: int) -> Tensor:
         """Permute the axes (reverse them when none are given)."""
-        perm = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        n = self.ndim
-        perm = perm or tuple(reversed(range(n)))
-        if any(not -n <= p < n for p in perm) or sorted(p % n for p in perm) != list(range(n)):
-            raise ShapeError(
-                f"transpose: axes {perm} are not a permutation of the axes of shape {self.shape}."
-            )
-        perm = tuple(p % n for p in perm)  # negative axes count from the end
+        perm = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        perm = errors.permutation(perm, self.shape)
         inverse = tuple(np.argsort(perm))
         return _record(TRANSPOSE, self.data.transpose(perm), (self,), perm, inverse)
 
@@ -605,10 +531,7 @@ def _fit(g: Any, t: Tensor, node: Tensor) -> np.ndarray:
         g = g.sum(axis=tuple(range(g.ndim - len(shape))))
         stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
         return g.sum(axis=stretched, keepdims=True) if stretched else g
-    raise ShapeError(
-        f"gradient of shape {g.shape} for a tensor of shape {shape} (input of '{node.op}'): "
-        "a gradient must have exactly the shape of its tensor."
-    )
+    raise errors.gradient_shape(g.shape, shape, node.op)
 
 
 def _keep(t: Tensor, g: np.ndarray) -> None:
@@ -640,33 +563,7 @@ def _broadcast(op: str, f: Callable[..., np.ndarray], a: Tensor, b: Tensor) -> n
     try:
         return f(a.data, b.data)
     except ValueError:
-        raise ShapeError(
-            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together. "
-            "Numpy's rule: compare shapes from the right; each pair of sizes must be equal "
-            "or one of them 1. Reshape one operand (for example b.reshape(1, -1))."
-        ) from None
-
-
-def _axes(op: str, axis: Axis, shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``axis`` (None: all) as a tuple of non-negative axes, checked, and the
-    shape kept by the reduction: ``shape`` with 1 on each reduced axis."""
-    ndim = len(shape)
-    if axis is None:
-        axes = tuple(range(ndim))
-    else:
-        axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
-    for ax in axes:
-        if not -ndim <= ax < ndim:
-            valid = (
-                f"use 0 to {ndim - 1}, or a negative axis counting from the end"
-                if ndim
-                else "a single number has no axes; leave axis=None"
-            )
-            raise ShapeError(
-                f"{op}: axis {ax} is out of range for a tensor of shape {shape}: {valid}."
-            )
-    axes = tuple(ax % ndim for ax in axes)
-    return axes, tuple(1 if i in axes else n for i, n in enumerate(shape))
+        raise errors.broadcast(op, a.shape, b.shape) from None
 
 
 def _is_basic(index: Any) -> bool:
@@ -674,10 +571,7 @@ def _is_basic(index: Any) -> bool:
     each element at most once; a sequence or an array makes it advanced."""
     parts = index if isinstance(index, tuple) else (index,)
     if any(isinstance(p, Tensor) for p in parts):
-        raise IndexError(
-            "a Tensor cannot be an index: its data are floats. Index with integers, "
-            "slices, lists or numpy arrays of integers or booleans (t[np.array([0, 2])])."
-        )
+        raise errors.tensor_index()
     return all(
         p is None or p is Ellipsis or isinstance(p, slice)
         or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
@@ -694,15 +588,8 @@ def tensor(data: ArrayLike, requires_grad: bool = False) -> Tensor:
 
 def _parts(op: str, items: Sequence[ArrayLike], axis: int, new: bool) -> list[Tensor]:
     """The tensors to join, with ``axis`` checked (``new``: stack adds an axis)."""
-    if len(items) == 0:
-        raise ValueError(f"{op}: needs at least one tensor.")
     parts = [t if isinstance(t, Tensor) else Tensor(t) for t in items]
-    n = parts[0].ndim + new
-    if not -n <= axis < n:
-        raise ShapeError(
-            f"{op}: axis {axis} is out of range for tensors of shape {parts[0].shape}: "
-            f"use {-n} to {n - 1}."
-        )
+    errors.join_axis(op, [t.shape for t in parts], axis, new)
     return parts
 
 
@@ -712,11 +599,7 @@ def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     try:
         out = np.concatenate([t.data for t in parts], axis=axis)
     except ValueError as error:
-        shapes = ", ".join(str(t.shape) for t in parts)
-        raise ShapeError(
-            f"concatenate: shapes {shapes} along axis {axis}: all axes but axis {axis} "
-            f"must match ({error})."
-        ) from None
+        raise errors.unjoinable([t.shape for t in parts], axis, error) from None
     ends = np.cumsum([t.shape[axis] for t in parts])
     slices = [range(end - t.shape[axis], end) for t, end in zip(parts, ends)]
     pieces = tuple(lambda g, s=s: np.take(g, s, axis=axis) for s in slices)  # input k: slice k
@@ -730,8 +613,7 @@ def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     try:
         out = np.stack([t.data for t in parts], axis=axis)
     except ValueError:
-        shapes = ", ".join(str(t.shape) for t in parts)
-        raise ShapeError(f"stack: shapes {shapes} must all be equal.") from None
+        raise errors.unequal_shapes([t.shape for t in parts]) from None
     pieces = tuple(lambda g, k=k: np.take(g, k, axis=axis) for k in range(len(parts)))  # slice k
     rule = Rule("stack", pieces, jvp=lambda *ts: np.stack(ts, axis=axis))
     return _record(rule, out, tuple(parts))
@@ -745,10 +627,7 @@ def where(condition: ArrayLike, a: ArrayLike, b: ArrayLike) -> Tensor:
     try:
         out = np.where(cond, ta.data, tb.data)
     except ValueError:
-        raise ShapeError(
-            f"where: condition {cond.shape}, a {ta.shape} and b {tb.shape} "
-            "cannot be broadcast together."
-        ) from None
+        raise errors.where_shapes(cond.shape, ta.shape, tb.shape) from None
     return _record(WHERE, out, (ta, tb), cond)
 
 
@@ -765,17 +644,12 @@ def jvp(
     """
     global _forward_mode
     if len(tangents) != len(inputs):
-        raise ValueError(
-            f"jvp: {len(inputs)} input(s) but {len(tangents)} tangent(s); give one per input."
-        )
+        raise errors.tangents(len(inputs), len(tangents))
     duals = [Tensor(x.data if isinstance(x, Tensor) else x) for x in inputs]
     for i, (t, v) in enumerate(zip(duals, tangents)):
         t.tangent = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=t.dtype)
         if t.tangent.shape != t.shape:
-            raise ShapeError(
-                f"jvp: tangent {i} has shape {t.tangent.shape} but input {i} has shape "
-                f"{t.shape}; each tangent must have its input's shape."
-            )
+            raise errors.tangent_shape(i, t.tangent.shape, t.shape)
     previous, _forward_mode = _forward_mode, True
     try:
         with no_grad():
@@ -783,7 +657,7 @@ def jvp(
     finally:
         _forward_mode = previous
     if not isinstance(out, Tensor):
-        raise TypeError(f"jvp: f must return a Tensor, got {type(out).__name__}.")
+        raise errors.not_a_tensor(out)
     tangent = np.zeros_like(out.data) if out.tangent is None else out.tangent
     return out, np.array(np.broadcast_to(tangent, out.shape))
 
