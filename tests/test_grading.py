@@ -59,6 +59,32 @@ def if_readable(path: str) -> str:
     )
 
 
+# every way a cell can start a process; SPAWNED names those that did
+SPAWNS = """import ctypes, multiprocessing, os, subprocess
+SPAWNED = []
+libc = ctypes.CDLL(None, use_errno=True)
+def attempt(name, start):
+    try:
+        pid = start()
+    except OSError:
+        return
+    if pid == 0:
+        os._exit(0)
+    if pid is None or pid > 0:
+        SPAWNED.append(name)
+        if pid:
+            os.waitpid(pid, 0)
+attempt("fork", os.fork)
+attempt("libc fork", libc.fork)
+attempt("clone", lambda: libc.syscall({"x86_64": 56, "aarch64": 220}[os.uname().machine],
+                                      17, 0, 0, 0, 0))
+attempt("subprocess", lambda: subprocess.run(["true"], check=True) and None)
+attempt("posix_spawn", lambda: os.posix_spawnp("true", ["true"], {}))
+attempt("system", lambda: None if os.system("true") == 0 else -1)
+attempt("multiprocessing", lambda: multiprocessing.Process(target=int).start())
+"""
+
+
 def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]]:
     """student -> (answer cell -> code, expected score)."""
     solutions = str(Layout(course).solutions / NOTEBOOK)
@@ -119,6 +145,12 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
                 "chain_rule": "import os, time\nwhile True:\n    if os.fork() == 0:\n"
                 "        time.sleep(60)\n        os._exit(0)\n"
             },
+            LOSE_ONE,
+        ),
+        # children would each get an address-space limit of their own: none may start
+        "children": (
+            {"chain_rule": SPAWNS + CORRECT + "\nif not SPAWNED:\n"
+             + "\n".join("    " + line for line in WRONG.splitlines())},
             LOSE_ONE,
         ),
         "nan": (
@@ -183,11 +215,12 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
         ),
         # what a kernel writes is its own: it works, and is gone after grading
         "writer": ({"chain_rule": WRITES + CORRECT + "\nif not WROTE:\n" + indented(WRONG)}, FULL),
-        # a process left running, in a session of its own, dies with the kernel
+        # a process left running, in a session of its own, would die with the kernel;
+        # it cannot start ("children"), and the attempt costs nothing
         "daemon": (
             {
-                "chain_rule": "import subprocess\nsubprocess.Popen(['sleep', '600'], "
-                "start_new_session=True)\n" + CORRECT
+                "chain_rule": "import subprocess\ntry:\n    subprocess.Popen(['sleep', '600'], "
+                "start_new_session=True)\nexcept OSError:\n    pass\n" + CORRECT
             },
             FULL,
         ),
@@ -436,6 +469,7 @@ def total(graded: dict, student: str) -> float:
         "gradebook",
         "network",
         "forkbomb",
+        "children",
         "nan",
         "shape",
         "mutates",

@@ -28,8 +28,14 @@ new namespaces,
    grading or reaches the next student;
 4. sets resource limits (address space, processes, core dumps off) and a
    clean environment (no figures rendered, one BLAS thread), drops to the
-   kernel's unprivileged user (no supplementary groups) and runs the kernel
-   in its working folder.
+   kernel's unprivileged user (no supplementary groups);
+5. forbids the kernel to start processes (a seccomp filter, made with the
+   system's libseccomp: fork, vfork and clone without ``CLONE_THREAD`` fail
+   with EPERM, clone3 with ENOSYS, so that glibc falls back to clone).  Its
+   threads share its address space, so the address-space limit bounds all
+   the memory it holds, where forked children would each have a limit of
+   their own;
+6. runs the kernel in its working folder.
 
 Each kernel has a user of its own, from :class:`KernelUsers`, so that
 :func:`kill_user` ends exactly what that kernel started.
@@ -52,6 +58,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from errno import ENOSYS, EPERM
 from pathlib import Path
 
 KERNEL_UIDS = range(61000, 62000)  # unprivileged users for kernels, one per live kernel
@@ -65,6 +72,9 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_NOATIME, MS_NODIRATIME = 32, 4096, 16384, 1024, 
 MS_RELATIME = 1 << 21
 MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
+LIBSECCOMP = "libseccomp.so.2"
+SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 0x00050000, 7
+CLONE_THREAD = 0x00010000
 _KEPT_ON_REMOUNT = {
     os.ST_NOSUID: MS_NOSUID,
     os.ST_NODEV: MS_NODEV,
@@ -100,6 +110,10 @@ def unavailable() -> str | None:
         )
     if shutil.which("unshare") is None:
         return "the `unshare` command (util-linux) is not installed"
+    try:
+        ctypes.CDLL(LIBSECCOMP)
+    except OSError:
+        return f"{LIBSECCOMP} (libseccomp) is not installed (Debian: apt-get install libseccomp2)"
     probe = subprocess.run(
         [*UNSHARE, "true"], capture_output=True, text=True, check=False, timeout=30
     )
@@ -376,6 +390,43 @@ def _limit(memory_mb: int, nproc: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+class _ArgCmp(ctypes.Structure):
+    """libseccomp's ``struct scmp_arg_cmp``: argument ``arg``, compared by ``op``."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]  # fmt: skip
+
+
+def _no_new_processes() -> None:
+    """Load the seccomp filter of step 5 into this process and what it executes.
+    The flags are clone's first argument on x86-64 and arm64 (not on s390)."""
+    lib = ctypes.CDLL(LIBSECCOMP, use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                           ctypes.c_uint, ctypes.POINTER(_ArgCmp)]  # fmt: skip
+    lib.seccomp_load.argtypes = lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    filter_ = lib.seccomp_init(SCMP_ACT_ALLOW)
+    if not filter_:
+        raise SandboxError("seccomp_init failed")
+    not_a_thread = (_ArgCmp * 1)(_ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
+    rules = [("fork", EPERM, None), ("vfork", EPERM, None), ("clone", EPERM, not_a_thread),
+             ("clone3", ENOSYS, None)]  # fmt: skip
+    try:
+        for name, errno, compare in rules:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number < 0:  # no such call on this architecture (arm64 has no fork)
+                continue
+            count = 0 if compare is None else len(compare)
+            if lib.seccomp_rule_add_array(filter_, SCMP_ACT_ERRNO | errno, number, count,
+                                          compare) != 0:  # fmt: skip
+                raise SandboxError(f"seccomp: the rule for {name} was refused")
+        if lib.seccomp_load(filter_) != 0:
+            raise SandboxError("seccomp: the filter could not be loaded")
+    finally:
+        lib.seccomp_release(filter_)
+
+
 def kernel_environment(runtime: Path, path: str, parent: int) -> dict[str, str]:
     """The kernel's whole environment: nothing of the grader's leaks in.
     ``parent`` is the grader's process: the kernel ends itself if it dies."""
@@ -433,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.setgid(args.uid)
     os.setuid(args.uid)
     os.chdir(args.runtime / "work")
+    _no_new_processes()
     os.execve(command[0], command, kernel_environment(args.runtime, args.path, args.parent))
 
 
