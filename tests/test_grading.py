@@ -84,6 +84,19 @@ attempt("system", lambda: None if os.system("true") == 0 else -1)
 attempt("multiprocessing", lambda: multiprocessing.Process(target=int).start())
 """
 
+# memory a kernel can hold without mapping it; HELD names what it got
+HOARDS = """import ctypes, os
+HELD = []
+libc = ctypes.CDLL(None, use_errno=True)
+try:
+    os.write(os.memfd_create("hoard"), b"x" * 1024)
+    HELD.append("memfd")
+except OSError:
+    pass
+if libc.shmget(0, 1 << 20, 0o1600) >= 0:
+    HELD.append("System V shared memory")
+"""
+
 
 def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]]:
     """student -> (answer cell -> code, expected score)."""
@@ -149,8 +162,12 @@ def catalogue(course: Path, port: int) -> dict[str, tuple[dict[str, str], float]
         ),
         # children would each get an address-space limit of their own: none may start
         "children": (
-            {"chain_rule": SPAWNS + CORRECT + "\nif not SPAWNED:\n"
-             + "\n".join("    " + line for line in WRONG.splitlines())},
+            {"chain_rule": SPAWNS + CORRECT + "\nif not SPAWNED:\n" + indented(WRONG)},
+            LOSE_ONE,
+        ),
+        # memory outside the address space, which its limit would not count
+        "hoard": (
+            {"chain_rule": HOARDS + CORRECT + "\nif not HELD:\n" + indented(WRONG)},
             LOSE_ONE,
         ),
         "nan": (
@@ -470,6 +487,7 @@ def total(graded: dict, student: str) -> float:
         "network",
         "forkbomb",
         "children",
+        "hoard",
         "nan",
         "shape",
         "mutates",

@@ -29,12 +29,14 @@ new namespaces,
 4. sets resource limits (address space, processes, core dumps off) and a
    clean environment (no figures rendered, one BLAS thread), drops to the
    kernel's unprivileged user (no supplementary groups);
-5. forbids the kernel to start processes (a seccomp filter, made with the
-   system's libseccomp: fork, vfork and clone without ``CLONE_THREAD`` fail
-   with EPERM, clone3 with ENOSYS, so that glibc falls back to clone).  Its
-   threads share its address space, so the address-space limit bounds all
-   the memory it holds, where forked children would each have a limit of
-   their own;
+5. forbids the kernel to start processes or to hold memory outside its
+   address space (a seccomp filter, made with the system's libseccomp: fork,
+   vfork and clone without ``CLONE_THREAD`` fail with EPERM, clone3 with
+   ENOSYS, so that glibc falls back to clone; so do memfd_create,
+   memfd_secret and System V shared memory, whose pages stay when unmapped).
+   Its threads share its address space, so the address-space limit bounds
+   the memory it holds (its tmpfs folders aside, which have sizes of their
+   own), where forked children would each have a limit of their own;
 6. runs the kernel in its working folder.
 
 Each kernel has a user of its own, from :class:`KernelUsers`, so that
@@ -397,7 +399,7 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]  # fmt: skip
 
 
-def _no_new_processes() -> None:
+def _filter_system_calls() -> None:
     """Load the seccomp filter of step 5 into this process and what it executes.
     The flags are clone's first argument on x86-64 and arm64 (not on s390)."""
     lib = ctypes.CDLL(LIBSECCOMP, use_errno=True)
@@ -411,7 +413,8 @@ def _no_new_processes() -> None:
         raise SandboxError("seccomp_init failed")
     not_a_thread = (_ArgCmp * 1)(_ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
     rules = [("fork", EPERM, None), ("vfork", EPERM, None), ("clone", EPERM, not_a_thread),
-             ("clone3", ENOSYS, None)]  # fmt: skip
+             ("clone3", ENOSYS, None), ("memfd_create", EPERM, None),
+             ("memfd_secret", EPERM, None), ("shmget", EPERM, None)]  # fmt: skip
     try:
         for name, errno, compare in rules:
             number = lib.seccomp_syscall_resolve_name(name.encode())
@@ -484,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.setgid(args.uid)
     os.setuid(args.uid)
     os.chdir(args.runtime / "work")
-    _no_new_processes()
+    _filter_system_calls()
     os.execve(command[0], command, kernel_environment(args.runtime, args.path, args.parent))
 
 
