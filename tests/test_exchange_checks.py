@@ -10,6 +10,8 @@ import os
 import pwd
 import shutil
 import stat
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -22,7 +24,7 @@ from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
 from dlcourse.course.semester import deadlines, exchange, exchange_record, hub, ownership
 
 ROOT = Path(__file__).resolve().parents[1]
-STAMP = "2026-01-05 10:00:00.000000 UTC"
+NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f UTC"  # as nbgrader's submit writes a time
 
 
 @pytest.fixture
@@ -43,11 +45,13 @@ def shared(tmp_path: Path) -> Path:
     return folder
 
 
-def submit(root: Path, student: str, layout: Layout) -> Path:
-    """A submission in nbgrader's layout of the inbound folder, as `nbgrader submit` makes it."""
-    folder = root / "dlcourse" / "inbound" / f"{student}+{ASSIGNMENT}+{STAMP}+abcdef"
+def submit(root: Path, student: str, layout: Layout, stamp: str | None = None) -> Path:
+    """A submission in nbgrader's layout of the inbound folder, as `nbgrader submit`
+    makes it: dated now, unless ``stamp`` says otherwise."""
+    stamp = stamp or datetime.now(timezone.utc).strftime(NBGRADER_TIME)
+    folder = root / "dlcourse" / "inbound" / f"{student}+{ASSIGNMENT}+{stamp}+abcdef"
     shutil.copytree(layout.release, folder)
-    (folder / intake.TIMESTAMP).write_text(STAMP)
+    (folder / intake.TIMESTAMP).write_text(stamp)
     (folder / intake.SECRET).write_text(f"secret of {student}")
     return folder
 
@@ -148,6 +152,35 @@ def test_collect_takes_only_folders_their_student_owns_and_can_date(
     assert own.with_name(ahead).exists(), "a folder in the exchange is reported, never removed"
 
 
+def test_a_submission_is_dated_no_earlier_than_its_files_last_changed(
+    shared: Path, course: Layout
+) -> None:
+    """The time in a submission's name and its timestamp.txt is its student's
+    to write, and so is every file's mtime: a submission dated before the
+    deadline, with files made after it, is dated when they were last changed
+    (their ctime, which nobody can set back), in the collected copy, and
+    collect says so. One dated when it was made keeps its own time."""
+    exchange.release(course, shared)
+    honest = submit(shared, "alice", course)
+    early = datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    backdated = submit(shared, "bob", course, early.strftime(NBGRADER_TIME))
+    for path in [*backdated.rglob("*"), backdated]:
+        os.utime(path, (early.timestamp(), early.timestamp()), follow_symlinks=False)
+    before = time.time()
+    report = exchange.collect(course, shared)
+    assert report.done == ["alice", "bob"]
+    stated = (honest / intake.TIMESTAMP).read_text()
+    assert (course.submitted("alice") / intake.TIMESTAMP).read_text() == stated
+    dated = datetime.strptime((course.submitted("bob") / intake.TIMESTAMP).read_text(),
+                              NBGRADER_TIME).replace(tzinfo=timezone.utc)  # fmt: skip
+    assert before - 60 < dated.timestamp() <= before
+    assert (backdated / intake.TIMESTAMP).read_text() == early.strftime(NBGRADER_TIME)
+    said = [p for p in report.problems if "states it was submitted at" in p]
+    assert len(said) == 1 and said[0].startswith(f"bob: {backdated.name!r} states it was "
+                                                 "submitted at 2026-01-05 10:00:00 UTC")
+    assert not [p for p in report.problems if p.startswith("alice: ") and "states" in p]
+
+
 def test_a_folder_refused_while_collecting_is_not_collected(
     shared: Path, course: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,8 +199,7 @@ def test_a_folder_refused_while_collecting_is_not_collected(
 
 def test_collect_never_replaces_a_submission_from_elsewhere(shared: Path, course: Layout) -> None:
     exchange.release(course, shared)
-    for student in ("alice", "bob"):
-        submit(shared, student, course)
+    bobs = [submit(shared, student, course) for student in ("alice", "bob")][1]
     lms = course.submitted("alice")
     lms.mkdir(parents=True)
     nbformat.write(nbformat.v4.new_notebook(), lms / "02_chain_rule.ipynb")
@@ -179,7 +211,7 @@ def test_collect_never_replaces_a_submission_from_elsewhere(shared: Path, course
     # nbgrader's own warning, in one line: the submission is this user's, not bob's
     me = pwd.getpwuid(os.geteuid()).pw_name
     assert [p for p in report.problems if p.startswith("bob: ")] == [
-        f"bob: {shared}/dlcourse/inbound/bob+{ASSIGNMENT}+{STAMP}+abcdef claims to be submitted "
+        f"bob: {bobs} claims to be submitted "
         f"by bob but is owned by {me}; cheating attempt? you may disable this warning by "
         "unsetting the option CollectApp.check_owner"
     ]

@@ -10,7 +10,11 @@ and that it holds this course (not one under another id).
 ``collect`` files each student's latest submission under
 ``submitted/<student>/ch01/``, where ``dlcourse grade`` grades it as it is.
 A submission there that did not come from the exchange (an LMS download,
-say) is never replaced. ``release_feedback`` hands out a student's feedback
+say) is never replaced. A submission's time is the one in its name and its
+``timestamp.txt``, which its student wrote, unless its files changed later
+than that (by more than :data:`SLACK`): then the latest change, which nobody
+can set back, is its time, in the collected copy, and collect says so.
+``release_feedback`` hands out a student's feedback
 only when it is the feedback of the submission now collected (graded since
 it was collected), keyed, as nbgrader does, by that submission's secret, so
 that each student can fetch their own and nobody else's.
@@ -26,6 +30,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +46,9 @@ if TYPE_CHECKING:
     from nbgrader.exchange.abc import Exchange
 
 MODE = 0o1777  # what nbgrader's exchange root must be: everyone writes, nobody removes another's
+# how much later than its stated time a submission's files may have changed (nbgrader's
+# submit writes them just after it takes the time) before that change is its time
+SLACK = timedelta(minutes=5)
 
 
 class ExchangeError(RuntimeError):
@@ -254,11 +262,25 @@ def _refused(folder: Path, student: str) -> str | None:
     return None
 
 
+def _last_change(folder: Path) -> datetime:
+    """When ``folder`` or anything in it last changed (its ctime, which no
+    user can set back, unlike the time in a name, a file or an mtime), in UTC
+    without a time zone, as nbgrader's times are."""
+    latest = max(
+        [folder.lstat().st_ctime]
+        + [(Path(top) / name).lstat().st_ctime
+           for top, dirs, files in os.walk(folder) for name in dirs + files]
+    )  # fmt: skip
+    return datetime.fromtimestamp(latest, timezone.utc).replace(tzinfo=None)
+
+
 def _owned(kind: type) -> type:
-    """nbgrader's collect, of the folders :func:`_refused` lets through only."""
+    """nbgrader's collect, of the folders :func:`_refused` lets through only,
+    each dated no earlier than its files last changed (less :data:`SLACK`)."""
 
     class OwnedCollect(kind):
         def init_src(self) -> None:
+            self.changed: dict[str, tuple[datetime, datetime]] = {}  # name -> (stated, changed)
             try:
                 super().init_src()
             except IndexError:  # the student's folders were all refused, or went since listed
@@ -267,7 +289,23 @@ def _owned(kind: type) -> type:
         def _path_to_record(self, path: str) -> dict:
             if _refused(Path(path), self.coursedir.student_id):
                 return {"username": self.coursedir.student_id, "refused": True}
-            return super()._path_to_record(path)
+            record = super()._path_to_record(path)
+            changed = _last_change(Path(path))
+            if changed - record["timestamp"] > SLACK:
+                self.changed[record["filename"]] = (record["timestamp"], changed)
+                record["timestamp"] = changed
+            return record
+
+        def do_copy(self, src: str, dest: str, log: logging.Logger | None = None) -> None:
+            super().do_copy(src, dest, log)
+            if Path(src).name in self.changed:
+                stated, changed = self.changed[Path(src).name]
+                when = changed.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+                (Path(dest) / intake.TIMESTAMP).write_text(when)
+                self.log.warning(
+                    f"{Path(src).name!r} states it was submitted at {stated} UTC, but its "
+                    f"files last changed at {when}: that is its submission time"
+                )
 
         def _sort_by_timestamp(self, records: list[dict]) -> list[dict]:
             return super()._sort_by_timestamp([r for r in records if "refused" not in r])
