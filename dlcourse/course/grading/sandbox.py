@@ -33,7 +33,9 @@ new namespaces,
    address space (a seccomp filter, made with the system's libseccomp: fork,
    vfork and clone without ``CLONE_THREAD`` fail with EPERM, clone3 with
    ENOSYS, so that glibc falls back to clone; so do memfd_create,
-   memfd_secret and System V shared memory, whose pages stay when unmapped).
+   memfd_secret and System V shared memory, whose pages stay when unmapped,
+   and unshare and setns: in a user namespace of its own a process that
+   executed a single-threaded program could mount a tmpfs and fill it).
    Its threads share its address space, so the address-space limit bounds
    the memory it holds (its tmpfs folders aside, which have sizes of their
    own), where forked children would each have a limit of their own;
@@ -414,7 +416,8 @@ def _filter_system_calls() -> None:
     not_a_thread = (_ArgCmp * 1)(_ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
     rules = [("fork", EPERM, None), ("vfork", EPERM, None), ("clone", EPERM, not_a_thread),
              ("clone3", ENOSYS, None), ("memfd_create", EPERM, None),
-             ("memfd_secret", EPERM, None), ("shmget", EPERM, None)]  # fmt: skip
+             ("memfd_secret", EPERM, None), ("shmget", EPERM, None),
+             ("unshare", EPERM, None), ("setns", EPERM, None)]  # fmt: skip
     try:
         for name, errno, compare in rules:
             number = lib.seccomp_syscall_resolve_name(name.encode())
