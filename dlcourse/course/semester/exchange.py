@@ -22,6 +22,7 @@ that each student can fetch their own and nobody else's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -266,11 +267,11 @@ def _last_change(folder: Path) -> datetime:
     """When ``folder`` or anything in it last changed (its ctime, which no
     user can set back, unlike the time in a name, a file or an mtime), in UTC
     without a time zone, as nbgrader's times are."""
-    latest = max(
-        [folder.lstat().st_ctime]
-        + [(Path(top) / name).lstat().st_ctime
-           for top, dirs, files in os.walk(folder) for name in dirs + files]
-    )  # fmt: skip
+    latest = folder.lstat().st_ctime
+    for top, dirs, files in os.walk(folder):  # what collect cannot read, it cannot copy either
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                latest = max(latest, (Path(top) / name).lstat().st_ctime)
     return datetime.fromtimestamp(latest, timezone.utc).replace(tzinfo=None)
 
 
