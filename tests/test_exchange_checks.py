@@ -11,7 +11,7 @@ import pwd
 import shutil
 import stat
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import nbformat
@@ -179,6 +179,61 @@ def test_a_submission_is_dated_no_earlier_than_its_files_last_changed(
     assert len(said) == 1 and said[0].startswith(f"bob: {backdated.name!r} states it was "
                                                  "submitted at 2026-01-05 10:00:00 UTC")
     assert not [p for p in report.problems if p.startswith("alice: ") and "states" in p]
+
+
+def test_a_submission_holding_a_link_is_not_collected(
+    shared: Path, course: Layout, tmp_path: Path
+) -> None:
+    """nbgrader's copy follows links: to a file the student changes after the
+    deadline (the link's own time stays early), or to one only the instructor
+    may read. A submission with a link in it is reported and left."""
+    exchange.release(course, shared)
+    folder = submit(shared, "bob", course)
+    notebook = next(folder.glob("*.ipynb"))
+    elsewhere = tmp_path / notebook.name
+    notebook.rename(elsewhere)
+    notebook.symlink_to(elsewhere)
+    report = exchange.collect(course, shared)
+    assert report.done == [] and not course.submitted("bob").exists()
+    assert report.problems == [
+        f"bob: {folder.name!r} in the exchange's inbound is holding a link, {notebook.name}; "
+        "it was not collected (remove it from the exchange)"
+    ]
+
+
+def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
+    shared: Path, course: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between collect's look at a folder and nbgrader's copy, its student may
+    edit it (on the first look, as inotify tells): a file edited dates the
+    submission later, and a file made a link undoes its copy."""
+    from nbgrader.exchange.default.collect import ExchangeCollect
+
+    monkeypatch.setattr(exchange, "SLACK", timedelta(seconds=1))
+    exchange.release(course, shared)
+    edited, linked = submit(shared, "alice", course), submit(shared, "bob", course)
+    time.sleep(2)
+    original = ExchangeCollect.copy_files
+
+    def meanwhile(self: ExchangeCollect) -> None:  # collect copies one student at a time
+        if self.coursedir.student_id == "alice":
+            notebook = next(edited.glob("*.ipynb"))
+            notebook.write_text(notebook.read_text() + " ")
+        else:
+            target = next(linked.glob("*.ipynb"))
+            target.rename(target.with_suffix(".moved"))
+            target.symlink_to(target.with_suffix(".moved"))
+        original(self)
+
+    monkeypatch.setattr(ExchangeCollect, "copy_files", meanwhile)
+    report = exchange.collect(course, shared)
+    stated = (edited / intake.TIMESTAMP).read_text()
+    assert (course.submitted("alice") / intake.TIMESTAMP).read_text() > stated
+    assert any(p.startswith("alice: ") and "that is its submission time" in p
+               for p in report.problems)  # fmt: skip
+    assert not course.submitted("bob").exists()
+    assert any(p.startswith(f"bob: {linked.name!r} was changed to holding a link")
+               and p.endswith("it was not collected") for p in report.problems), report.problems
 
 
 def test_a_folder_refused_while_collecting_is_not_collected(

@@ -250,6 +250,9 @@ def _refused(folder: Path, student: str) -> str | None:
     info = folder.lstat()
     if not stat.S_ISDIR(info.st_mode):
         return "not a folder"
+    odd = _not_a_file(folder)
+    if odd:
+        return odd
     try:
         uid = pwd.getpwnam(student).pw_uid
     except KeyError:
@@ -260,6 +263,20 @@ def _refused(folder: Path, student: str) -> str | None:
         except KeyError:
             owner = f"user id {info.st_uid}"
         return f"owned by {owner}, not by {student}"
+    return None
+
+
+def _not_a_file(folder: Path) -> str | None:
+    """What in ``folder`` is neither a file nor a folder (a link, which
+    nbgrader's copy would follow, to a file changed after the deadline or one
+    only the instructor may read), or None."""
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                mode = (Path(top) / name).lstat().st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    kind = "a link" if stat.S_ISLNK(mode) else "neither a file nor a folder"
+                    return f"holding {kind}, {(Path(top) / name).relative_to(folder)}"
     return None
 
 
@@ -275,13 +292,22 @@ def _last_change(folder: Path) -> datetime:
     return datetime.fromtimestamp(latest, timezone.utc).replace(tzinfo=None)
 
 
+def _dated(stated: datetime, changed: datetime) -> datetime:
+    """A submission's time: the one it states, unless its files changed later
+    than :data:`SLACK` after it."""
+    return changed if changed - stated > SLACK else stated
+
+
 def _owned(kind: type) -> type:
     """nbgrader's collect, of the folders :func:`_refused` lets through only,
-    each dated no earlier than its files last changed (less :data:`SLACK`)."""
+    each dated no earlier than its files last changed (less :data:`SLACK`).
+    A folder is looked at again once copied: a change while it was copied
+    dates it later (a ctime only ever grows), and a link made meanwhile
+    undoes its copy."""
 
     class OwnedCollect(kind):
         def init_src(self) -> None:
-            self.changed: dict[str, tuple[datetime, datetime]] = {}  # name -> (stated, changed)
+            self.stated: dict[str, datetime] = {}  # folder name -> the time it states
             try:
                 super().init_src()
             except IndexError:  # the student's folders were all refused, or went since listed
@@ -291,20 +317,26 @@ def _owned(kind: type) -> type:
             if _refused(Path(path), self.coursedir.student_id):
                 return {"username": self.coursedir.student_id, "refused": True}
             record = super()._path_to_record(path)
-            changed = _last_change(Path(path))
-            if changed - record["timestamp"] > SLACK:
-                self.changed[record["filename"]] = (record["timestamp"], changed)
-                record["timestamp"] = changed
+            self.stated[record["filename"]] = record["timestamp"]
+            record["timestamp"] = _dated(record["timestamp"], _last_change(Path(path)))
             return record
 
         def do_copy(self, src: str, dest: str, log: logging.Logger | None = None) -> None:
             super().do_copy(src, dest, log)
-            if Path(src).name in self.changed:
-                stated, changed = self.changed[Path(src).name]
-                when = changed.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+            name = Path(src).name
+            odd = _not_a_file(Path(src))
+            if odd:
+                shutil.rmtree(dest)
+                self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
+                                 "it was not collected")  # fmt: skip
+                return
+            stated = self.stated[name]
+            dated = _dated(stated, _last_change(Path(src)))
+            if dated != stated:
+                when = dated.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
                 (Path(dest) / intake.TIMESTAMP).write_text(when)
                 self.log.warning(
-                    f"{Path(src).name!r} states it was submitted at {stated} UTC, but its "
+                    f"{name!r} states it was submitted at {stated} UTC, but its "
                     f"files last changed at {when}: that is its submission time"
                 )
 
