@@ -301,9 +301,11 @@ def _dated(stated: datetime, changed: datetime) -> datetime:
 def _owned(kind: type) -> type:
     """nbgrader's collect, of the folders :func:`_refused` lets through only,
     each dated no earlier than its files last changed (less :data:`SLACK`).
-    A folder is looked at again once copied: a change while it was copied
-    dates it later (a ctime only ever grows), and a link made meanwhile
-    undoes its copy."""
+    A folder is first copied with its links kept as links (nbgrader's copy
+    would follow them) into a folder of the instructor's, and looked at
+    again: a link made meanwhile refuses it, and a change while it was
+    copied dates it later (a ctime only ever grows). nbgrader copies that
+    copy, which nobody else can change."""
 
     class OwnedCollect(kind):
         def init_src(self) -> None:
@@ -322,16 +324,22 @@ def _owned(kind: type) -> type:
             return record
 
         def do_copy(self, src: str, dest: str, log: logging.Logger | None = None) -> None:
-            super().do_copy(src, dest, log)
-            name = Path(src).name
-            odd = _not_a_file(Path(src))
-            if odd:
-                shutil.rmtree(dest)
-                self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
-                                 "it was not collected")  # fmt: skip
-                return
-            stated = self.stated[name]
-            dated = _dated(stated, _last_change(Path(src)))
+            from nbgrader.utils import ignore_patterns
+
+            name, course = Path(src).name, self.coursedir
+            with tempfile.TemporaryDirectory(prefix="dlcourse-collect-") as tmp:
+                staged = Path(tmp) / name
+                shutil.copytree(src, staged, symlinks=True, ignore=ignore_patterns(
+                    exclude=course.ignore, include=course.include,
+                    max_file_size=course.max_file_size, log=self.log))  # fmt: skip
+                odd = _not_a_file(staged)
+                if odd:
+                    self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
+                                     "it was not collected")  # fmt: skip
+                    return
+                stated = self.stated[name]
+                dated = _dated(stated, _last_change(Path(src)))
+                super().do_copy(str(staged), dest, log)
             if dated != stated:
                 when = dated.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
                 (Path(dest) / intake.TIMESTAMP).write_text(when)
