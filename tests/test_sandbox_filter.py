@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 # each call, made raw; the errno it failed with, or "done"
 PROBE = """
-import ctypes, json, os, sys, threading
+import ctypes, json, os, socket, sys, threading
 from dlcourse.course.grading import sandbox
 if sys.argv[1] == "filtered":
     assert sandbox._libc.prctl(sandbox.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
@@ -43,12 +43,20 @@ def call(make):
     return "done"
 def fork(): return libc.fork()
 def clone(): return libc.syscall(numbers["clone"], SIGCHLD, 0, 0, 0, 0)
+ends = socket.socketpair()
+def grow(option):
+    size = ctypes.c_int(1 << 24)
+    return libc.setsockopt(ends[0].fileno(), 1, option, ctypes.byref(size), 4)
 probes = {
     "fork": fork,
     "clone": clone,
     "clone3": lambda: libc.syscall(numbers["clone3"], 0, 0),
     "memfd_create": lambda: libc.memfd_create(b"probe", 0),
     "shmget": lambda: libc.shmget(0, 1 << 20, 0o1600),
+    "msgget": lambda: libc.msgget(0, 0o1600),
+    "SO_SNDBUF": lambda: grow(7),
+    "SO_RCVBUF": lambda: grow(8),
+    "SO_KEEPALIVE": lambda: grow(9),  # any other socket option may be set
     "unshare": lambda: libc.unshare(CLONE_NEWUSER),
     "setns": lambda: libc.setns(os.open("/proc/self/ns/mnt", os.O_RDONLY), 0),
 }
@@ -80,6 +88,10 @@ def test_a_filtered_process_starts_no_process_and_holds_no_memory_outside_its_li
         "clone3": "Function not implemented",  # glibc then falls back to clone
         "memfd_create": refused,
         "shmget": refused,
+        "msgget": refused,
+        "SO_SNDBUF": refused,
+        "SO_RCVBUF": refused,
+        "SO_KEEPALIVE": "done",
         "unshare": refused,
         "setns": refused,
         "thread": "done",
@@ -89,5 +101,6 @@ def test_a_filtered_process_starts_no_process_and_holds_no_memory_outside_its_li
 def test_unfiltered_the_same_calls_are_made() -> None:
     """The probe can tell: without the filter, each call that makes something is made."""
     said = probe("unfiltered")
-    made = ("fork", "clone", "memfd_create", "shmget", "unshare", "thread")
+    made = ("fork", "clone", "memfd_create", "shmget", "msgget", "SO_SNDBUF", "SO_RCVBUF",
+            "unshare", "thread")  # fmt: skip
     assert {name: said[name] for name in made} == dict.fromkeys(made, "done")

@@ -33,9 +33,11 @@ new namespaces,
    address space (a seccomp filter, made with the system's libseccomp: fork,
    vfork and clone without ``CLONE_THREAD`` fail with EPERM, clone3 with
    ENOSYS, so that glibc falls back to clone; so do memfd_create,
-   memfd_secret and System V shared memory, whose pages stay when unmapped,
-   and unshare and setns: in a user namespace of its own a process that
-   executed a single-threaded program could mount a tmpfs and fill it).
+   memfd_secret, System V shared memory and message queues, whose pages
+   stay when unmapped, growing a socket's buffers (setsockopt SO_SNDBUF or
+   SO_RCVBUF: with its files limited, its sockets hold little), and unshare
+   and setns: in a user namespace of its own a process that executed a
+   single-threaded program could mount a tmpfs and fill it).
    Its threads share its address space, so the address-space limit bounds
    the memory it holds (its tmpfs folders aside, which have sizes of their
    own), where forked children would each have a limit of their own;
@@ -77,8 +79,9 @@ MS_RELATIME = 1 << 21
 MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 LIBSECCOMP = "libseccomp.so.2"
-SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 0x00050000, 7
+SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_CMP_EQ, SCMP_CMP_MASKED_EQ = 0x7FFF0000, 0x00050000, 4, 7
 CLONE_THREAD = 0x00010000
+SOL_SOCKET, SO_SNDBUF, SO_RCVBUF = 1, 7, 8
 _KEPT_ON_REMOUNT = {
     os.ST_NOSUID: MS_NOSUID,
     os.ST_NODEV: MS_NODEV,
@@ -95,6 +98,9 @@ class Limits:
 
     memory_mb: int = 2048
     nproc: int = 256  # threads count too: numpy, zmq and ipykernel start a few dozen
+    # open files and sockets (a kernel holds about 70): each socket's buffers are memory
+    # that the address-space limit does not count
+    files: int = 256
     disk_mb: int = 128  # each of its writable folders (runtime, /tmp, /var/tmp, /dev/shm)
 
 
@@ -311,6 +317,7 @@ def command(
         argv += ["--cover", str(path)]
     argv += ["--runtime", str(runtime), "--uid", str(uid)]
     argv += ["--memory", str(limits.memory_mb), "--nproc", str(limits.nproc)]
+    argv += ["--files", str(limits.files)]
     argv += ["--disk", str(limits.disk_mb), "--path", os.environ.get("PATH", os.defpath)]
     argv += ["--parent", str(os.getpid())]
     return [*argv, "--", *kernel]
@@ -387,10 +394,11 @@ def _private_tmp(disk_mb: int) -> None:
                    f"size={disk_mb}m,mode=1777")  # fmt: skip
 
 
-def _limit(memory_mb: int, nproc: int) -> None:
+def _limit(memory_mb: int, nproc: int, files: int) -> None:
     memory = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -416,8 +424,11 @@ def _filter_system_calls() -> None:
     not_a_thread = (_ArgCmp * 1)(_ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
     rules = [("fork", EPERM, None), ("vfork", EPERM, None), ("clone", EPERM, not_a_thread),
              ("clone3", ENOSYS, None), ("memfd_create", EPERM, None),
-             ("memfd_secret", EPERM, None), ("shmget", EPERM, None),
+             ("memfd_secret", EPERM, None), ("shmget", EPERM, None), ("msgget", EPERM, None),
              ("unshare", EPERM, None), ("setns", EPERM, None)]  # fmt: skip
+    for buffer in (SO_SNDBUF, SO_RCVBUF):  # setsockopt(fd, SOL_SOCKET, buffer, ...)
+        rules.append(("setsockopt", EPERM, (_ArgCmp * 2)(
+            _ArgCmp(1, SCMP_CMP_EQ, SOL_SOCKET, 0), _ArgCmp(2, SCMP_CMP_EQ, buffer, 0))))
     try:
         for name, errno, compare in rules:
             number = lib.seccomp_syscall_resolve_name(name.encode())
@@ -466,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--uid", type=int, required=True)
     parser.add_argument("--memory", type=int, required=True)
     parser.add_argument("--nproc", type=int, required=True)
+    parser.add_argument("--files", type=int, required=True)
     parser.add_argument("--disk", type=int, required=True)
     parser.add_argument("--path", required=True)
     parser.add_argument("--parent", type=int, required=True)
@@ -483,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     _expose(needed)
     _read_only_everywhere(args.runtime)
     _private_tmp(args.disk)
-    _limit(args.memory, args.nproc)
+    _limit(args.memory, args.nproc, args.files)
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # setuid programs stay the kernel's
         raise SandboxError(f"no_new_privs failed: {os.strerror(ctypes.get_errno())}")
     os.setgroups([])
