@@ -206,12 +206,13 @@ def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
 ) -> None:
     """Between collect's look at a folder and nbgrader's copy, its student may
     edit it (on the first look, as inotify tells): a file edited dates the
-    submission later, and a file made a link undoes its copy."""
+    submission later, a file made a link undoes its copy, and one that cannot
+    be copied costs only that submission."""
     from nbgrader.exchange.default.collect import ExchangeCollect
 
     monkeypatch.setattr(exchange, "SLACK", timedelta(seconds=1))
     exchange.release(course, shared)
-    edited, linked = submit(shared, "alice", course), submit(shared, "bob", course)
+    edited, linked, gone = (submit(shared, name, course) for name in ("alice", "bob", "carol"))
     time.sleep(2)
     original = ExchangeCollect.copy_files
 
@@ -219,10 +220,14 @@ def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
         if self.coursedir.student_id == "alice":
             notebook = next(edited.glob("*.ipynb"))
             notebook.write_text(notebook.read_text() + " ")
-        else:
+        elif self.coursedir.student_id == "bob":
             target = next(linked.glob("*.ipynb"))
             target.rename(target.with_suffix(".moved"))
             target.symlink_to(target.with_suffix(".moved"))
+        else:
+            fifo = next(gone.glob("*.ipynb"))
+            fifo.unlink()
+            os.mkfifo(fifo)  # which no copy reads
         original(self)
 
     monkeypatch.setattr(ExchangeCollect, "copy_files", meanwhile)
@@ -234,6 +239,8 @@ def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
     assert not course.submitted("bob").exists()
     assert any(p.startswith(f"bob: {linked.name!r} was changed to holding a link")
                and p.endswith("it was not collected") for p in report.problems), report.problems
+    assert not course.submitted("carol").exists()
+    assert any(p.startswith(f"carol: {gone.name!r} could not be copied") for p in report.problems)
 
 
 def test_a_folder_refused_while_collecting_is_not_collected(

@@ -329,9 +329,14 @@ def _owned(kind: type) -> type:
             name, course = Path(src).name, self.coursedir
             with tempfile.TemporaryDirectory(prefix="dlcourse-collect-") as tmp:
                 staged = Path(tmp) / name
-                shutil.copytree(src, staged, symlinks=True, ignore=ignore_patterns(
-                    exclude=course.ignore, include=course.include,
-                    max_file_size=course.max_file_size, log=self.log))  # fmt: skip
+                try:
+                    shutil.copytree(src, staged, symlinks=True, ignore=ignore_patterns(
+                        exclude=course.ignore, include=course.include,
+                        max_file_size=course.max_file_size, log=self.log))  # fmt: skip
+                except OSError as error:  # shutil.Error too: a file went while it was copied
+                    self.log.warning(f"{name!r} could not be copied ({error}): "
+                                     "it was not collected")  # fmt: skip
+                    return
                 odd = _not_a_file(staged)
                 if odd:
                     self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
