@@ -201,22 +201,26 @@ def test_a_submission_holding_a_link_is_not_collected(
     ]
 
 
-def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
+def test_what_changes_while_a_submission_is_collected_is_caught(
     shared: Path, course: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Between collect's look at a folder and nbgrader's copy, its student may
-    edit it (on the first look, as inotify tells): a file edited dates the
-    submission later, a file made a link undoes its copy, and one that cannot
-    be copied costs only that submission."""
+    """Between collect's look at a folder and its copy, its student may edit it
+    (on the first look, as inotify tells): a file edited dates the submission
+    later; a file made a link, or one that cannot be copied, costs only that
+    submission, and the student's earlier copy stays as it was."""
     from nbgrader.exchange.default.collect import ExchangeCollect
 
     monkeypatch.setattr(exchange, "SLACK", timedelta(seconds=1))
     exchange.release(course, shared)
+    for student in ("bob", "carol"):
+        (submit(shared, student, course) / intake.SECRET).write_text(f"{student}'s first")
+    exchange.collect(course, shared)
     edited, linked, gone = (submit(shared, name, course) for name in ("alice", "bob", "carol"))
     time.sleep(2)
-    original = ExchangeCollect.copy_files
+    original = ExchangeCollect.init_src
 
-    def meanwhile(self: ExchangeCollect) -> None:  # collect copies one student at a time
+    def meanwhile(self: ExchangeCollect) -> None:  # collect looks, one student at a time
+        original(self)
         if self.coursedir.student_id == "alice":
             notebook = next(edited.glob("*.ipynb"))
             notebook.write_text(notebook.read_text() + " ")
@@ -228,19 +232,18 @@ def test_what_changes_while_a_submission_is_copied_is_caught_once_copied(
             fifo = next(gone.glob("*.ipynb"))
             fifo.unlink()
             os.mkfifo(fifo)  # which no copy reads
-        original(self)
 
-    monkeypatch.setattr(ExchangeCollect, "copy_files", meanwhile)
+    monkeypatch.setattr(ExchangeCollect, "init_src", meanwhile)
     report = exchange.collect(course, shared)
     stated = (edited / intake.TIMESTAMP).read_text()
     assert (course.submitted("alice") / intake.TIMESTAMP).read_text() > stated
     assert any(p.startswith("alice: ") and "that is its submission time" in p
                for p in report.problems)  # fmt: skip
-    assert not course.submitted("bob").exists()
     assert any(p.startswith(f"bob: {linked.name!r} was changed to holding a link")
                and p.endswith("it was not collected") for p in report.problems), report.problems
-    assert not course.submitted("carol").exists()
     assert any(p.startswith(f"carol: {gone.name!r} could not be copied") for p in report.problems)
+    for student in ("bob", "carol"):
+        assert (course.submitted(student) / intake.SECRET).read_text() == f"{student}'s first"
 
 
 def test_a_folder_refused_while_collecting_is_not_collected(

@@ -266,17 +266,23 @@ def _refused(folder: Path, student: str) -> str | None:
     return None
 
 
+def _entries(folder: Path) -> Iterator[tuple[Path, os.stat_result]]:
+    """Everything in ``folder``, with its own status (links not followed);
+    what cannot be looked at is left out (collect could not copy it either)."""
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                yield Path(top) / name, (Path(top) / name).lstat()
+
+
 def _not_a_file(folder: Path) -> str | None:
     """What in ``folder`` is neither a file nor a folder (a link, which
     nbgrader's copy would follow, to a file changed after the deadline or one
     only the instructor may read), or None."""
-    for top, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            with contextlib.suppress(OSError):
-                mode = (Path(top) / name).lstat().st_mode
-                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    kind = "a link" if stat.S_ISLNK(mode) else "neither a file nor a folder"
-                    return f"holding {kind}, {(Path(top) / name).relative_to(folder)}"
+    for path, info in _entries(folder):
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            kind = "a link" if stat.S_ISLNK(info.st_mode) else "neither a file nor a folder"
+            return f"holding {kind}, {path.relative_to(folder)}"
     return None
 
 
@@ -284,11 +290,7 @@ def _last_change(folder: Path) -> datetime:
     """When ``folder`` or anything in it last changed (its ctime, which no
     user can set back, unlike the time in a name, a file or an mtime), in UTC
     without a time zone, as nbgrader's times are."""
-    latest = folder.lstat().st_ctime
-    for top, dirs, files in os.walk(folder):  # what collect cannot read, it cannot copy either
-        for name in dirs + files:
-            with contextlib.suppress(OSError):
-                latest = max(latest, (Path(top) / name).lstat().st_ctime)
+    latest = max([folder.lstat().st_ctime, *(info.st_ctime for _, info in _entries(folder))])
     return datetime.fromtimestamp(latest, timezone.utc).replace(tzinfo=None)
 
 
@@ -301,19 +303,27 @@ def _dated(stated: datetime, changed: datetime) -> datetime:
 def _owned(kind: type) -> type:
     """nbgrader's collect, of the folders :func:`_refused` lets through only,
     each dated no earlier than its files last changed (less :data:`SLACK`).
-    A folder is first copied with its links kept as links (nbgrader's copy
-    would follow them) into a folder of the instructor's, and looked at
-    again: a link made meanwhile refuses it, and a change while it was
-    copied dates it later (a ctime only ever grows). nbgrader copies that
-    copy, which nobody else can change."""
+
+    Once nbgrader has chosen a student's folder, and before it removes their
+    earlier copy, the folder is copied with its links kept as links (nbgrader's
+    copy would follow them) into a folder of the instructor's, and looked at
+    again: a link made meanwhile, or a copy that fails, leaves the earlier copy
+    as it is; a change until then dates it later (a ctime only ever grows).
+    nbgrader copies that snapshot, which nobody else can change."""
 
     class OwnedCollect(kind):
+        def start(self) -> None:
+            with tempfile.TemporaryDirectory(prefix="dlcourse-collect-") as tmp:
+                self.staging = Path(tmp)
+                super().start()
+
         def init_src(self) -> None:
             self.stated: dict[str, datetime] = {}  # folder name -> the time it states
             try:
                 super().init_src()
             except IndexError:  # the student's folders were all refused, or went since listed
                 self.src_records = []
+            self.src_records = [r for r in self.src_records if self._staged(r)]
 
         def _path_to_record(self, path: str) -> dict:
             if _refused(Path(path), self.coursedir.student_id):
@@ -323,28 +333,33 @@ def _owned(kind: type) -> type:
             record["timestamp"] = _dated(record["timestamp"], _last_change(Path(path)))
             return record
 
-        def do_copy(self, src: str, dest: str, log: logging.Logger | None = None) -> None:
+        def _staged(self, record: dict) -> bool:
+            """Snapshot the folder ``record`` names, and date it; or say why not."""
             from nbgrader.utils import ignore_patterns
 
-            name, course = Path(src).name, self.coursedir
-            with tempfile.TemporaryDirectory(prefix="dlcourse-collect-") as tmp:
-                staged = Path(tmp) / name
-                try:
-                    shutil.copytree(src, staged, symlinks=True, ignore=ignore_patterns(
-                        exclude=course.ignore, include=course.include,
-                        max_file_size=course.max_file_size, log=self.log))  # fmt: skip
-                except OSError as error:  # shutil.Error too: a file went while it was copied
-                    self.log.warning(f"{name!r} could not be copied ({error}): "
-                                     "it was not collected")  # fmt: skip
-                    return
-                odd = _not_a_file(staged)
-                if odd:
-                    self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
-                                     "it was not collected")  # fmt: skip
-                    return
-                stated = self.stated[name]
-                dated = _dated(stated, _last_change(Path(src)))
-                super().do_copy(str(staged), dest, log)
+            name, course = record["filename"], self.coursedir
+            src = Path(self.inbound_path) / name
+            try:
+                shutil.copytree(src, self.staging / name, symlinks=True, ignore=ignore_patterns(
+                    exclude=course.ignore, include=course.include,
+                    max_file_size=course.max_file_size, log=self.log))  # fmt: skip
+            except OSError as error:  # shutil.Error too: a file went while it was copied
+                self.log.warning(f"{name!r} could not be copied ({error}): "
+                                 "it was not collected")  # fmt: skip
+                return False
+            odd = _not_a_file(self.staging / name)
+            if odd:
+                self.log.warning(f"{name!r} was changed to {odd} while it was collected: "
+                                 "it was not collected")  # fmt: skip
+                return False
+            record["timestamp"] = _dated(self.stated[name], _last_change(src))
+            return True
+
+        def do_copy(self, src: str, dest: str, log: logging.Logger | None = None) -> None:
+            name = Path(src).name
+            super().do_copy(str(self.staging / name), dest, log)
+            stated = self.stated[name]
+            dated = next(r["timestamp"] for r in self.src_records if r["filename"] == name)
             if dated != stated:
                 when = dated.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
                 (Path(dest) / intake.TIMESTAMP).write_text(when)
