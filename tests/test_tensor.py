@@ -470,7 +470,7 @@ def test_relu_and_max_select_so_an_infinite_gradient_stays_out_of_the_others() -
     X, W = Tensor(-np.ones((2, 3))), Tensor(np.ones((3, 2)), requires_grad=True)
     (X @ W).relu().log().sum().backward()
     assert np.array_equal(W.grad, np.zeros((3, 2)))
-    for dtype in (np.float32, np.float64):  # sizes past np.where's in either precision
+    for dtype in (np.float32, np.float64):  # sizes past np.where
         big = Tensor(np.tile([-1.0, 2.0], 16384).astype(dtype), requires_grad=True)
         big.relu().backward(np.tile([np.inf, 1.0], 16384))
         assert np.array_equal(big.grad, np.tile([0.0, 1.0], 16384))
