@@ -443,9 +443,22 @@ def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tu
         "apply(np.add, np.zeros((4000, 1)), np.zeros((1, 4000)))",
         "apply(np.exp, np.zeros(3), where=np.ones(3, bool))",
         "apply(np.exp, np.zeros(3), out=np.zeros(3))",
+        # bytes, not numbers: each draw of a long string, or of a whole row
+        f"method({rng}, 'choice', np.array(['x' * 24]), size={big - 1})",
+        f"method({rng}, 'choice', ['x' * 1000, 'y'], size=8)",
+        f"method({rng}, 'choice', np.zeros((1, 16)), size={big // 16 + 1})",
+        f"method({rng}, 'choice', np.zeros((16, 1)), size={big // 16 + 1}, axis=1)",
+        f"method({rng}, 'choice', np.array({50 * big}), size=3, replace=False)",  # a 0-d count
+        f"method({rng}, 'permutation', np.array({big}))",
+        f"method({rng}, 'choice', [None, None], size=4)",  # objects would stay with the grader
+        "apply(np.add, np.zeros(3), np.zeros(3), dtype='U100000')",
+        "apply(np.add, np.zeros(3), np.zeros(3), dtype=object)",
+        "apply(np.add, np.zeros(3), np.zeros(3), signature='dd->d')",
+        "apply(np.add, 'x' * 1000, 'y')",  # numpy's string loops
+        "apply(np.matmul, np.zeros((4000, 2)), np.zeros((2, 4000)))",  # 16M from 16k
     ]
     for source in cases:
-        with pytest.raises((ValueError, PermissionError), match="grader"):
+        with pytest.raises((ValueError, PermissionError, TypeError), match="grader"):
             run(grader, source)
     ns = run(
         grader,
@@ -453,10 +466,13 @@ def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tu
         "b = apply(np.add, np.zeros((100, 1)), np.ones((1, 100)))\n"
         "c = permute(np.random.default_rng(0), 10)\n"
         f"d = method({rng}, 'choice', 10, size=3, replace=False)\n"
-        f"e = method({rng}, 'normal', (0.0, 1.0), 1.0, size=(4, 2))\n",
+        f"e = method({rng}, 'normal', (0.0, 1.0), 1.0, size=(4, 2))\n"
+        f"f = method({rng}, 'choice', np.arange(12.0).reshape(4, 3), size=5)\n"
+        "g = apply(np.add, np.zeros(3), 1.0, dtype='float32')\n",
     )
     assert ns["a"].shape == (1000, 100) and ns["b"].sum() == 10_000 and len(ns["c"]) == 10
     assert len(set(ns["d"].tolist())) == 3 and ns["e"].shape == (4, 2)
+    assert ns["f"].shape == (5, 3) and ns["g"].dtype == np.float32
 
 
 def test_the_students_warnings_are_raised_again_at_most_a_few_per_test(pair: tuple) -> None:

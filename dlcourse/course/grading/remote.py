@@ -515,7 +515,7 @@ class Channel:
             kwargs = self.decode(message.get("kwargs", {"d": []}))
             if self.trusted:
                 _check_callable(target)
-                _check_size(target, args, kwargs)
+                args, kwargs = _bounded(target, args, kwargs)
                 return target(*args, **kwargs), None
             before = [(path, a, a.copy()) for path, a in _arrays([args, kwargs])]
             result = target(*args, **kwargs)
@@ -645,47 +645,114 @@ def _check_callable(target: Any) -> None:
         raise PermissionError(f"the grader's {what} cannot be called from here")
 
 
-def _check_size(target: Any, args: list, kwargs: dict) -> None:
-    """A call of numpy's (a ufunc, a random generator's method) that the kernel
-    asks of the grader makes no more than ``MAX_ELEMENTS`` numbers (what one
-    answer may carry), so that the grader, which has no memory limit, never
-    allocates for the student what the student's kernel may not: the
-    broadcast of its array arguments and the ``size`` it asks for.  It
-    writes into none of the grader's arrays (``out=``, ``where=``)."""
+def _numbers(value: Any) -> Any:
+    """An argument of a call the kernel asks of the grader's numpy, as the call
+    gets it: a sequence, an array or a handle to the kernel's object becomes an
+    array of numbers (fetched once, so what was checked is what is used), and
+    a number, a string (an option's name) or None stays as it is.  Anything
+    else, or an array of anything but numbers, is refused."""
+    if value is None or type(value) in (bool, int, float, complex, str):
+        return value
+    if isinstance(value, np.generic | np.ndarray | list | tuple | Proxy):
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            raise ValueError("the grader's numpy takes no ragged sequence from here") from None
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"the grader's numpy takes numbers from here, not {array.dtype}")
+        return array
+    raise TypeError(f"the grader's numpy takes numbers from here, not a {type(value).__name__}")
+
+
+def _count(value: Any) -> int | None:
+    """``value`` as a count of numbers (an integer, also in a 0-d array), else None."""
+    if isinstance(value, int | np.integer) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"
+    ):
+        return operator.index(value[()] if isinstance(value, np.ndarray) else value)
+    return None
+
+
+def _number_dtype(dtype: Any) -> bool:
+    """Whether ``dtype`` (as a call's ``dtype=``) is None or names a number's."""
+    if dtype is None:
+        return True
+    kind = np.dtype(dtype) if type(dtype) is str else None
+    return kind is not None and kind.kind in "biufc" and kind.itemsize <= 16
+
+
+def _bounded(target: Any, args: list, kwargs: dict) -> tuple[list, dict]:
+    """The arguments for a call of numpy's (a ufunc, a random generator's
+    sampler) that the kernel asks of the grader, checked so that the call
+    makes no more than ``MAX_ELEMENTS`` numbers (what one answer may carry) of
+    at most 16 bytes each: the grader, which has no memory limit, never
+    allocates for the student what the student's kernel may not.  Only numbers
+    go in (so only numbers come out, sent back rather than kept), into none of
+    the grader's arrays (``out=``, ``where=``), in no dtype but a number's.
+    Counted: the broadcast of the array arguments and the ``size`` asked for,
+    and for ``choice`` and ``permutation`` the population they draw from and
+    the rows of an array population."""
     if isinstance(target, types.FunctionType):  # the test's own function: as the test wrote it
-        return
-    if "out" in kwargs or "where" in kwargs:
-        raise PermissionError("the grader's numpy functions take no out= or where= from here")
-    shapes: list[tuple[int, ...]] = []
+        return args, kwargs
+    if {"out", "where", "signature"} & set(kwargs) or not _number_dtype(kwargs.get("dtype")):
+        raise PermissionError(
+            "the grader's numpy takes no out=, where=, signature= or dtype= but a number's "
+            "from here"
+        )
     if isinstance(target, np.ufunc):
-        arrays, size = [*args, *kwargs.values()], None
+        if target.signature is not None:  # matmul and other generalised ufuncs
+            raise PermissionError(f"the grader's {target.__name__} cannot be called from here")
+        args = [_numbers(a) for a in args]
+        if any(type(a) is str for a in args):  # numpy's string ufuncs: work grows with the text
+            raise TypeError("the grader's numpy takes numbers from here, not a str")
+        kwargs = {k: _numbers(v) for k, v in kwargs.items()}
+        shapes = [a.shape for a in [*args, *kwargs.values()] if isinstance(a, np.ndarray)]
     else:
         try:
-            asked = dict(inspect.signature(target).bind(*args, **kwargs).arguments)
+            bound = inspect.signature(target).bind(*args, **kwargs)
         except TypeError:  # arguments the sampler does not take: the call says so itself
-            return
-        size = asked.pop("size", asked.pop("args", None))  # rand(3, 4) and randn: sizes as args
-        for whole in ("x", "a"):  # permutation(n), choice(n, ...): drawn from n numbers
-            if isinstance(asked.get(whole), int | np.integer):
-                shapes.append((operator.index(asked.pop(whole)),))
-        arrays = list(asked.values())
-    try:  # every array-like argument: tuples and lists are arrays too
-        shapes += [np.shape(a) for a in arrays if isinstance(a, np.ndarray | list | tuple)]
-    except ValueError:
-        raise ValueError("the grader's numpy takes no ragged sequence from here") from None
-    if size is not None:
-        try:
-            shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
-        except TypeError:  # not a size: the call says so itself
-            return
+            return args, kwargs
+        asked = bound.arguments
+        for name, value in asked.items():
+            asked[name] = (
+                tuple(_numbers(v) for v in value) if name == "args" else _numbers(value)
+            )
+        shapes = _sampled(target.__name__, asked)
+        args, kwargs = list(bound.args), dict(bound.kwargs)
     if any(math.prod(shape) > MAX_ELEMENTS for shape in shapes):
         raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
     try:
         wanted = math.prod(np.broadcast_shapes(*shapes))
     except ValueError:  # shapes numpy cannot broadcast: the call says so itself
-        return
+        return args, kwargs
     if wanted > MAX_ELEMENTS:
         raise ValueError(f"the grader makes no array of over {MAX_ELEMENTS} numbers for you")
+    return args, kwargs
+
+
+def _sampled(name: str, asked: dict) -> list[tuple[int, ...]]:
+    """The shapes whose broadcast bounds what sampler ``name`` makes of the
+    (checked) arguments ``asked``; the population of ``choice`` or
+    ``permutation`` and the result of ``choice`` on the rows of an array too."""
+    asked = dict(asked)
+    size = asked.pop("size", asked.pop("args", None))  # rand(3, 4) and randn: sizes as args
+    shapes: list[tuple[int, ...]] = []
+    if size is not None:
+        try:
+            shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
+        except TypeError:  # not a size: the call says so itself
+            return shapes
+    for whole in ("x", "a"):  # permutation(n), choice(n, ...): drawn from n numbers
+        if (n := _count(asked.get(whole))) is not None:
+            shapes.append((n,))
+            del asked[whole]
+    population = asked.get("a")
+    if name == "choice" and isinstance(population, np.ndarray) and population.ndim > 1:
+        # each draw is a slice across the axis drawn along: at most this many numbers
+        most = math.prod(population.shape) // max(min(population.shape), 1)
+        drawn = math.prod(shapes[0]) if size is not None else 1
+        shapes.append((drawn * most,))
+    return shapes + [a.shape for a in asked.values() if isinstance(a, np.ndarray)]
 
 
 class TrustedNamespace(dict):
