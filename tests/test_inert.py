@@ -37,6 +37,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from dlcourse.course.grading import inert
 from dlcourse.course.grading.inert import clean_html, make_inert
 from dlcourse.course.layout import Layout
 
@@ -272,6 +273,22 @@ def test_markdown_that_cannot_render_is_shown_as_its_source() -> None:
         "(InvalidNotebook: missing attachment: missing.png): shown as its source"
     ]
     assert "my answer" in render_markdown(nb.cells[-1])
+
+
+def test_markdown_that_would_stall_nbconverts_link_filter_is_removed() -> None:
+    """nbconvert's strip_files_prefix, which every template applies to a
+    markdown cell, is cubic in the brackets on a line: this cell would take it
+    about 17 s, and a notebook of them hours, outside every time limit."""
+    unit = "![["
+    nb = autograded(new_markdown_cell(unit * 20_000), new_markdown_cell("[a](files/b.png) [c]"))
+    assert inert.link_filter_work(unit * 20_000) > inert.MAX_LINK_FILTER_WORK
+    report = make_inert(nb, released_notebook())
+    assert report == [
+        "cell 5: markdown with markdown that cannot be rendered (ValueError: brackets that "
+        "nbconvert's link filter would take too long over): removed"
+    ]
+    assert nb.cells[-2].source == inert._UNRENDERABLE
+    assert nb.cells[-1].source == "[a](files/b.png) [c]"  # honest links are kept
 
 
 def test_attachments_must_be_base64_images() -> None:

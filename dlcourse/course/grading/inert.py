@@ -118,6 +118,10 @@ _WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end</p></bod
 # its text/plain instead. Honest notebooks have them (a progress bar).
 QUIETLY_REMOVED = {"application/vnd.jupyter.widget-view+json"}
 _UNRENDERABLE = "*(This markdown was removed by the grader: it could not be made inert.)*"
+# Steps of link_filter_work's bound nbconvert's strip_files_prefix may take on one
+# cell's HTML: 0.01 s or less (it runs through 2.8e8 a second or more); honest
+# markdown, whose links are HTML by then, needs a few thousand.
+MAX_LINK_FILTER_WORK = 3_000_000
 
 
 def make_inert(nb: NotebookNode, released: NotebookNode) -> list[str]:
@@ -184,9 +188,29 @@ def _exporter() -> HTMLExporter:
 def _render_markdown(source: str, attachments: Mapping[str, Any]) -> str:
     """The HTML a template makes of a markdown cell (nbgrader's and nbconvert's
     pass it through ``strip_files_prefix``, which can turn a harmless relative
-    link into another, so the check must see it after that)."""
+    link into another, so the check must see it after that).  Raises
+    ValueError for HTML on which that filter would run for long (see
+    :func:`link_filter_work`): every template that renders the cell would."""
     context = {"cell": {"attachments": attachments}, "resources": {}}
-    return strip_files_prefix(_exporter().markdown2html(context, source))
+    html = _exporter().markdown2html(context, source)
+    if link_filter_work(html) > MAX_LINK_FILTER_WORK:
+        raise ValueError("brackets that nbconvert's link filter would take too long over")
+    return strip_files_prefix(html)
+
+
+def link_filter_work(html: str) -> int:
+    """An upper bound of the steps ``strip_files_prefix`` takes on ``html``.
+    Its pattern for markdown links, ``\\[(.*?)\\]\\(/?files/(.*?)\\)``, scans
+    from each ``[`` (or ``![``) to the end of the line, and from each
+    ``](files/`` it passes to the end of the line again: quadratic in the
+    brackets on a line, cubic with those links (a line of 7,200 characters,
+    ``[](files/`` repeated, takes it 7 s; a 5 MB notebook, hours)."""
+    work = 0
+    for line in html.split("\n"):  # the pattern's "." stops at a newline
+        if (opened := line.count("[")) > 0:
+            links = line.count("](files/") + line.count("](/files/")
+            work += 2 * opened * len(line) * (1 + links)
+    return work
 
 
 # HTML: sanitising, and deciding whether sanitising changed anything.
