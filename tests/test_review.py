@@ -115,6 +115,37 @@ def test_an_added_cell_that_redefines_the_answer_is_marked_too() -> None:
     assert "(cell " in marked["test_linear_backward"]
 
 
+SYS_MODULES = ENGINE.replace("dl.Tensor", "sys.modules['dlcourse'].Tensor")
+HELPED = ENGINE.replace("dl.Tensor", "T")
+
+
+@pytest.mark.parametrize(
+    ("why", "code", "extra", "found"),
+    [
+        ("the engine through sys.modules", "import sys\n" + SYS_MODULES, [], "sys.modules"),
+        ("a helper cell's alias", HELPED, ["T = dl.Tensor"], "uses dl.Tensor"),
+        ("a helper cell's tuple of aliases", HELPED, ["T, L = dl.Tensor, nn"], "uses dl.Tensor"),
+        ("an alias of an alias", HELPED, ["U = dl.Tensor", "T = U"], "uses dl.Tensor"),
+        ("an import in a helper cell", HELPED, ["from dlcourse import Tensor as T"],
+         "imports dlcourse"),
+    ],
+)  # fmt: skip
+def test_the_library_reached_through_another_cell_or_sys_modules_is_marked(
+    why: str, code: str, extra: list[str], found: str
+) -> None:
+    """helper-19: the answer cell alone read clean, the engine's names bound elsewhere."""
+    marked = review.needs_review(answered({"linear_backward": code}, extra=extra), released())
+    assert list(marked) == ["test_linear_backward"], why
+    assert found in marked["test_linear_backward"], why
+
+
+def test_a_cell_whose_names_the_answer_only_shadows_is_not_followed() -> None:
+    """The answer's parameters and local variables are its own: an exploring
+    cell that binds the same names with the engine is not part of it."""
+    playing = "x = dl.Tensor([1.0, 2.0], requires_grad=True)\nW = dl.Tensor([[1.0]])\ndout = 1"
+    assert review.needs_review(answered({}, extra=[playing]), released()) == {}
+
+
 def test_the_library_in_a_cell_that_defines_no_gradient_answer_is_not_marked() -> None:
     playing = "t = dl.Tensor([1.0, 2.0], requires_grad=True)\n(t * t).sum().backward()\nt.grad"
     assert review.needs_review(answered({}, extra=[playing]), released()) == {}

@@ -18,12 +18,14 @@ other half of the judgement.
 from __future__ import annotations
 
 import ast
+import symtable
 from collections.abc import Iterator
 
 import nbformat
 
 AUTODIFF = {"dlcourse", "torch", "jax", "autograd", "tensorflow", "mygrad", "micrograd"}
-DYNAMIC = {"exec", "eval", "compile", "__import__", "importlib", "getattr", "globals", "vars"}
+DYNAMIC = {"exec", "eval", "compile", "__import__", "importlib", "getattr", "globals", "vars",
+           "modules"}  # fmt: skip
 HARMLESS = {"data", "plot", "CheckError", "GradcheckError", "assert_close"}  # compute no gradient
 _EMPTY = ast.Module(body=[], type_ignores=[])
 
@@ -40,14 +42,35 @@ def _parse(source: str) -> ast.Module | None:
 
 
 def _defined(tree: ast.Module) -> set[str]:
-    """Top-level names a cell defines (functions, classes, assignments)."""
+    """Top-level names a cell defines (functions, classes, assignments, imports)."""
     names = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _free(source: str) -> set[str]:
+    """The notebook's global names a cell reads: at its top level, and as
+    globals in its functions, classes, lambdas and comprehensions (not their
+    parameters or local variables)."""
+    try:
+        tables = [symtable.symtable(source, "<cell>", "exec")]
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names = set()
+    while tables:
+        table = tables.pop()
+        top = table.get_type() == "module"
+        for symbol in table.get_symbols():
+            if symbol.is_referenced() and (top or symbol.is_global()):
+                names.add(symbol.get_name())
+        tables += table.get_children()
     return names
 
 
@@ -83,6 +106,8 @@ def _uses(tree: ast.Module, library: set[str]) -> Iterator[str]:
             for module in modules:
                 if module.split(".")[0] in AUTODIFF:
                     yield f"imports {module}"
+        elif isinstance(node, ast.Attribute) and node.attr == "modules":
+            yield "reaches modules through sys.modules"
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             if node.value.id in library and node.attr not in HARMLESS:
                 yield f"uses {node.value.id}.{node.attr}"
@@ -111,24 +136,41 @@ def needs_review(nb: nbformat.NotebookNode, released: nbformat.NotebookNode) -> 
         return {}
     library = library_names(released)
     locked = {_nbgrader(c)["grade_id"] for c in released.cells if _nbgrader(c).get("locked")}
-    found: dict[str, str] = {}
+    course = {c.source for c in released.cells if c.cell_type == "code"}  # as released
+    cells = []  # the student's code cells: (index, grade id, uses, names defined, names read)
     for index, cell in enumerate(nb.cells):
         grade_id = _nbgrader(cell).get("grade_id")
-        if cell.cell_type != "code" or grade_id in locked:
+        if cell.cell_type != "code" or grade_id in locked or cell.source in course:
             continue
         tree = _parse(cell.source)
-        if tree is None:
-            continue
-        uses = sorted(set(_uses(tree, library)))
-        if not uses:
-            continue
-        defined = _defined(tree)
-        for answer, names in exercises.items():
-            if grade_id == answer or defined & names:
-                found.setdefault(
-                    f"test_{answer}",
-                    f"the answer to {answer} (cell {index}) {', '.join(uses)}: a gradient the "
-                    "library or finite differences compute is not backpropagation by hand; "
-                    "check it and set the score",
-                )
+        if tree is not None:
+            uses = sorted(set(_uses(tree, library)))
+            cells.append((index, grade_id, uses, _defined(tree), _free(cell.source)))
+    found: dict[str, str] = {}
+    for answer, names in exercises.items():
+        for index, uses in _making(answer, names, cells):
+            found.setdefault(
+                f"test_{answer}",
+                f"the answer to {answer} (cell {index}) {', '.join(uses)}: a gradient the "
+                "library or finite differences compute is not backpropagation by hand; "
+                "check it and set the score",
+            )
     return found
+
+
+def _making(answer: str, names: set[str], cells: list[tuple]) -> Iterator[tuple[int, list[str]]]:
+    """(index, uses) of the cells that make the answer and use the library: its
+    own cell, those defining its names and, again and again, those defining
+    a name that one of them reads (a helper cell's ``T = dl.Tensor``)."""
+    wanted, reached = set(names), set()
+    grew = True
+    while grew:
+        grew = False
+        for index, grade_id, _, defined, read in cells:
+            if index not in reached and (grade_id == answer or defined & wanted):
+                reached.add(index)
+                wanted |= read
+                grew = True
+    for index, _, uses, _, _ in cells:
+        if index in reached and uses:
+            yield index, uses
