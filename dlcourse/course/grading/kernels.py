@@ -16,14 +16,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import zmq
+import zmq.asyncio
 from jupyter_client import AsyncKernelManager
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_core.utils import run_sync
 from traitlets import Instance
 
-from dlcourse.course.grading import sandbox
+from dlcourse.course.grading import remote, sandbox
 
 KERNEL = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+# What the grader takes from a kernel's sockets before it reads them: a few
+# messages (ZMQ's default, 1,000, let a kernel pile its output into the grader
+# while a test runs and nobody reads it, 150 MB a message), each of frames no
+# larger than an answer on the channel may be.  The rest waits in the kernel,
+# whose memory is limited.
+QUEUED_MESSAGES = 2
+MAX_FRAME = remote.MAX_MESSAGE
 
 
 class _OneSpec(KernelSpecManager):
@@ -34,6 +44,19 @@ class _OneSpec(KernelSpecManager):
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return self.spec
+
+
+class BoundedClient(AsyncKernelClient):
+    """A kernel client whose sockets queue at most :data:`QUEUED_MESSAGES`
+    messages of frames of at most :data:`MAX_FRAME` bytes: a kernel that
+    sends a larger one is disconnected (its later output is lost, at its
+    own cost)."""
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        context = super()._context_default()
+        context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        return context
 
 
 class Kernel:
@@ -92,6 +115,7 @@ class Launcher:
             km = AsyncKernelManager(
                 kernel_name="dlcourse-grading",
                 kernel_spec_manager=_OneSpec(spec=spec),
+                client_class="dlcourse.course.grading.kernels.BoundedClient",
                 transport="ipc",
                 ip=str(runtime / "ipc"),
                 connection_file=str(runtime / "kernel.json"),
