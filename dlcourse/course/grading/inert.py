@@ -118,9 +118,9 @@ _WRAPPER = "<!DOCTYPE html><html><head></head><body><div>{}</div><p>end</p></bod
 # its text/plain instead. Honest notebooks have them (a progress bar).
 QUIETLY_REMOVED = {"application/vnd.jupyter.widget-view+json"}
 _UNRENDERABLE = "*(This markdown was removed by the grader: it could not be made inert.)*"
-# Steps of link_filter_work's bound nbconvert's strip_files_prefix may take on one
-# cell's HTML: 0.01 s or less (it runs through 2.8e8 a second or more); honest
-# markdown, whose links are HTML by then, needs a few thousand.
+# The most steps (as link_filter_work counts them) nbconvert's strip_files_prefix
+# may take on one cell's HTML: 0.01 s or less, as it makes 2.8e8 of them a second
+# or more. Honest markdown, whose links are HTML by then, needs a few thousand.
 MAX_LINK_FILTER_WORK = 3_000_000
 
 

@@ -737,11 +737,11 @@ def _sampled(name: str, asked: dict) -> list[tuple[int, ...]]:
     asked = dict(asked)
     size = asked.pop("size", asked.pop("args", None))  # rand(3, 4) and randn: sizes as args
     shapes: list[tuple[int, ...]] = []
+    drawn: tuple[int, ...] = ()  # the size asked for
     if size is not None:
-        try:
-            shapes.append(tuple(map(operator.index, np.atleast_1d(np.asarray(size, object)))))
-        except TypeError:  # not a size: the call says so itself
-            return shapes
+        with contextlib.suppress(TypeError):  # not a size: the call says so itself
+            drawn = tuple(map(operator.index, np.atleast_1d(np.asarray(size, object))))
+            shapes.append(drawn)
     for whole in ("x", "a"):  # permutation(n), choice(n, ...): drawn from n numbers
         if (n := _count(asked.get(whole))) is not None:
             shapes.append((n,))
@@ -750,8 +750,7 @@ def _sampled(name: str, asked: dict) -> list[tuple[int, ...]]:
     if name == "choice" and isinstance(population, np.ndarray) and population.ndim > 1:
         # each draw is a slice across the axis drawn along: at most this many numbers
         most = math.prod(population.shape) // max(min(population.shape), 1)
-        drawn = math.prod(shapes[0]) if size is not None else 1
-        shapes.append((drawn * most,))
+        shapes.append((math.prod(drawn) * most,))
     return shapes + [a.shape for a in asked.values() if isinstance(a, np.ndarray)]
 
 
