@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import zmq
 from jupyter_core.utils import run_sync
 
 from dlcourse.course.grading import kernels, sandbox
@@ -35,6 +36,12 @@ def test_a_kernel_cannot_pile_its_output_into_the_grader(tmp_path: Path) -> None
         assert isinstance(client, kernels.BoundedClient)
         client.start_channels()
         run_sync(client.wait_for_ready)(timeout=60)
+        sockets = {  # every socket the grader reads the kernel by, the manager's control too
+            name: getattr(client, f"{name}_channel").socket for name in ("shell", "iopub", "stdin")
+        } | {"control": kernel.km._control_socket}
+        for name, socket in sockets.items():
+            bounds = socket.getsockopt(zmq.RCVHWM), socket.getsockopt(zmq.MAXMSGSIZE)
+            assert bounds == (kernels.QUEUED_MESSAGES, kernels.MAX_FRAME), name
         before = resident_mb()
         code = (
             "k = get_ipython().kernel\n"

@@ -22,7 +22,7 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_core.utils import run_sync
-from traitlets import Instance
+from traitlets import Instance, default
 
 from dlcourse.course.grading import remote, sandbox
 
@@ -46,17 +46,30 @@ class _OneSpec(KernelSpecManager):
         return self.spec
 
 
-class BoundedClient(AsyncKernelClient):
-    """A kernel client whose sockets queue at most :data:`QUEUED_MESSAGES`
+def _bounded(context: zmq.asyncio.Context) -> zmq.asyncio.Context:
+    """``context``, whose sockets queue at most :data:`QUEUED_MESSAGES`
     messages of frames of at most :data:`MAX_FRAME` bytes: a kernel that
     sends a larger one is disconnected (its later output is lost, at its
     own cost)."""
+    context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+    context.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    return context
 
-    def _context_default(self) -> zmq.asyncio.Context:
-        context = super()._context_default()
-        context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
-        context.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
-        return context
+
+class BoundedClient(AsyncKernelClient):
+    """The grader's client of a kernel: shell, iopub, stdin and heartbeat, bounded."""
+
+    @default("context")
+    def _bounded_context(self) -> zmq.asyncio.Context:
+        return _bounded(super()._context_default())
+
+
+class BoundedManager(AsyncKernelManager):
+    """The grader's manager of a kernel: its control socket bounded too."""
+
+    @default("context")
+    def _bounded_context(self) -> zmq.asyncio.Context:
+        return _bounded(super()._context_default())
 
 
 class Kernel:
@@ -112,7 +125,7 @@ class Launcher:
                 stack.callback(sandbox.kill_user, uid)
             spec = KernelSpec(argv=argv, display_name="Python 3 (grading)", language="python",
                               metadata={"debugger": False})  # fmt: skip
-            km = AsyncKernelManager(
+            km = BoundedManager(
                 kernel_name="dlcourse-grading",
                 kernel_spec_manager=_OneSpec(spec=spec),
                 client_class="dlcourse.course.grading.kernels.BoundedClient",
