@@ -9,6 +9,7 @@ catalogue, which needs the sandbox, is tests/test_grading.py.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -284,6 +285,48 @@ def test_a_worker_process_that_dies_costs_only_its_own_student(tmp_path: Path) -
         workers.close()
     assert outcome["killer"][0] is None
     assert "its process died, grading it alone" in outcome["killer"][1]
+    for student in ("ann", "ben", "cat"):
+        result, problem = outcome[student]
+        assert problem == "" and result is not None and not result.retry, (student, problem)
+        assert sum(s for s, _ in result.notebooks[NOTEBOOK].grades.values()) == FULL
+
+
+# A step of nbgrader's that never ends for one student, as a library could stall on
+# what a student wrote: a regular expression backtracking for 2**64 steps, in C
+STALLS = """
+import re
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+class Stall(NbGraderPreprocessor):
+    def preprocess(self, nb, resources):
+        if resources["nbgrader"]["student"] == "stalls":
+            re.match(r"(a+)+$", "a" * 64 + "b")
+        return nb, resources
+
+c.Autograde.autograde_preprocessors = [*Autograde.autograde_preprocessors.default(), Stall]
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_stalled_past_the_grader_timeout_costs_only_its_own_student(
+    tmp_path: Path,
+) -> None:
+    """The stalled worker ends itself and says for whom; that student is
+    reported, and the ones graded beside it are graded again, in full."""
+    layout = course(tmp_path)
+    honest = nbformat.writes(answered(layout.release / NOTEBOOK)).encode()
+    tasks = [events.Task(s, {NOTEBOOK: honest}) for s in ("ann", "stalls", "ben", "cat")]
+    shared = run.bundle(layout, grading.Options(unsafe=UNSAFE, grader_timeout=20))
+    shared = dataclasses.replace(shared, config=shared.config + STALLS)
+    outcome: dict[str, tuple[events.TaskResult | None, str]] = {}
+    workers = dispatch.LocalWorkers(2)
+    try:
+        workers.run(shared, tasks, lambda t, got, why: outcome.setdefault(t.student, (got, why)))
+    finally:
+        workers.close()
+    assert outcome["stalls"][0] is None
+    assert "took longer than 20 s (--grader-timeout)" in outcome["stalls"][1]
     for student in ("ann", "ben", "cat"):
         result, problem = outcome[student]
         assert problem == "" and result is not None and not result.retry, (student, problem)

@@ -138,6 +138,7 @@ def cmd_grade(args: argparse.Namespace, extra: list[str]) -> int:
         workers=args.workers,
         timeout=args.timeout,
         notebook_timeout=args.notebook_timeout,
+        grader_timeout=args.grader_timeout,
         memory_mb=args.memory,
         students=args.student,
         force=args.force,
@@ -304,6 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=900,
         help="seconds per notebook, all its cells together (default 900)",
+    )
+    grd.add_argument(
+        "--grader-timeout",
+        type=int,
+        default=300,
+        help="seconds of the grader's own work per student, its kernels' time not counted "
+        "(default 300)",
     )
     grd.add_argument("--memory", type=int, default=2048, help="MB per kernel (default 2048)")
     grd.add_argument("--student", action="append", help="grade only this student (repeatable)")

@@ -4,19 +4,24 @@ Either way each student is one task, :func:`worker.grade`, that returns its
 result as data; results come back to the instructor's process, which alone
 writes the gradebook. Local workers are forked from a server process that
 imported nbgrader once (``forkserver`` with the worker module preloaded), so
-a student costs no start-up. On a Dask cluster a worker that dies mid-task
-costs a retry elsewhere (Dask reschedules its tasks); the ledger merges each
-student's result once, so a retried task never doubles a grade.
+a student costs no start-up. A worker that runs over the grader's time limit
+for a student stops itself and says why (:mod:`watchdog`). On a Dask cluster
+a worker that dies mid-task costs a retry elsewhere (Dask reschedules its
+tasks); the ledger merges each student's result once, so a retried task
+never doubles a grade.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
-from dlcourse.course.grading import events
+from dlcourse.course.grading import events, watchdog
 
 OnResult = Callable[[events.Task, events.TaskResult | None, str], None]
 
@@ -35,24 +40,33 @@ class LocalWorkers:
         self.context = multiprocessing.get_context("forkserver")
         self.context.set_forkserver_preload(["dlcourse.course.grading.worker"])
         self.workers = workers
+        self.reports = Path(tempfile.mkdtemp(prefix="dlcourse-reports-"))  # why a worker stopped
         self.pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
         from dlcourse.course.grading import worker
 
-        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self.context)
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self.context,
+            initializer=watchdog.report_to,
+            initargs=(str(self.reports),),
+        )
         for _ in range(self.workers):
             pool.submit(worker.ready)
         return pool
 
     def run(self, bundle: events.Bundle, tasks: list[events.Task], on_result: OnResult) -> None:
         """Grade ``tasks``; ``on_result(task, result, problem)`` as each
-        finishes. A worker process that dies (killed, out of memory) breaks the
-        pool, and every task under way in it becomes a suspect: suspects are
-        graded again one at a time, alone in a new pool, so that only a task
-        that breaks a pool by itself is reported (not graded), never one that
-        happened to run beside it. A task that fails otherwise is reported too,
-        and the rest of the class is graded."""
+        finishes. A worker process that dies breaks the pool, and with it
+        every task under way. One that stopped itself over the time limit
+        said for which student: that one is reported (not graded), and the
+        others are graded again as before. One that died otherwise (killed,
+        out of memory) said nothing, and every task under way becomes a
+        suspect: suspects are graded again one at a time, alone in a new
+        pool, so that only a task that breaks a pool by itself is reported,
+        never one that happened to run beside it. A task that fails otherwise
+        is reported too, and the rest of the class is graded."""
         from dlcourse.course.grading import worker
 
         queue, suspects = list(tasks), []
@@ -66,17 +80,13 @@ class LocalWorkers:
                 task = queue.pop(0)
                 running[self.pool.submit(worker.grade, bundle, task)] = task
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            broken = False
+            broken: list[tuple[Future, events.Task]] = []
             for future in finished:
                 task = running.pop(future)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    broken = True
-                    if future is alone:
-                        on_result(task, None, _failed("its process died, grading it alone"))
-                    else:
-                        suspects.append(task)
+                    broken.append((future, task))
                 except worker.WorkerRefused as refused:
                     on_result(task, None, str(refused))
                 except Exception as error:  # the grader's fault, reported with its cause
@@ -84,17 +94,26 @@ class LocalWorkers:
                 else:
                     on_result(task, result, "")
             if broken:
-                for future, task in running.items():
-                    future.cancel()
-                    suspects.append(task)
+                broken += running.items()  # the pool's other tasks are lost with it
                 running.clear()
                 self.pool.shutdown(wait=False, cancel_futures=True)
+                stopped = watchdog.reports(self.reports)
+                for future, task in broken:
+                    if task.student in stopped:
+                        on_result(task, None, stopped[task.student])
+                    elif stopped:  # the culprit is known: the others are graded again
+                        queue.insert(0, task)
+                    elif future is alone:
+                        on_result(task, None, _failed("its process died, grading it alone"))
+                    else:
+                        suspects.append(task)
                 self.pool = self._start()
 
     def close(self) -> None:
         from dlcourse.course.grading import worker
 
         self.pool.shutdown(cancel_futures=True)
+        shutil.rmtree(self.reports, ignore_errors=True)
         worker.sweep()
 
 

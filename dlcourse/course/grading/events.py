@@ -74,6 +74,8 @@ class Settings:
     notebook_timeout: int = 900  # seconds per notebook, all cells together
     memory_mb: int = 2048
     confined: bool = True
+    # seconds of the grader's own work per student, its waits for kernels not counted
+    grader_timeout: int = 300
 
 
 @dataclass(frozen=True)

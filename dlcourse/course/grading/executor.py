@@ -40,6 +40,7 @@ from traitlets import Bool, Integer, Unicode
 
 from dlcourse.course.grading import events, remote
 from dlcourse.course.grading.kernels import Kernel
+from dlcourse.course.grading.watchdog import WATCHDOG
 
 FORK_LIMIT = 16  # processes a cell may leave behind before its kernel is replaced
 # kernel messages that add to a notebook's stored output (widgets keep comm state)
@@ -147,20 +148,22 @@ class ConfinedExecute(Execute):
 
     # ----------------------------------------------------------- the kernel
     def _start_kernel(self, nb: nbformat.NotebookNode, resources: dict) -> None:
-        self.kernel = self.launcher.start()
-        NotebookClient.__init__(self, nb, self.kernel.km)
-        self.reset_execution_trackers()
-        self._check_assign_resources(resources)
-        # the kernel's first imports may take a while on a busy machine
-        saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
-        try:
-            self.start_new_kernel_client()
-            info = self.wait_for_reply(self.kc.kernel_info())
-            if info is not None:
-                nb.metadata["language_info"] = info["content"].get("language_info", {})
-            self._connect()
-        finally:
-            self.timeout = saved
+        # its start, its first reply and its connection, each within the start-up limit
+        with WATCHDOG.waiting(3 * self.startup_timeout, "starting a kernel"):
+            self.kernel = self.launcher.start()
+            NotebookClient.__init__(self, nb, self.kernel.km)
+            self.reset_execution_trackers()
+            self._check_assign_resources(resources)
+            # the kernel's first imports may take a while on a busy machine
+            saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
+            try:
+                self.start_new_kernel_client()
+                info = self.wait_for_reply(self.kc.kernel_info())
+                if info is not None:
+                    nb.metadata["language_info"] = info["content"].get("language_info", {})
+                self._connect()
+            finally:
+                self.timeout = saved
 
     def _stop_kernel(self) -> None:
         if self.channel is not None:
@@ -171,7 +174,8 @@ class ConfinedExecute(Execute):
                 self.kc.stop_channels()
             self.kc = None
         if self.kernel is not None:
-            self.kernel.close()
+            with WATCHDOG.waiting(self.startup_timeout, "stopping a kernel"):
+                self.kernel.close()
             self.kernel = None
 
     def _connect(self) -> None:
@@ -240,7 +244,8 @@ class ConfinedExecute(Execute):
                 # there, and the cell as first run (its id, its outputs) comes back
                 original = self.nb.cells[done]
                 try:
-                    self.execute_cell(nbformat.from_dict(original), done, store_history=False)
+                    with WATCHDOG.waiting(self.timeout, f"running cell {done} again"):
+                        self.execute_cell(nbformat.from_dict(original), done, store_history=False)
                 except (DeadKernelError, CellTimeoutError, RuntimeError):
                     self._restart(index)
                     return
@@ -297,7 +302,8 @@ class ConfinedExecute(Execute):
         ):
             warnings.simplefilter("always")
             try:
-                exec(compile(source, f"<test {index}>", "exec"), self.namespace)
+                with WATCHDOG.waiting(self.timeout or 60, f"the test in cell {index}"):
+                    exec(compile(source, f"<test {index}>", "exec"), self.namespace)
             except Exception as error:  # the test failed, whatever the reason
                 failure = error
             # read while the deadline holds: a KeyError's message is the repr of its key,
@@ -331,7 +337,8 @@ class ConfinedExecute(Execute):
         assert self.kernel is not None
         started = time.monotonic()
         try:
-            self.execute_cell(cell, index, store_history=True)
+            with WATCHDOG.waiting(self.timeout, f"cell {index}"):
+                self.execute_cell(cell, index, store_history=True)
             left = self.kernel.reap()
             if left > FORK_LIMIT:
                 raise ForkBomb(f"the cell left {left} processes behind (a fork bomb?)")

@@ -43,6 +43,7 @@ class Options:
     workers: int = 2
     timeout: int = 60  # seconds per cell
     notebook_timeout: int = 900  # seconds per notebook
+    grader_timeout: int = 300  # seconds of the grader's own work per student
     memory_mb: int = 2048
     students: list[str] | None = None
     force: bool = False
@@ -123,6 +124,7 @@ def bundle(layout: Layout, options: Options) -> events.Bundle:
     settings = events.Settings(
         timeout=options.timeout,
         notebook_timeout=options.notebook_timeout,
+        grader_timeout=options.grader_timeout,
         memory_mb=options.memory_mb,
         confined=not options.unsafe,
     )
@@ -173,6 +175,10 @@ def grade(
     layout = Layout.of(root)
     if options.workers < 1:
         raise GradingError(f"--workers must be at least 1, got {options.workers}")
+    if options.grader_timeout < 1:
+        raise GradingError(
+            f"--grader-timeout must be at least 1 second, got {options.grader_timeout}"
+        )
     if options.scheduler is None and not options.unsafe:
         reason = sandbox.unavailable()
         if reason:

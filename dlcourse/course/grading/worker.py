@@ -41,6 +41,7 @@ from traitlets.config import Config
 from dlcourse.course.grading import events, inert, ledger, review, sandbox
 from dlcourse.course.grading.executor import ConfinedExecute
 from dlcourse.course.grading.kernels import Launcher
+from dlcourse.course.grading.watchdog import WATCHDOG
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, Layout
 from dlcourse.course.nbgrader_cli import Messages, load_config, put_tools_on_path
 from dlcourse.course.semester import late, update
@@ -115,7 +116,8 @@ _one_at_a_time = threading.Lock()  # nbgrader's converters change the working fo
 def grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
     """Grade one student's notebooks (see the module's docstring); never
     raises for a fault of the student's. Tasks given to one process at once
-    (a Dask worker with several threads) run one after the other."""
+    (a Dask worker with several threads) run one after the other, each within
+    the grader's time limit (:mod:`watchdog`)."""
     if bundle.settings.confined:
         reason = sandbox.unavailable()
         if reason:
@@ -123,7 +125,11 @@ def grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
                 f"the worker on {socket.gethostname()} cannot confine kernels: {reason}; "
                 "start it as root where `unshare` works, or grade with --unsafe"
             )
-    with _one_at_a_time, warnings.catch_warnings():
+    with (
+        _one_at_a_time,
+        WATCHDOG.student(task.student, bundle.settings.grader_timeout),
+        warnings.catch_warnings(),
+    ):
         # what nbgrader and nbformat warn about while grading (SQLAlchemy's autoflush,
         # cells restored without ids) is not the instructor's to act on; a test
         # cell's own warnings are recorded by the executor, as output of that cell
