@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from fixtures.correct_answers import ALTERNATIVES
+from fixtures.students import submissions, write_class
 from fixtures.wrong_answers import WRONG_ANSWERS
 from nbgrader.api import Gradebook
 
@@ -153,6 +154,31 @@ def test_a_gradient_is_judged_by_its_cost_and_the_engine_by_a_human(tmp_path: Pa
             notebook = gb.find_submission_notebook(BACKPROP[:-6], ASSIGNMENT, student)
             manual = {g.name for g in notebook.grades if g.needs_manual_grade}
             assert manual == ({"test_linear_backward"} if student == "engine" else set()), student
+
+
+@pytest.mark.slow
+def test_dlcourse_grade_scores_the_whole_class_as_plain_nbgrader_does(tmp_path: Path) -> None:
+    """Every correct answer (Appendix A's, the other ones, each alternative,
+    work begun in an earlier release) gets full marks, and each typical
+    mistake costs its exercise and nothing else, through the confined grader
+    as through plain nbgrader (tests/test_notebooks.py): the channel between
+    the tests and the kernel must fail nothing that plain Python accepts."""
+    layout = course(tmp_path)
+    write_class(layout.released_notebooks(), layout.submitted)
+    summary = grading.grade(tmp_path, grading.Options(workers=2, unsafe=UNSAFE))
+    students = submissions()
+    assert sorted(summary.graded) == sorted(students), summary.problems
+    wrong = []
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gb:
+        for student, (_, mistakes) in students.items():
+            for name in [p.stem for p in layout.released_notebooks()]:
+                for grade in gb.find_submission_notebook(name, ASSIGNMENT, student).grades:
+                    exercise = grade.name.removeprefix("test_")
+                    deserved = 0 if exercise in mistakes else grade.max_score
+                    if grade.score != deserved:
+                        why = mistakes.get(exercise, "a correct answer")
+                        wrong.append(f"{student} {grade.name}: {grade.score} ({why})")
+    assert not wrong, "\n".join(wrong + [f"{s}: {p}" for s, p in summary.problems.items()])
 
 
 def test_refuses_without_a_sandbox_unless_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:

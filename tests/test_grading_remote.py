@@ -261,6 +261,21 @@ def test_answers_arrive_whole_however_the_stream_cuts_them(raw: tuple) -> None:
 
 
 @pytest.mark.parametrize(
+    "value", [np.float32, np.bool_, np.longdouble, np.dtype(">i2"), np.dtype(float), float, int]
+)
+def test_the_types_and_dtypes_of_numbers_travel_as_themselves(value: object) -> None:
+    channel = remote.Channel(None)
+    encoded = json.loads(json.dumps(channel.encode(value)))
+    assert "ref" not in encoded
+    assert channel.decode(encoded) is value or channel.decode(encoded) == value
+
+
+@pytest.mark.parametrize("value", [np.dtype(object), np.dtype("U3"), np.str_, str, type])
+def test_other_types_and_dtypes_travel_as_handles(value: object) -> None:
+    assert "ref" in remote.Channel(None).encode(value)
+
+
+@pytest.mark.parametrize(
     "value",
     [np.float64(2.5), np.array(3.0), np.zeros((0, 3)), np.arange(12.0).reshape(3, 4).T,
      np.array(["ab", "c"]), np.array([True, False]), np.arange(6, dtype=np.int8)[::2]],
@@ -468,11 +483,18 @@ def test_the_grader_makes_no_array_larger_than_an_answer_for_the_kernel(pair: tu
         f"d = method({rng}, 'choice', 10, size=3, replace=False)\n"
         f"e = method({rng}, 'normal', (0.0, 1.0), 1.0, size=(4, 2))\n"
         f"f = method({rng}, 'choice', np.arange(12.0).reshape(4, 3), size=5)\n"
-        "g = apply(np.add, np.zeros(3), 1.0, dtype='float32')\n",
+        "g = apply(np.add, np.zeros(3), 1.0, dtype='float32')\n"
+        # a dtype as a type or a dtype, numpy's or Python's, as honest code writes it
+        "h = apply(np.add, np.zeros(3), 1.0, dtype=np.float32)\n"
+        f"i = method({rng}, 'standard_normal', 3, dtype=np.float32)\n"
+        f"j = method({rng}, 'integers', 0, 5, 3, dtype=np.dtype('int16'))\n"
+        f"k = method({rng}, 'random', 2, dtype=float)\n",
     )
     assert ns["a"].shape == (1000, 100) and ns["b"].sum() == 10_000 and len(ns["c"]) == 10
     assert len(set(ns["d"].tolist())) == 3 and ns["e"].shape == (4, 2)
     assert ns["f"].shape == (5, 3) and ns["g"].dtype == np.float32
+    assert ns["h"].dtype == ns["i"].dtype == np.float32 and ns["j"].dtype == np.int16
+    assert ns["k"].dtype == np.float64
 
 
 def test_the_students_warnings_are_raised_again_at_most_a_few_per_test(pair: tuple) -> None:
@@ -515,6 +537,13 @@ def test_the_grader_never_waits_on_the_kernel_outside_a_test(pair: tuple) -> Non
         ({"ok": None, "release": [{"x": 1}]}, []),
         ({"error": "not a pair"}, []),
         ({"ok": {"s": [0, "<U1", []]}}, [b"\xff\xff\xff\xff"]),  # no such code point
+        ({"ok": {"dt": "|O"}}, []),  # objects
+        ({"ok": {"ty": "[('a', '<f8')]"}}, []),  # fields
+        ({"ok": {"dt": "<U3"}}, []),  # not a number's
+        ({"ok": {"dt": "not a dtype"}}, []),
+        ({"ok": {"ty": 8}}, []),
+        ({"ok": {"py": "str"}}, []),
+        ({"ok": {"py": ["float"]}}, []),
     ],
 )
 def test_a_malformed_reply_breaks_the_channel(raw: tuple, fields: dict, blobs: list) -> None:

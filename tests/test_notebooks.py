@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import re
 import shutil
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag
@@ -16,7 +15,7 @@ from urllib.parse import urldefrag
 import mistune
 import nbformat
 import pytest
-from fixtures.correct_answers import ALTERNATIVES, OTHER_ANSWERS
+from fixtures.students import CORRECT_STUDENTS, EARLIER_RELEASE, submissions, write_class
 from fixtures.wrong_answers import HINTS, WRONG_ANSWERS
 from nbgrader.api import Gradebook
 from nbgrader.validator import Validator
@@ -37,17 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = Layout.of(ROOT)
 RELEASED = LAYOUT.released_notebooks()
 NAMES = ["01_deep_learning.ipynb", "02_chain_rule.ipynb", "03_backpropagation.ipynb"]
-# The learner notebooks of an earlier release (1 December 2026, before the sources became
-# Jupytext files), as .json so that nbval leaves them alone: work begun in them still grades.
-EARLIER_RELEASE = Path(__file__).parent / "fixtures" / "earlier_release"
-# one student per correct alternative of an exercise (at most one per exercise each), and one
-# who answers in the earlier release's notebooks
-CORRECT_STUDENTS = ["answers", "other_answers", "earlier_release"] + [
-    f"alternatives{n + 1}"
-    for n in range(max(Counter(grade_id for grade_id, _, _ in ALTERNATIVES).values()))
-]
-
-
 def graded_cells(nb: nbformat.NotebookNode, kind: str) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get(kind)]
 
@@ -239,43 +227,6 @@ def test_solution_notebooks_write_nothing_to_stderr() -> None:
                 assert output.output_type != "error", f"{name}: {cell.source[:60]!r} failed"
 
 
-def injected(released: Path, code: dict[str, str]) -> nbformat.NotebookNode:
-    nb = nbformat.read(released, 4)
-    for cell in graded_cells(nb, "solution"):
-        cell.source = code[cell.metadata["nbgrader"]["grade_id"]]
-    return nb
-
-
-def submissions() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
-    """Student -> (answer cell -> code, answer cell -> the mistake made there):
-    Appendix A's answers, other correct answers (students who each write at
-    most one of the alternatives per exercise), and students who each make
-    at most one typical mistake per exercise."""
-    answers = {a.grade_id: a.code for a in appendix.answers(ROOT)}
-    assert set(OTHER_ANSWERS) == set(answers)
-    students = {
-        "answers": (answers, {}),
-        "other_answers": (OTHER_ANSWERS, {}),
-        "earlier_release": (answers, {}),
-    }
-    chosen: dict[str, int] = {}
-    for grade_id, _, code in ALTERNATIVES:
-        assert grade_id in answers, f"no exercise {grade_id!r}"
-        n = chosen[grade_id] = chosen.get(grade_id, 0) + 1
-        students.setdefault(f"alternatives{n}", (dict(answers), {}))[0][grade_id] = code
-    assert [s for s in students if s.startswith(("answers", "other", "earl", "alt"))] == (
-        CORRECT_STUDENTS
-    )
-    used: dict[str, int] = {}
-    for grade_id, what, old, new in WRONG_ANSWERS:
-        assert old in answers[grade_id], f"fixture {what!r} no longer matches Appendix A"
-        n = used[grade_id] = used.get(grade_id, 0) + 1
-        code, mistakes = students.setdefault(f"mistakes{n}", (dict(answers), {}))
-        code[grade_id] = answers[grade_id].replace(old, new)
-        mistakes[grade_id] = what
-    return students
-
-
 @dataclass
 class Graded:
     scores: dict[str, tuple[float, float]]  # test cell -> (score, max score)
@@ -288,13 +239,7 @@ def autograded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
     layout = nbgrader_cli.generate_assignment(LAYOUT, tmp_path_factory.mktemp("c") / "course")
     course = layout.root
     students = submissions()
-    for student, (code, _) in students.items():
-        folder = layout.submitted(student)
-        folder.mkdir(parents=True)
-        for path in RELEASED:
-            earlier = EARLIER_RELEASE / path.with_suffix(".json").name
-            given = earlier if student == "earlier_release" else path
-            nbformat.write(injected(given, code), folder / path.name)
+    write_class(RELEASED, layout.submitted)
     result = nbgrader_cli.run(course, "autograde", ASSIGNMENT, "--create")
     assert result.returncode == 0, result.stdout
     graded = {student: Graded({}, {}) for student in students}

@@ -13,7 +13,9 @@ Both sides speak length-prefixed JSON, followed by the raw bytes of the arrays
 it describes. Data is ``None``, bools, ints, floats, complex numbers, strings,
 bytes, numpy arrays and scalars of a plain numeric, bool or string dtype (read
 back with ``np.frombuffer``, their byte count checked against their shape),
-and lists, tuples and dicts of data; anything else travels as a handle. Nothing is
+the types of numbers, numpy's and Python's, and their dtypes (``dtype=float``,
+``np.float32``), and lists, tuples and dicts of data; anything else travels
+as a handle. Nothing is
 unpickled and nothing received is executed, so whatever the student's code
 does to its own process, it can only change the data its answers return.
 
@@ -65,6 +67,12 @@ _HEADER = struct.Struct("!QI")  # a message's JSON length, and how many blobs fo
 _BLOB = struct.Struct("!Q")
 READ_AHEAD = 1 << 16  # bytes a read asks for at least
 _DATA_KINDS = "biufcSU"  # numpy dtype kinds that travel as raw bytes
+
+
+# the types of numbers and bools, which travel by name: numpy's (np.float32, np.bool_), and
+# Python's (float as a dtype)
+_NUMBER_TYPES = frozenset(np.dtype(code).type for code in "?bhilqpBHILQPefdgFDG")
+_PYTHON_NUMBER_TYPES = {kind.__name__: kind for kind in (bool, int, float, complex)}
 
 
 def _is_data(dtype: np.dtype) -> bool:
@@ -285,6 +293,12 @@ class Channel:
             self._blobs_out.append(array.tobytes())  # C order, whatever the layout
             tag = "a" if isinstance(value, np.ndarray) else "s"
             return {tag: [len(self._blobs_out) - 1, array.dtype.str, list(array.shape)]}
+        if isinstance(value, np.dtype) and value.type in _NUMBER_TYPES and _is_data(value):
+            return {"dt": value.str}
+        if kind is type and value in _NUMBER_TYPES:
+            return {"ty": np.dtype(value).str}
+        if kind is type and _PYTHON_NUMBER_TYPES.get(value.__name__) is value:
+            return {"py": value.__name__}
         if kind in (list, tuple):
             return {kind.__name__[0]: [self.encode(v, depth + 1) for v in value]}
         if kind is dict:
@@ -316,6 +330,13 @@ class Channel:
         if tag in ("a", "s"):
             array = self._array(body)
             return array if tag == "a" else array[()]
+        if tag in ("dt", "ty"):
+            kind = _number_dtype_named(body)
+            return kind if tag == "dt" else kind.type
+        if tag == "py":
+            if type(body) is not str or body not in _PYTHON_NUMBER_TYPES:
+                raise ValueError("malformed type")
+            return _PYTHON_NUMBER_TYPES[body]
         if tag == "l":
             return [self.decode(v, depth + 1) for v in body]
         if tag == "t":
@@ -649,9 +670,12 @@ def _numbers(value: Any) -> Any:
     """An argument of a call the kernel asks of the grader's numpy, as the call
     gets it: a sequence, an array or a handle to the kernel's object becomes an
     array of numbers (fetched once, so what was checked is what is used), and
-    a number, a string (an option's name) or None stays as it is.  Anything
-    else, or an array of anything but numbers, is refused."""
+    a number, a string (an option's name), a number's type or dtype or None
+    stays as it is.  Anything else, or an array of anything but numbers, is
+    refused."""
     if value is None or type(value) in (bool, int, float, complex, str):
+        return value
+    if (type(value) is type or isinstance(value, np.dtype)) and _number_dtype(value):
         return value
     if isinstance(value, np.generic | np.ndarray | list | tuple | Proxy):
         try:
@@ -673,11 +697,28 @@ def _count(value: Any) -> int | None:
     return None
 
 
+def _number_dtype_named(name: Any) -> np.dtype:
+    """The dtype of numbers or bools that ``name`` (as ``np.dtype(...).str``
+    sent it) names, or ValueError."""
+    try:
+        kind = np.dtype(name) if type(name) is str and len(name) <= 8 else None
+    except TypeError:
+        kind = None
+    if kind is None or kind.type not in _NUMBER_TYPES or not _is_data(kind):
+        raise ValueError("malformed dtype")
+    return kind
+
+
 def _number_dtype(dtype: Any) -> bool:
-    """Whether ``dtype`` (as a call's ``dtype=``) is None or names a number's."""
+    """Whether ``dtype`` (as a call's ``dtype=``) is None or names a number's:
+    by name, as a dtype or as a type (``np.float32``)."""
     if dtype is None:
         return True
-    kind = np.dtype(dtype) if type(dtype) is str else None
+    if type(dtype) is type:
+        named = dtype in _NUMBER_TYPES or _PYTHON_NUMBER_TYPES.get(dtype.__name__) is dtype
+    else:
+        named = type(dtype) is str or isinstance(dtype, np.dtype)
+    kind = np.dtype(dtype) if named else None
     return kind is not None and kind.kind in "biufc" and kind.itemsize <= 16
 
 
