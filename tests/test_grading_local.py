@@ -299,19 +299,27 @@ def test_a_worker_process_that_dies_costs_only_its_own_student(tmp_path: Path) -
     honest = nbformat.writes(answered(layout.release / NOTEBOOK)).encode()
     tasks = [events.Task(s, {NOTEBOOK: honest}) for s in ("ann", "ben", "cat")]
     tasks.insert(1, events.Task("killer", {NOTEBOOK: KillsItsWorker()}))  # beside ann
+    outcome = graded_by_two_workers(run.bundle(layout, grading.Options(unsafe=UNSAFE)), tasks)
+    assert outcome["killer"][0] is None
+    assert "its process died, grading it alone" in outcome["killer"][1]
+    assert_full_marks(outcome, ["ann", "ben", "cat"])
+
+
+def graded_by_two_workers(
+    bundle: events.Bundle, tasks: list[events.Task]
+) -> dict[str, tuple[events.TaskResult | None, str]]:
+    """student -> (result, problem), as a pool of two local workers gave them."""
     outcome: dict[str, tuple[events.TaskResult | None, str]] = {}
     workers = dispatch.LocalWorkers(2)
     try:
-        workers.run(
-            run.bundle(layout, grading.Options(unsafe=UNSAFE)),
-            tasks,
-            lambda task, result, problem: outcome.setdefault(task.student, (result, problem)),
-        )
+        workers.run(bundle, tasks, lambda t, got, why: outcome.setdefault(t.student, (got, why)))
     finally:
         workers.close()
-    assert outcome["killer"][0] is None
-    assert "its process died, grading it alone" in outcome["killer"][1]
-    for student in ("ann", "ben", "cat"):
+    return outcome
+
+
+def assert_full_marks(outcome: dict, students: list[str]) -> None:
+    for student in students:
         result, problem = outcome[student]
         assert problem == "" and result is not None and not result.retry, (student, problem)
         assert sum(s for s, _ in result.notebooks[NOTEBOOK].grades.values()) == FULL
@@ -345,18 +353,10 @@ def test_a_worker_stalled_past_the_grader_timeout_costs_only_its_own_student(
     tasks = [events.Task(s, {NOTEBOOK: honest}) for s in ("ann", "stalls", "ben", "cat")]
     shared = run.bundle(layout, grading.Options(unsafe=UNSAFE, grader_timeout=20))
     shared = dataclasses.replace(shared, config=shared.config + STALLS)
-    outcome: dict[str, tuple[events.TaskResult | None, str]] = {}
-    workers = dispatch.LocalWorkers(2)
-    try:
-        workers.run(shared, tasks, lambda t, got, why: outcome.setdefault(t.student, (got, why)))
-    finally:
-        workers.close()
+    outcome = graded_by_two_workers(shared, tasks)
     assert outcome["stalls"][0] is None
     assert "took longer than 20 s (--grader-timeout)" in outcome["stalls"][1]
-    for student in ("ann", "ben", "cat"):
-        result, problem = outcome[student]
-        assert problem == "" and result is not None and not result.retry, (student, problem)
-        assert sum(s for s, _ in result.notebooks[NOTEBOOK].grades.values()) == FULL
+    assert_full_marks(outcome, ["ann", "ben", "cat"])
 
 
 class InProcess:
