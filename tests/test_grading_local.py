@@ -24,12 +24,15 @@ import pytest
 from fixtures.correct_answers import ALTERNATIVES
 from fixtures.students import submissions, write_class
 from fixtures.wrong_answers import WRONG_ANSWERS
+from hypothesis import given
+from hypothesis import strategies as st
+from nbclient.client import _RGX_CARRIAGERETURN
 from nbgrader.api import Gradebook
 
 from dlcourse.course import appendix, grading
 from dlcourse.course.cli import main
 from dlcourse.course.grading import dispatch, events, kernels, run, sandbox, worker
-from dlcourse.course.grading.executor import ConfinedExecute
+from dlcourse.course.grading.executor import ConfinedExecute, merge_streams
 from dlcourse.course.grading.ledger import Ledger
 from dlcourse.course.layout import ASSIGNMENT, CONFIG, RELEASE, SOURCE, Layout
 
@@ -308,14 +311,16 @@ def test_a_worker_process_that_dies_costs_only_its_own_student(tmp_path: Path) -
 def graded_by_two_workers(
     bundle: events.Bundle, tasks: list[events.Task]
 ) -> dict[str, tuple[events.TaskResult | None, str]]:
-    """student -> (result, problem), as a pool of two local workers gave them."""
-    outcome: dict[str, tuple[events.TaskResult | None, str]] = {}
+    """student -> (result, problem), as a pool of two local workers gave them,
+    each student once."""
+    given: list[tuple[str, events.TaskResult | None, str]] = []
     workers = dispatch.LocalWorkers(2)
     try:
-        workers.run(bundle, tasks, lambda t, got, why: outcome.setdefault(t.student, (got, why)))
+        workers.run(bundle, tasks, lambda t, got, why: given.append((t.student, got, why)))
     finally:
         workers.close()
-    return outcome
+    assert sorted(student for student, _, _ in given) == sorted(t.student for t in tasks)
+    return {student: (got, why) for student, got, why in given}
 
 
 def assert_full_marks(outcome: dict, students: list[str]) -> None:
@@ -347,10 +352,16 @@ def test_a_worker_stalled_past_the_grader_timeout_costs_only_its_own_student(
     tmp_path: Path,
 ) -> None:
     """The stalled worker ends itself and says for whom; that student is
-    reported, and the ones graded beside it are graded again, in full."""
+    reported, and the one graded beside it, whose kernel is still busy then
+    (for longer than the grader's limit, which its kernel's time is not
+    charged to), is graded again, in full."""
     layout = course(tmp_path)
-    honest = nbformat.writes(answered(layout.release / NOTEBOOK)).encode()
-    tasks = [events.Task(s, {NOTEBOOK: honest}) for s in ("ann", "stalls", "ben", "cat")]
+    nb = answered(layout.release / NOTEBOOK)
+    honest = nbformat.writes(nb).encode()
+    nb.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(25)"))
+    slow = nbformat.writes(nb).encode()
+    tasks = [events.Task("stalls", {NOTEBOOK: honest}), events.Task("ann", {NOTEBOOK: slow})]
+    tasks += [events.Task(s, {NOTEBOOK: honest}) for s in ("ben", "cat")]
     shared = run.bundle(layout, grading.Options(unsafe=UNSAFE, grader_timeout=20))
     shared = dataclasses.replace(shared, config=shared.config + STALLS)
     outcome = graded_by_two_workers(shared, tasks)
@@ -442,3 +453,29 @@ def test_a_runtime_that_cannot_be_prepared_leaves_no_mount_behind(
     with pytest.raises(FileNotFoundError):  # no font cache to copy: preparing it fails
         sandbox.make_runtime(os.getuid(), tmp_path / "missing", disk_mb=8)
     assert mounted == [] and list((tmp_path / "run").iterdir()) == []
+
+
+def stream(name: str, text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output("stream", name=name, text=text)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), st.text("ab\r\n", max_size=12))))
+def test_streams_merge_as_nbclients_merging_does(pieces: list[tuple[str, str]]) -> None:
+    """The grader merges a cell's streams itself, in time linear in the text,
+    as nbclient's merging (whose pattern is quadratic in a line's length) would."""
+    merged = merge_streams([stream(name, text) for name, text in pieces])
+    texts = {}
+    for name, text in pieces:
+        texts[name] = texts.get(name, "") + text
+    assert {o.name: o.text for o in merged} == {
+        name: _RGX_CARRIAGERETURN.sub("", text) for name, text in texts.items()
+    }
+    order = list(dict.fromkeys(name for name, _ in pieces))
+    assert [o.name for o in merged] == sorted(order, key=lambda name: name != "stdout")
+
+
+def test_outputs_other_than_streams_keep_their_place() -> None:
+    figure = nbformat.v4.new_output("display_data", data={"text/plain": "<figure>"})
+    merged = merge_streams([stream("stdout", "a\rb"), figure, stream("stdout", "c")])
+    assert [o.output_type for o in merged] == ["stream", "display_data"]
+    assert merged[0].text == "bc"

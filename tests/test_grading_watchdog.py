@@ -64,7 +64,28 @@ def test_time_waiting_for_a_kernel_is_not_charged_to_the_budget(tmp_path: Path) 
         tmp_path,
     )
     assert (done.returncode, done.stdout) == (0, "graded\n"), done.stderr
-    assert watchdog.reports(tmp_path) == {}
+    assert list(tmp_path.iterdir()) == []  # no file says anything once the student is done
+
+
+def test_a_wait_that_raises_gives_back_the_budget_and_a_wait_may_be_unlimited(
+    tmp_path: Path,
+) -> None:
+    done = in_a_worker(
+        f"""
+        with dog.student("ivy", 1.0):
+            try:
+                with dog.waiting(60, "cell 1"):
+                    raise RuntimeError("the kernel died")
+            except RuntimeError:
+                pass
+            with dog.waiting(None, "cell 2"):  # no limit: nothing ends it
+                time.sleep(1.5)
+            {STALL}
+        """,
+        tmp_path,
+    )
+    assert done.returncode == -signal.SIGALRM, done.stderr
+    assert "took longer than 1 s" in watchdog.reports(tmp_path)["ivy"]
 
 
 def test_a_wait_for_a_kernel_is_limited_by_its_own_limit(tmp_path: Path) -> None:
@@ -138,8 +159,11 @@ def test_a_worker_that_died_before_its_limit_is_not_said_to_be_over_it(tmp_path:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_grading_refuses_a_grader_timeout_below_a_second(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["timeout", "notebook_timeout", "grader_timeout"])
+def test_grading_refuses_a_time_limit_below_a_second(tmp_path: Path, flag: str) -> None:
+    """nbclient takes a cell limit of 0 as none: refused, as every limit below 1 s."""
     from dlcourse.course import grading
 
-    with pytest.raises(grading.GradingError, match="--grader-timeout must be at least 1 second"):
-        grading.grade(tmp_path, grading.Options(grader_timeout=0, unsafe=True))
+    option = "--" + flag.replace("_", "-")
+    with pytest.raises(grading.GradingError, match=f"{option} must be at least 1 second, got 0"):
+        grading.grade(tmp_path, grading.Options(unsafe=True, **{flag: 0}))

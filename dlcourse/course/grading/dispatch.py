@@ -46,6 +46,7 @@ class LocalWorkers:
     def _start(self) -> ProcessPoolExecutor:
         from dlcourse.course.grading import worker
 
+        self.taken = 0  # tasks this pool has taken
         pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=self.context,
@@ -73,13 +74,22 @@ class LocalWorkers:
         running: dict[Future, events.Task] = {}
         alone: Future | None = None  # a suspect's task, running by itself
         while queue or suspects or running:
-            if suspects and not running:
-                alone = self.pool.submit(worker.grade, bundle, suspects[0])
-                running[alone] = suspects.pop(0)
-            while not suspects and queue and len(running) < self.workers:
-                task = queue.pop(0)
-                running[self.pool.submit(worker.grade, bundle, task)] = task
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            refused = False  # the pool broke before taking a task, which stays where it was
+            try:
+                if suspects and not running:
+                    alone = self.pool.submit(worker.grade, bundle, suspects[0])
+                    running[alone] = suspects.pop(0)
+                    self.taken += 1
+                while not suspects and queue and len(running) < self.workers:
+                    future = self.pool.submit(worker.grade, bundle, queue[0])
+                    running[future] = queue.pop(0)
+                    self.taken += 1
+            except BrokenProcessPool as error:
+                if not self.taken:  # a new pool that takes nothing: its workers cannot start
+                    why = f"the grader's worker processes cannot start ({error})"
+                    raise RuntimeError(why) from None
+                refused = True
+            finished = wait(running, return_when=FIRST_COMPLETED)[0] if running else set()
             broken: list[tuple[Future, events.Task]] = []
             for future in finished:
                 task = running.pop(future)
@@ -87,16 +97,17 @@ class LocalWorkers:
                     result = future.result()
                 except BrokenProcessPool:
                     broken.append((future, task))
-                except worker.WorkerRefused as refused:
-                    on_result(task, None, str(refused))
+                except worker.WorkerRefused as error:
+                    on_result(task, None, str(error))
                 except Exception as error:  # the grader's fault, reported with its cause
                     on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
                 else:
                     on_result(task, result, "")
-            if broken:
+            if broken or refused:
                 broken += running.items()  # the pool's other tasks are lost with it
                 running.clear()
-                self.pool.shutdown(wait=False, cancel_futures=True)
+                # every worker gone before their files are read: none rewrites its own then
+                self.pool.shutdown(wait=True, cancel_futures=True)
                 stopped = watchdog.reports(self.reports)
                 for future, task in broken:
                     if task.student in stopped:
@@ -120,7 +131,7 @@ class LocalWorkers:
 def dask(address: str, bundle: events.Bundle, tasks: list[events.Task],
          on_result: OnResult) -> None:  # fmt: skip
     """Grade ``tasks`` on the Dask cluster whose scheduler is at ``address``."""
-    from distributed import Client, as_completed
+    from distributed import Client, KilledWorker, as_completed
 
     from dlcourse.course.grading import worker
 
@@ -138,7 +149,10 @@ def dask(address: str, bundle: events.Bundle, tasks: list[events.Task],
                 result = future.result()
             except worker.WorkerRefused as refused:
                 on_result(task, None, str(refused))
-            except Exception as error:  # the cluster gave up (KilledWorker, ...)
+            except KilledWorker:
+                why = "each worker that graded it died (killed, out of memory, --grader-timeout)"
+                on_result(task, None, _failed(why))
+            except Exception as error:  # the cluster gave up otherwise
                 on_result(task, None, _failed(f"{type(error).__name__}: {error}"))
             else:
                 on_result(task, result, "")

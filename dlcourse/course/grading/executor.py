@@ -52,6 +52,36 @@ class ForkBomb(RuntimeError):
     pass
 
 
+def merge_streams(outputs: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:
+    """A cell's outputs with each stream (stdout, stderr) in one piece where it
+    first appeared, however the kernel's flushes cut it up, so that grading a
+    notebook twice gives the same pages; on each line, what a carriage return
+    overwrote is dropped, as a terminal shows it. Linear in the text (nbclient's
+    own merging is quadratic in a line's length)."""
+    merged: list[nbformat.NotebookNode] = []
+    streams: dict[str, nbformat.NotebookNode] = {}
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") in streams:
+            streams[output["name"]]["text"] += output["text"]
+        else:
+            merged.append(output)
+            if output.get("output_type") == "stream":
+                streams[output["name"]] = output
+    for output in streams.values():
+        lines = output["text"].split("\n")
+        for i, line in enumerate(lines):
+            cut = line.rfind("\r", 0, len(line) - 1)  # the last \r that a character follows
+            if cut >= 0:
+                lines[i] = line[cut + 1 :]
+        output["text"] = "\n".join(lines)
+    for i in range(len(merged) - 1):  # the kernel's streams are not ordered: stdout first
+        if [(o.get("output_type"), o.get("name")) for o in merged[i : i + 2]] == [
+            ("stream", "stderr"), ("stream", "stdout")
+        ]:  # fmt: skip
+            merged[i], merged[i + 1] = merged[i + 1], merged[i]
+    return merged
+
+
 def _message(failure: BaseException | None) -> str:
     """A failed test's message, at most 4,000 characters; one that cannot be
     read (the student's object would not say) is said to be so."""
@@ -75,9 +105,12 @@ class ConfinedExecute(Execute):
     )
     notebook_timeout = Integer(900, help="seconds for the whole notebook").tag(config=True)
     max_restarts = Integer(3, help="kernel restarts per notebook before giving up").tag(config=True)
-    # a cell's stream output in one piece, however the kernel's flushes cut it up,
-    # so that grading the same notebook twice gives the same pages
-    coalesce_streams = Bool(True, help="merge each cell's outputs of one stream").tag(config=True)
+    # nbclient's merging of a cell's streams is off: its pattern for carriage returns
+    # takes time quadratic in a line's length (minutes for a 600 kB line); each cell's
+    # streams are merged by merge_streams instead
+    coalesce_streams = Bool(False, help="nbclient's merging of streams (quadratic)").tag(
+        config=True
+    )
     max_output_bytes = Integer(
         1_000_000, help="bytes of output the student's cells of a notebook may leave; "
         "what comes after is dropped, with a note"
@@ -148,22 +181,23 @@ class ConfinedExecute(Execute):
 
     # ----------------------------------------------------------- the kernel
     def _start_kernel(self, nb: nbformat.NotebookNode, resources: dict) -> None:
-        # its start, its first reply and its connection, each within the start-up limit
-        with WATCHDOG.waiting(3 * self.startup_timeout, "starting a kernel"):
+        # each step of a kernel's start within the start-up limit
+        with WATCHDOG.waiting(self.startup_timeout, "starting a kernel"):
             self.kernel = self.launcher.start()
-            NotebookClient.__init__(self, nb, self.kernel.km)
-            self.reset_execution_trackers()
-            self._check_assign_resources(resources)
-            # the kernel's first imports may take a while on a busy machine
-            saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
-            try:
+        NotebookClient.__init__(self, nb, self.kernel.km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        # the kernel's first imports may take a while on a busy machine
+        saved, self.timeout = self.timeout, max(self.timeout or 0, self.startup_timeout)
+        try:
+            with WATCHDOG.waiting(self.startup_timeout + self.timeout, "a new kernel's reply"):
                 self.start_new_kernel_client()
                 info = self.wait_for_reply(self.kc.kernel_info())
-                if info is not None:
-                    nb.metadata["language_info"] = info["content"].get("language_info", {})
-                self._connect()
-            finally:
-                self.timeout = saved
+            if info is not None:
+                nb.metadata["language_info"] = info["content"].get("language_info", {})
+            self._connect()
+        finally:
+            self.timeout = saved
 
     def _stop_kernel(self) -> None:
         if self.channel is not None:
@@ -194,16 +228,23 @@ class ConfinedExecute(Execute):
                 f"_dlcourse_remote.serve_in_thread({path!r}, get_ipython().user_ns)\n"
                 "del _dlcourse_remote"
             )
-            reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
-            if reply is None or reply["content"]["status"] != "ok":
-                content = reply["content"] if reply else {}
-                why = f"{content.get('ename', 'no reply')}: {content.get('evalue', '')}"
-                raise RuntimeError(f"the kernel could not connect to the grader ({why})")
-            sock, _ = listener.accept()
+            # its reply, then its connection: each within the start-up limit
+            with WATCHDOG.waiting(2 * self.startup_timeout, "connecting a new kernel"):
+                reply = self.wait_for_reply(self.kc.execute(code, silent=True, store_history=False))
+                if reply is None or reply["content"]["status"] != "ok":
+                    content = reply["content"] if reply else {}
+                    why = f"{content.get('ename', 'no reply')}: {content.get('evalue', '')}"
+                    raise RuntimeError(f"the kernel could not connect to the grader ({why})")
+                sock, _ = listener.accept()
         finally:
             listener.close()
         self.channel = remote.Channel(sock, trusted=True)
         self.namespace.channel = self.channel
+
+    def _cell_limit(self) -> float:
+        """How long a cell may make the grader wait: its time limit, or the
+        notebook's for cells without one (nbclient takes 0 or less as none)."""
+        return self.timeout if self.timeout and self.timeout > 0 else self.notebook_timeout
 
     def _death_cause(self, error: BaseException) -> str:
         if isinstance(error, ForkBomb):
@@ -244,7 +285,7 @@ class ConfinedExecute(Execute):
                 # there, and the cell as first run (its id, its outputs) comes back
                 original = self.nb.cells[done]
                 try:
-                    with WATCHDOG.waiting(self.timeout, f"running cell {done} again"):
+                    with WATCHDOG.waiting(self._cell_limit(), f"running cell {done} again"):
                         self.execute_cell(nbformat.from_dict(original), done, store_history=False)
                 except (DeadKernelError, CellTimeoutError, RuntimeError):
                     self._restart(index)
@@ -337,8 +378,9 @@ class ConfinedExecute(Execute):
         assert self.kernel is not None
         started = time.monotonic()
         try:
-            with WATCHDOG.waiting(self.timeout, f"cell {index}"):
+            with WATCHDOG.waiting(self._cell_limit(), f"cell {index}"):
                 self.execute_cell(cell, index, store_history=True)
+            cell.outputs = merge_streams(cell.outputs)
             left = self.kernel.reap()
             if left > FORK_LIMIT:
                 raise ForkBomb(f"the cell left {left} processes behind (a fork bomb?)")

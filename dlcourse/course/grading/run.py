@@ -175,10 +175,11 @@ def grade(
     layout = Layout.of(root)
     if options.workers < 1:
         raise GradingError(f"--workers must be at least 1, got {options.workers}")
-    if options.grader_timeout < 1:
-        raise GradingError(
-            f"--grader-timeout must be at least 1 second, got {options.grader_timeout}"
-        )
+    for flag, seconds in [("--timeout", options.timeout),
+                          ("--notebook-timeout", options.notebook_timeout),
+                          ("--grader-timeout", options.grader_timeout)]:  # fmt: skip
+        if seconds < 1:
+            raise GradingError(f"{flag} must be at least 1 second, got {seconds}")
     if options.scheduler is None and not options.unsafe:
         reason = sandbox.unavailable()
         if reason:

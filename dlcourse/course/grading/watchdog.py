@@ -24,6 +24,7 @@ the end gives it up as lost.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,12 +78,12 @@ class Watchdog:
         if not self._waits:
             self._left = (self._deadline or 0.0) - time.monotonic()
         self._waits += 1
-        self._why = (
-            f"{what} went on {self.margin:g} s past its {limit} s limit, so its worker was "
-            "stopped; not graded"
-        )
-        self._set(None if limit is None else time.monotonic() + limit + self.margin)
         try:
+            self._why = (
+                f"{what} went on {self.margin:g} s past its {limit} s limit, so its worker was "
+                "stopped; not graded"
+            )
+            self._set(None if limit is None else time.monotonic() + limit + self.margin)
             yield
         finally:
             self._waits -= 1
@@ -91,20 +92,24 @@ class Watchdog:
             self._set(outer[0] if self._waits else time.monotonic() + self._left)
 
     def _set(self, deadline: float | None) -> None:
-        """The timer, and the file that says why it ended the process, to ``deadline``."""
+        """The timer, and the file that says why it ended the process, to
+        ``deadline``. The timer is off while the file changes, so it never
+        ends the process while the file says something else; a file that
+        cannot be written only leaves the cause unsaid."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
         self._deadline = deadline
-        report = self.reports / f"{os.getpid()}.json" if self.reports is not None else None
-        if deadline is None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            if report is not None:
-                report.unlink(missing_ok=True)
-            return
-        if report is not None:
-            part = report.with_suffix(".part")
-            part.write_text(json.dumps({"student": self._student, "why": self._why,
-                                        "deadline": deadline}))  # fmt: skip
-            part.replace(report)  # whole, or as it was
-        signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-3))
+        if self.reports is not None:
+            report = self.reports / f"{os.getpid()}.json"
+            with contextlib.suppress(OSError):
+                if deadline is None:
+                    report.unlink(missing_ok=True)
+                else:
+                    part = report.with_suffix(".part")
+                    part.write_text(json.dumps({"student": self._student, "why": self._why,
+                                                "deadline": deadline}))  # fmt: skip
+                    part.replace(report)  # whole, or as it was
+        if deadline is not None:
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-3))
 
 
 WATCHDOG = Watchdog()  # this process's

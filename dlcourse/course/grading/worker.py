@@ -125,16 +125,15 @@ def grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
                 f"the worker on {socket.gethostname()} cannot confine kernels: {reason}; "
                 "start it as root where `unshare` works, or grade with --unsafe"
             )
-    with (
-        _one_at_a_time,
-        WATCHDOG.student(task.student, bundle.settings.grader_timeout),
-        warnings.catch_warnings(),
-    ):
-        # what nbgrader and nbformat warn about while grading (SQLAlchemy's autoflush,
-        # cells restored without ids) is not the instructor's to act on; a test
-        # cell's own warnings are recorded by the executor, as output of that cell
-        warnings.simplefilter("ignore")
-        return _grade(bundle, task)
+    with _one_at_a_time:
+        _folders()  # this process's, made once: not the student's to pay for
+        budget = bundle.settings.grader_timeout
+        with WATCHDOG.student(task.student, budget), warnings.catch_warnings():
+            # what nbgrader and nbformat warn about while grading (SQLAlchemy's autoflush,
+            # cells restored without ids) is not the instructor's to act on; a test
+            # cell's own warnings are recorded by the executor, as output of that cell
+            warnings.simplefilter("ignore")
+            return _grade(bundle, task)
 
 
 def _grade(bundle: events.Bundle, task: events.Task) -> events.TaskResult:
