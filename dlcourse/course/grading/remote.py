@@ -14,8 +14,8 @@ it describes. Data is ``None``, bools, ints, floats, complex numbers, strings,
 bytes, numpy arrays and scalars of a plain numeric, bool or string dtype (read
 back with ``np.frombuffer``, their byte count checked against their shape),
 the types of numbers, numpy's and Python's, and their dtypes (``dtype=float``,
-``np.float32``), and lists, tuples and dicts of data; anything else travels
-as a handle. Nothing is
+``np.float32``), numpy's random generators (as their bit generator's state),
+and lists, tuples and dicts of data; anything else travels as a handle. Nothing is
 unpickled and nothing received is executed, so whatever the student's code
 does to its own process, it can only change the data its answers return.
 
@@ -23,7 +23,10 @@ A call behaves as it would inside one process, as under plain nbgrader: the
 student's function runs under the test's numpy error state (``np.errstate``),
 the warnings it raises are raised again in the grader (where a warning in a
 test cell counts as output on stderr), and arrays it changes in place are
-changed in the test too (the arguments travel as copies and come back).
+changed in the test too (the arguments travel as copies and come back), and
+so is the state of a random generator the call drew from: the student's code
+holds a generator of its own, as ``np.random.default_rng(rng)`` and
+``isinstance`` expect, drawing at the kernel's speed, under its memory limit.
 
 What the kernel may ask of the grader's objects is narrow: call a callable the
 test gave it (not a builtin such as ``eval`` or ``open``, not a class or a
@@ -75,6 +78,15 @@ _NUMBER_TYPES = frozenset(np.dtype(code).type for code in "?bhilqpBHILQPefdgFDG"
 _PYTHON_NUMBER_TYPES = {kind.__name__: kind for kind in (bool, int, float, complex)}
 
 
+# numpy's bit generators, whose state is plain data: a random generator made of one
+# travels as that state
+BIT_GENERATORS = {
+    kind.__name__: kind
+    for kind in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox,
+                 np.random.SFC64)
+}  # fmt: skip
+
+
 def _is_data(dtype: np.dtype) -> bool:
     """Numbers, booleans or strings, without fields or sub-arrays (nothing
     that could hold or describe an object)."""
@@ -94,6 +106,19 @@ OPERATORS: dict[str, Callable[..., Any]] = {
         "getitem", "setitem", "contains",
     )
 }  # fmt: skip
+# What the kernel may do with the grader's objects (the test's functions and random
+# generators) besides calling them, as a student's code does with what it is given:
+# test them, compare them (by identity), print them, and read a function's name
+GRADER_OPERATORS: dict[str, Callable[..., Any]] = {
+    "bool": bool,
+    "eq": operator.is_,
+    "ne": operator.is_not,
+    "callable": callable,
+    "repr": lambda o: repr(o)[:2000],
+    "str": lambda o: str(o)[:2000],
+    "format": lambda o, spec: format(o, spec if type(spec) is str else "")[:2000],
+}
+GRADER_NAMES = ("__name__", "__qualname__")  # of the grader's functions
 OPERATORS.update(
     len=len,
     iter=iter,
@@ -143,7 +168,11 @@ class Proxy:
         return self._channel.request("op", target=self, name=name, args=list(args))
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # numpy and Python probe these; the other side's stay there
+        # numpy and Python probe these; the other side's stay there, but the kernel may
+        # read the name of the grader's function (the grader never a kernel's)
+        if name in self.__slots__ or (
+            name.startswith("__") and (name not in GRADER_NAMES or self._channel.trusted)
+        ):
             raise AttributeError(name)
         return self._channel.request("getattr", target=self, name=name)
 
@@ -160,6 +189,12 @@ class Proxy:
 
     def __hash__(self) -> int:
         return object.__hash__(self)
+
+    def __copy__(self) -> Proxy:  # the other side's object itself, as copy treats a function
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Proxy:
+        return self
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         value = self._op("array")
@@ -274,6 +309,9 @@ class Channel:
         self._blobs_out: list[bytes] = []  # the arrays of the message being encoded
         self._blobs_in: list[bytearray] = []  # the arrays of the message last received
         self._inbox = bytearray()  # bytes read but not yet used
+        # one question at a time: a kernel's threads may ask the grader at once, and
+        # each waits for the one before (its callbacks are served in its own thread)
+        self._asking = threading.RLock()
 
     # ---------------------------------------------------------------- encoding
     def encode(self, value: Any, depth: int = 0) -> Any:
@@ -288,6 +326,11 @@ class Channel:
             return {"c": [repr(value.real), repr(value.imag)]}
         if kind is bytes:
             return {"b": base64.b64encode(value).decode()}
+        if isinstance(value, np.bool_ | np.integer | np.floating) and value.dtype.itemsize <= 8:
+            # a number in the JSON, not an array of its own: a list of numpy's numbers is
+            # not thousands of arrays
+            number = value.item()
+            return {"n": [value.dtype.str, repr(number) if type(number) is float else number]}
         if isinstance(value, np.ndarray | np.generic) and _is_data(value.dtype):
             array = np.asarray(value)
             self._blobs_out.append(array.tobytes())  # C order, whatever the layout
@@ -299,8 +342,13 @@ class Channel:
             return {"ty": np.dtype(value).str}
         if kind is type and _PYTHON_NUMBER_TYPES.get(value.__name__) is value:
             return {"py": value.__name__}
-        if kind in (list, tuple):
-            return {kind.__name__[0]: [self.encode(v, depth + 1) for v in value]}
+        if type(value) is np.random.Generator and (
+            BIT_GENERATORS.get(type(value.bit_generator).__name__) is type(value.bit_generator)
+        ):
+            return {"g": self.encode(value.bit_generator.state, depth + 1)}
+        if isinstance(value, list | tuple):  # a namedtuple too, as the tuple of its items
+            base = list if isinstance(value, list) else tuple
+            return {base.__name__[0]: [self.encode(v, depth + 1) for v in base.__iter__(value)]}
         if kind is dict:
             return {
                 "d": [
@@ -330,6 +378,10 @@ class Channel:
         if tag in ("a", "s"):
             array = self._array(body)
             return array if tag == "a" else array[()]
+        if tag == "n":
+            return _number(body)
+        if tag == "g":
+            return _generator(self.decode(body, depth + 1))
         if tag in ("dt", "ty"):
             kind = _number_dtype_named(body)
             return kind if tag == "dt" else kind.type
@@ -451,41 +503,43 @@ class Channel:
 
     # ---------------------------------------------------------------- requests
     def request(self, op: str, **fields: Any) -> Any:
-        """Ask the other side; serve its own requests while waiting."""
+        """Ask the other side; serve its own requests while waiting (in this
+        thread: a question asked from another thread waits for this one)."""
         if self.broken:
             raise ChannelBroken(self.broken)
         if self.trusted and self.deadline is None:  # the grader never waits on a kernel unbounded
             raise ChannelBroken("the grader asked the student's kernel outside a test")
-        self._next_id += 1
-        ident = self._next_id
-        message = {"id": ident, "op": op}
-        for key, value in fields.items():
-            message[key] = value if key in ("name", "reflected") else self.encode(value)
-        if self.trusted:
-            message["errstate"] = np.geterr()
-        self._send(message)
-        while True:
-            reply = self._recv()
-            if "op" in reply:
-                self._serve(reply)
-                continue
-            if reply.get("id") != ident:
-                self._break("the kernel broke the protocol")
-            if "error" in reply:
+        with self._asking:
+            self._next_id += 1
+            ident = self._next_id
+            message = {"id": ident, "op": op}
+            for key, value in fields.items():
+                message[key] = value if key in ("name", "reflected") else self.encode(value)
+            if self.trusted:
+                message["errstate"] = np.geterr()
+            self._send(message)
+            while True:
+                reply = self._recv()
+                if "op" in reply:
+                    self._serve(reply)
+                    continue
+                if reply.get("id") != ident:
+                    self._break("the kernel broke the protocol")
+                if "error" in reply:
+                    if self.trusted:
+                        self._warn_again(reply.get("warnings"))
+                    name, text = reply["error"]
+                    raise _remote_exception(str(name), str(text)[:2000])
+                try:
+                    answer = self.decode(reply.get("ok"))
+                    if self.trusted and op == "call" and "changed" in reply:
+                        sent = [fields.get("args"), fields.get("kwargs")]
+                        _write_back(sent, self.decode(reply["changed"]))
+                except (ValueError, KeyError, TypeError, OverflowError, SystemError) as error:
+                    self._break(f"the kernel sent a malformed answer ({error})")
                 if self.trusted:
                     self._warn_again(reply.get("warnings"))
-                name, text = reply["error"]
-                raise _remote_exception(str(name), str(text)[:2000])
-            try:
-                answer = self.decode(reply.get("ok"))
-                if self.trusted and op == "call" and "changed" in reply:
-                    sent = [fields.get("args"), fields.get("kwargs")]
-                    _write_back(sent, self.decode(reply["changed"]))
-            except (ValueError, KeyError, TypeError, OverflowError, SystemError) as error:
-                self._break(f"the kernel sent a malformed answer ({error})")
-            if self.trusted:
-                self._warn_again(reply.get("warnings"))
-            return answer
+                return answer
 
     def _warn_again(self, received: Any) -> None:
         """Raise in the grader the warnings the student's code raised in the
@@ -504,9 +558,10 @@ class Channel:
         try:
             with _as_asked(message, record=not self.trusted) as caught:
                 result, changed = self._perform(message)
-            reply["ok"] = self.encode(result)
-            if changed:
-                reply["changed"] = self.encode(changed)
+            with self._asking:
+                reply["ok"] = self.encode(result)
+                if changed:
+                    reply["changed"] = self.encode(changed)
         except BaseException as error:  # the other side's question failed; it hears why
             if isinstance(error, ChannelBroken | KeyboardInterrupt):
                 raise
@@ -516,12 +571,13 @@ class Channel:
             reply["warnings"] = [
                 [w.category.__name__, str(w.message)[:2000]] for w in caught[:MAX_WARNINGS]
             ]
-        self._send(reply)
+        with self._asking:
+            self._send(reply)
 
     def _perform(self, message: dict) -> tuple[Any, list | None]:
         """The answer to ``message``, and for a call served to the grader, the
-        arrays among its arguments that the call changed in place, as
-        ``[path, array]`` pairs (see :func:`_arrays`)."""
+        arrays among its arguments that the call changed in place and its
+        random generators, as ``[path, value]`` pairs (see :func:`_mutables`)."""
         op = message.get("op")
         if op == "lookup":
             if self.namespace is None:
@@ -538,12 +594,15 @@ class Channel:
                 _check_callable(target)
                 args, kwargs = _bounded(target, args, kwargs)
                 return target(*args, **kwargs), None
-            before = [(path, a, a.copy()) for path, a in _arrays([args, kwargs])]
+            before = [
+                (path, a, a.copy() if isinstance(a, np.ndarray) else None)
+                for path, a in _mutables([args, kwargs])
+            ]
             result = target(*args, **kwargs)
-            changed = [
+            changed = [  # a generator's state, whether drawn from or not
                 [list(path), a]
                 for path, a, copy in before
-                if not np.array_equal(a, copy, equal_nan=a.dtype.kind in "fc")
+                if copy is None or not np.array_equal(a, copy, equal_nan=a.dtype.kind in "fc")
             ]
             return result, changed
         return self._perform_other(op, target, message), None
@@ -551,16 +610,21 @@ class Channel:
     def _perform_other(self, op: Any, target: Any, message: dict) -> Any:
         if op == "getattr":
             name = str(message.get("name"))
-            if self.trusted and (
-                name.startswith("_")
-                or not isinstance(target, np.random.Generator | np.random.RandomState)
-            ):
+            generator = isinstance(target, np.random.Generator | np.random.RandomState)
+            readable = (generator and not name.startswith("_")) or (
+                name in GRADER_NAMES
+                and isinstance(target, types.FunctionType | types.BuiltinFunctionType | np.ufunc)
+            )
+            if self.trusted and not readable:
                 raise AttributeError(
                     f"the grader's {type(target).__name__} has no {name!r} for you"
                 )
             return getattr(target, name)
         if self.trusted:
-            raise PermissionError(f"{op!r} is not served for the grader's objects")
+            name = message.get("name")
+            if op != "op" or message.get("reflected") or name not in GRADER_OPERATORS:
+                raise PermissionError(f"{name or op!r} is not served for the grader's objects")
+            return GRADER_OPERATORS[name](target, *self.decode(message.get("args", {"l": []})))
         if op == "setattr":
             setattr(target, str(message.get("name")), self.decode(message.get("value")))
             return None
@@ -603,39 +667,53 @@ def _as_asked(message: dict, record: bool) -> Iterator[list[warnings.WarningMess
         yield stack.enter_context(warnings.catch_warnings(record=True))
 
 
-def _arrays(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, np.ndarray]]:
-    """(path, array) for every numeric array in data as it travels, through
-    exact lists, tuples and dicts (their string and int keys), as
-    :meth:`Channel.encode` sends them."""
-    if isinstance(data, np.ndarray) and data.dtype.kind in "biufc":
+def _mutables(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """(path, value) for every numeric array and random generator in data as
+    it travels, through lists, tuples (the items they hold) and exact dicts
+    (their string and int keys), as :meth:`Channel.encode` sends them."""
+    if (isinstance(data, np.ndarray) and data.dtype.kind in "biufc") or type(
+        data
+    ) is np.random.Generator:
         yield path, data
-    elif type(data) in (list, tuple):
-        for i, item in enumerate(data):
-            yield from _arrays(item, (*path, i))
+    elif isinstance(data, list | tuple):
+        base = list if isinstance(data, list) else tuple
+        for i, item in enumerate(base.__iter__(data)):
+            yield from _mutables(item, (*path, i))
     elif type(data) is dict:
         for key, item in data.items():
             if type(key) in (str, int):
-                yield from _arrays(item, (*path, key))
+                yield from _mutables(item, (*path, key))
 
 
 def _write_back(sent: Any, changed: Any) -> None:
-    """Copy into the test's arrays what the student's call did to them in
-    place: ``changed`` holds ``[path, array]`` pairs, a path leading through
-    the arguments as they were sent to a numeric array of the same shape and
-    dtype."""
+    """Copy into the test's arrays and random generators what the student's
+    call did to them: ``changed`` holds ``[path, value]`` pairs, a path leading
+    through the arguments as they were sent to a generator of the same kind
+    (it takes the state the call left), or to a numeric array of the same
+    dtype, and of the same shape unless the call reshaped it in place
+    (``b.shape = (1, -1)``), which the test's array is too."""
     if type(changed) is not list:
         raise ValueError("malformed list of changed arguments")
-    targets = dict(_arrays(sent))
+    targets = dict(_mutables(sent))
     for item in changed:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not list:
             raise ValueError("malformed changed argument")
         path, array = tuple(item[0]), item[1]
         target = targets.get(path)
-        if target is None or type(array) is not np.ndarray:
+        if type(target) is np.random.Generator and type(array) is np.random.Generator:
+            if type(array.bit_generator) is not type(target.bit_generator):
+                raise ValueError(f"the generator at {path} came back of another kind")
+            target.bit_generator.state = array.bit_generator.state
+            continue
+        if type(target) is not np.ndarray or type(array) is not np.ndarray:
             raise ValueError(f"no array of the test's at {path}")
-        if target.shape != array.shape or target.dtype != array.dtype:
-            raise ValueError(f"the array at {path} came back with another shape or dtype")
+        if target.size != array.size or target.dtype != array.dtype:
+            raise ValueError(f"the array at {path} came back with another size or dtype")
         if target.flags.writeable:
+            try:
+                target.shape = array.shape
+            except AttributeError:  # numpy cannot reshape it in place either
+                raise ValueError(f"the array at {path} cannot take its new shape") from None
             target[...] = array
 
 
@@ -707,6 +785,32 @@ def _number_dtype_named(name: Any) -> np.dtype:
     if kind is None or kind.type not in _NUMBER_TYPES or not _is_data(kind):
         raise ValueError("malformed dtype")
     return kind
+
+
+def _generator(state: Any) -> np.random.Generator:
+    """A random generator whose bit generator has ``state`` (as numpy gives it)."""
+    name = state.get("bit_generator") if type(state) is dict else None
+    if type(name) is not str or name not in BIT_GENERATORS:
+        raise ValueError("malformed random generator")
+    bit_generator = BIT_GENERATORS[name](0)
+    try:
+        bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise ValueError(f"malformed random generator ({error})") from None
+    return np.random.Generator(bit_generator)
+
+
+def _number(body: Any) -> np.generic:
+    """One of numpy's numbers from ``[dtype, value]``: a float's value as its
+    repr (inf and nan survive JSON), an integer's or a bool's as itself."""
+    if type(body) is not list or len(body) != 2:
+        raise ValueError("malformed number")
+    kind, value = _number_dtype_named(body[0]), body[1]
+    if kind.kind == "f" and type(value) is str and len(value) <= 32:
+        return kind.type(float(value))
+    if (kind.kind in "iu" and type(value) is int) or (kind.kind == "b" and type(value) is bool):
+        return kind.type(value)  # an integer out of its type's range: OverflowError
+    raise ValueError("malformed number")
 
 
 def _number_dtype(dtype: Any) -> bool:
