@@ -30,7 +30,9 @@ holds a generator of its own, as ``np.random.default_rng(rng)`` and
 
 What the kernel may ask of the grader's objects is narrow: call a callable the
 test gave it (not a builtin such as ``eval`` or ``open``, not a class or a
-module), and read public attributes of random generators (``rng.normal``).
+module), test it for truth, compare it (by identity), print it and read a
+function's name (``activation or relu``, ``f == "relu"``, ``f.__name__``), and
+read public attributes of a legacy ``RandomState`` (``rs.randn``).
 """
 
 from __future__ import annotations
