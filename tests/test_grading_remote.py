@@ -249,6 +249,57 @@ def test_tuples_lists_and_numbers_of_every_kind_come_back_as_data(pair: tuple) -
     assert ns["n"][2] == 2**64 - 1 and np.isnan(ns["n"][4]) and ns["n"][0] == np.float32(0.1)
 
 
+def test_the_grader_serves_only_its_own_objects_and_few_arguments(pair: tuple) -> None:
+    """What the kernel asks of the grader is asked of an object the grader
+    gave it, never of data the kernel sent (helper-22: a generator built from
+    a state numpy does not check read the grader's memory; format() of a
+    number with a width of 300,000,000 made 300 MB), with a few arguments."""
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "def ask(f, target, op, **fields):\n"
+        "    return f._channel.request(op, target=target, **fields)\n",
+        student,
+    )
+    cases = [
+        ("ask(cube, 1.0, 'op', name='format', args=['300000000'])", "only its own objects"),
+        ("ask(cube, np.random.default_rng(0), 'getattr', name='integers')", "only its own"),
+        ("ask(cube, [cube], 'op', name='bool', args=[])", "only its own objects"),
+        ("ask(cube, cube, 'op', name='bool', args=list(range(8)))", "not served"),
+        ("ask(cube, cube, 'op', name='format', args=np.zeros(10**6))", "not served"),
+        ("ask(cube, cube, 'call', args=list(range(65)), kwargs={})", "at most 64"),
+        ("ask(cube, cube, 'call', args=np.zeros(10**6), kwargs={})", "at most 64"),
+    ]
+    for source, said in cases:
+        with pytest.raises(PermissionError, match=said):
+            run(grader, f"def cube(u):\n    return u ** 3\n{source}\n")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "{'state': 0, 'inc': 0}",  # an even increment: numpy would draw zeros for ever
+        "{'state': 5, 'inc': rng.bit_generator.state['state']['inc'] + 2}",  # another stream
+    ],
+)
+def test_a_generator_comes_back_only_in_a_state_drawing_could_leave(
+    pair: tuple, state: str
+) -> None:
+    grader, student = pair
+    exec(
+        "def tamper(rng):\n"
+        f"    rng.bit_generator.state = {{**rng.bit_generator.state, 'state': {state}}}\n",
+        student,
+    )
+    rng = np.random.default_rng(3)
+    before = rng.bit_generator.state
+    ns = remote.TrustedNamespace(np=np, rng=rng)
+    ns.channel = grader
+    with pytest.raises(remote.ChannelBroken, match="malformed"):
+        exec("tamper(rng)", ns)
+    assert rng.bit_generator.state == before
+
+
 @pytest.fixture
 def raw() -> Iterator[tuple[remote.Channel, socket.socket]]:
     """The grader's channel and the bare socket at the kernel's end, for a

@@ -80,13 +80,11 @@ _NUMBER_TYPES = frozenset(np.dtype(code).type for code in "?bhilqpBHILQPefdgFDG"
 _PYTHON_NUMBER_TYPES = {kind.__name__: kind for kind in (bool, int, float, complex)}
 
 
-# numpy's bit generators, whose state is plain data: a random generator made of one
-# travels as that state
-BIT_GENERATORS = {
-    kind.__name__: kind
-    for kind in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937, np.random.Philox,
-                 np.random.SFC64)
-}  # fmt: skip
+# The bit generators whose random generators travel as their state: default_rng's,
+# and its variant. numpy does not check every field of a state it is given (an
+# MT19937's position, a Philox's buffer index are read unchecked), so only these,
+# whose every field _generator checks, travel; any other generator is a handle.
+BIT_GENERATORS = {kind.__name__: kind for kind in (np.random.PCG64, np.random.PCG64DXSM)}
 
 
 def _is_data(dtype: np.dtype) -> bool:
@@ -118,7 +116,7 @@ GRADER_OPERATORS: dict[str, Callable[..., Any]] = {
     "callable": callable,
     "repr": lambda o: repr(o)[:2000],
     "str": lambda o: str(o)[:2000],
-    "format": lambda o, spec: format(o, spec if type(spec) is str else "")[:2000],
+    "format": lambda o, spec: format(o, spec if type(spec) is str and len(spec) <= 8 else ""),
 }
 GRADER_NAMES = ("__name__", "__qualname__")  # of the grader's functions
 OPERATORS.update(
@@ -314,6 +312,7 @@ class Channel:
         # one question at a time: a kernel's threads may ask the grader at once, and
         # each waits for the one before (its callbacks are served in its own thread)
         self._asking = threading.RLock()
+        self._taking_back = False  # decoding what a call changed (the grader's end)
 
     # ---------------------------------------------------------------- encoding
     def encode(self, value: Any, depth: int = 0) -> Any:
@@ -383,6 +382,8 @@ class Channel:
         if tag == "n":
             return _number(body)
         if tag == "g":
+            if self.trusted and not self._taking_back:  # only as an argument coming back
+                raise ValueError("malformed message")
             return _generator(self.decode(body, depth + 1))
         if tag in ("dt", "ty"):
             kind = _number_dtype_named(body)
@@ -536,7 +537,11 @@ class Channel:
                     answer = self.decode(reply.get("ok"))
                     if self.trusted and op == "call" and "changed" in reply:
                         sent = [fields.get("args"), fields.get("kwargs")]
-                        _write_back(sent, self.decode(reply["changed"]))
+                        self._taking_back = True
+                        try:
+                            _write_back(sent, self.decode(reply["changed"]))
+                        finally:
+                            self._taking_back = False
                 except (ValueError, KeyError, TypeError, OverflowError, SystemError) as error:
                     self._break(f"the kernel sent a malformed answer ({error})")
                 if self.trusted:
@@ -588,11 +593,18 @@ class Channel:
             if name not in self.namespace:
                 raise NameError(f"name {name!r} is not defined")
             return self.namespace[name], None
-        target = self.decode(message["target"]) if message.get("target") is not None else None
+        asked_of = message.get("target")
+        if self.trusted and asked_of is not None and (
+            type(asked_of) is not dict or list(asked_of) != ["own"]
+        ):  # the kernel asks things only of what the grader gave it, never of data it sent
+            raise PermissionError("the grader serves only its own objects")
+        target = self.decode(asked_of) if asked_of is not None else None
         if op == "call":
             args = self.decode(message.get("args", {"l": []}))
             kwargs = self.decode(message.get("kwargs", {"d": []}))
             if self.trusted:
+                if type(args) is not list or len(args) > 64 or type(kwargs) is not dict:
+                    raise PermissionError("a call takes at most 64 arguments, as a list")
                 _check_callable(target)
                 args, kwargs = _bounded(target, args, kwargs)
                 return target(*args, **kwargs), None
@@ -623,10 +635,13 @@ class Channel:
                 )
             return getattr(target, name)
         if self.trusted:
-            name = message.get("name")
-            if op != "op" or message.get("reflected") or name not in GRADER_OPERATORS:
+            name, args = message.get("name"), self.decode(message.get("args", {"l": []}))
+            if (
+                op != "op" or message.get("reflected") or target is None
+                or name not in GRADER_OPERATORS or type(args) is not list or len(args) > 1
+            ):  # fmt: skip
                 raise PermissionError(f"{name or op!r} is not served for the grader's objects")
-            return GRADER_OPERATORS[name](target, *self.decode(message.get("args", {"l": []})))
+            return GRADER_OPERATORS[name](target, *args)
         if op == "setattr":
             setattr(target, str(message.get("name")), self.decode(message.get("value")))
             return None
@@ -703,7 +718,10 @@ def _write_back(sent: Any, changed: Any) -> None:
         path, array = tuple(item[0]), item[1]
         target = targets.get(path)
         if type(target) is np.random.Generator and type(array) is np.random.Generator:
-            if type(array.bit_generator) is not type(target.bit_generator):
+            before, after = target.bit_generator.state, array.bit_generator.state
+            if (after["bit_generator"], after["state"]["inc"]) != (  # draws change neither
+                before["bit_generator"], before["state"]["inc"]
+            ):
                 raise ValueError(f"the generator at {path} came back of another kind")
             target.bit_generator.state = array.bit_generator.state
             continue
@@ -790,9 +808,22 @@ def _number_dtype_named(name: Any) -> np.dtype:
 
 
 def _generator(state: Any) -> np.random.Generator:
-    """A random generator whose bit generator has ``state`` (as numpy gives it)."""
-    name = state.get("bit_generator") if type(state) is dict else None
-    if type(name) is not str or name not in BIT_GENERATORS:
+    """A random generator whose bit generator has ``state``, as numpy gives
+    it: every field checked, since numpy does not check them all."""
+    fields = ("bit_generator", "state", "has_uint32", "uinteger")
+    if type(state) is not dict or tuple(state) != fields or type(state["state"]) is not dict:
+        raise ValueError("malformed random generator")
+    name, core = state["bit_generator"], state["state"]
+    numbers = [core.get("state"), core.get("inc"), state["has_uint32"], state["uinteger"]]
+    if (
+        type(name) is not str
+        or name not in BIT_GENERATORS
+        or tuple(core) != ("state", "inc")
+        or any(type(n) is not int for n in numbers)
+        or not (0 <= numbers[0] < 2**128 and 0 <= numbers[1] < 2**128 and numbers[1] % 2)
+        or numbers[2] not in (0, 1)
+        or not 0 <= numbers[3] < 2**32
+    ):
         raise ValueError("malformed random generator")
     bit_generator = BIT_GENERATORS[name](0)
     try:
@@ -822,8 +853,8 @@ def _number_dtype(dtype: Any) -> bool:
         return True
     if type(dtype) is type:
         named = dtype in _NUMBER_TYPES or _PYTHON_NUMBER_TYPES.get(dtype.__name__) is dtype
-    else:
-        named = type(dtype) is str or isinstance(dtype, np.dtype)
+    else:  # a name as short as a number's ("float64"): numpy parses any length slowly
+        named = (type(dtype) is str and len(dtype) <= 16) or isinstance(dtype, np.dtype)
     kind = np.dtype(dtype) if named else None
     return kind is not None and kind.kind in "biufc" and kind.itemsize <= 16
 
