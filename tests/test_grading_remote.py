@@ -275,6 +275,36 @@ def test_the_grader_serves_only_its_own_objects_and_few_arguments(pair: tuple) -
             run(grader, f"def cube(u):\n    return u ** 3\n{source}\n")
 
 
+def test_what_the_grader_serves_stays_small_however_it_is_asked(pair: tuple) -> None:
+    """helper-23's bypasses: sig= (numpy's other name for signature=), a dtype
+    given by position, a wide format spec, an integer too long for JSON."""
+    grader, student = pair
+    exec(
+        "import numpy as np\n"
+        "def apply(f, *args, **kwargs):\n    return f(*args, **kwargs)\n"
+        "def wide(f):\n    return format(f, '>99999999')\n"
+        "def square_of_huge(f):\n"
+        "    try:\n        f(10**3000)\n    except ValueError as error:\n"
+        "        return str(error)\n",
+        student,
+    )
+    for source in [
+        "apply(np.power, 3, 1000, sig='OO->O')",
+        "apply(np.random.RandomState(0).randint, 0, 10, None, 'f8,' * 1000)",
+    ]:
+        with pytest.raises(PermissionError, match="grader"):
+            run(grader, source)
+    ns = run(grader, "w = wide(np.exp)\nh = square_of_huge(lambda u: u ** 2)\n")
+    assert ns["w"] == "<ufunc 'exp'>" and ns["h"] == "an integer too long to send"
+
+
+def test_a_students_random_generator_comes_back_as_one(pair: tuple) -> None:
+    grader, student = pair
+    exec("import numpy as np\ndef make(seed):\n    return np.random.default_rng(seed)\n", student)
+    ns = run(grader, "g = make(5)\nx = g.standard_normal(3)\n")
+    assert np.array_equal(ns["x"], np.random.default_rng(5).standard_normal(3))
+
+
 @pytest.mark.parametrize(
     "state",
     [

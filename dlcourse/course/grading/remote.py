@@ -44,6 +44,7 @@ import inspect
 import json
 import math
 import operator
+import re
 import socket
 import struct
 import threading
@@ -116,9 +117,14 @@ GRADER_OPERATORS: dict[str, Callable[..., Any]] = {
     "callable": callable,
     "repr": lambda o: repr(o)[:2000],
     "str": lambda o: str(o)[:2000],
-    "format": lambda o, spec: format(o, spec if type(spec) is str and len(spec) <= 8 else ""),
+    "format": lambda o, spec: format(o, spec if _short_spec(spec) else "")[:2000],
 }
 GRADER_NAMES = ("__name__", "__qualname__")  # of the grader's functions
+
+
+def _short_spec(spec: Any) -> bool:
+    """A format spec that makes a short string: no width or precision over 9,999."""
+    return type(spec) is str and len(spec) <= 8 and re.search(r"\d{5}", spec) is None
 OPERATORS.update(
     len=len,
     iter=iter,
@@ -312,13 +318,14 @@ class Channel:
         # one question at a time: a kernel's threads may ask the grader at once, and
         # each waits for the one before (its callbacks are served in its own thread)
         self._asking = threading.RLock()
-        self._taking_back = False  # decoding what a call changed (the grader's end)
 
     # ---------------------------------------------------------------- encoding
     def encode(self, value: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise ValueError("data nested too deeply")
         kind = type(value)
+        if kind is int and value.bit_length() > 14_000:  # JSON writes at most 4,300 digits
+            raise ValueError("an integer too long to send")
         if value is None or kind in (bool, int, str):
             return value
         if kind is float:
@@ -382,8 +389,6 @@ class Channel:
         if tag == "n":
             return _number(body)
         if tag == "g":
-            if self.trusted and not self._taking_back:  # only as an argument coming back
-                raise ValueError("malformed message")
             return _generator(self.decode(body, depth + 1))
         if tag in ("dt", "ty"):
             kind = _number_dtype_named(body)
@@ -537,11 +542,7 @@ class Channel:
                     answer = self.decode(reply.get("ok"))
                     if self.trusted and op == "call" and "changed" in reply:
                         sent = [fields.get("args"), fields.get("kwargs")]
-                        self._taking_back = True
-                        try:
-                            _write_back(sent, self.decode(reply["changed"]))
-                        finally:
-                            self._taking_back = False
+                        _write_back(sent, self.decode(reply["changed"]))
                 except (ValueError, KeyError, TypeError, OverflowError, SystemError) as error:
                     self._break(f"the kernel sent a malformed answer ({error})")
                 if self.trusted:
@@ -878,6 +879,10 @@ def _bounded(target: Any, args: list, kwargs: dict) -> tuple[list, dict]:
             "from here"
         )
     if isinstance(target, np.ufunc):
+        if set(kwargs) - {"dtype", "casting", "order"}:  # sig= is signature= too
+            raise PermissionError(
+                "the grader's ufuncs take no keywords but dtype=, casting= and order= from here"
+            )
         if target.signature is not None:  # matmul and other generalised ufuncs
             raise PermissionError(f"the grader's {target.__name__} cannot be called from here")
         args = [_numbers(a) for a in args]
@@ -891,6 +896,8 @@ def _bounded(target: Any, args: list, kwargs: dict) -> tuple[list, dict]:
         except TypeError:  # arguments the sampler does not take: the call says so itself
             return args, kwargs
         asked = bound.arguments
+        if "out" in asked or not _number_dtype(asked.get("dtype")):  # given by position
+            raise PermissionError("the grader's numpy takes no out= or dtype= but a number's")
         for name, value in asked.items():
             asked[name] = (
                 tuple(_numbers(v) for v in value) if name == "args" else _numbers(value)
