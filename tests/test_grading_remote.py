@@ -224,9 +224,9 @@ def test_the_student_may_test_compare_print_and_name_the_tests_objects(pair: tup
 
 def test_tuples_lists_and_numbers_of_every_kind_come_back_as_data(pair: tuple) -> None:
     """A namedtuple arrives as the tuple of its items, a list subclass as the
-    items it holds (whatever its iteration says), and numpy's numbers inside
-    lists as numbers: a 256 x 512 list of np.float64 is one answer, not 131,072
-    arrays (helper-21)."""
+    items it holds (whatever its iteration says), and numbers inside lists as
+    JSON numbers: a 256 x 512 list of np.float64 is one answer, not 131,072
+    arrays, and 300,000 Python floats fit in one (helper-21)."""
     grader, student = pair
     exec(
         "import collections, numpy as np\n"
@@ -240,7 +240,15 @@ def test_tuples_lists_and_numbers_of_every_kind_come_back_as_data(pair: tuple) -
         "            np.float64('nan'), np.float16(1.5)]\n",
         student,
     )
-    ns = run(grader, "g = grads()\nh = hidden()\nl = listed()\nn = numbers()\n")
+    exec(
+        "def plain_lists():\n"  # .tolist() of a 600 x 500 gradient: 300,000 Python floats
+        "    return np.random.default_rng(0).standard_normal((600, 500)).tolist()\n",
+        student,
+    )
+    ns = run(
+        grader, "g = grads()\nh = hidden()\nl = listed()\nn = numbers()\np = plain_lists()\n"
+    )
+    assert ns["p"] == np.random.default_rng(0).standard_normal((600, 500)).tolist()
     assert type(ns["g"]) is tuple and len(ns["g"]) == 3 and ns["g"][2] == 3.0
     assert ns["h"] == [1, 2]
     assert np.array(ns["l"]).shape == (256, 512) and type(ns["l"][3][4]) is np.float64

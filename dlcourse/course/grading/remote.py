@@ -328,8 +328,8 @@ class Channel:
             raise ValueError("an integer too long to send")
         if value is None or kind in (bool, int, str):
             return value
-        if kind is float:
-            return {"f": repr(value)}  # nan and inf survive JSON
+        if kind is float:  # as a JSON number (read back exactly), but nan and inf by name
+            return value if math.isfinite(value) else {"f": repr(value)}
         if kind is complex:
             return {"c": [repr(value.real), repr(value.imag)]}
         if kind is bytes:
@@ -372,7 +372,7 @@ class Channel:
     def decode(self, data: Any, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise ValueError("data nested too deeply")
-        if data is None or type(data) in (bool, int, str):
+        if data is None or type(data) in (bool, int, float, str):
             return data
         if type(data) is not dict or len(data) != 1:
             raise ValueError("malformed message")
