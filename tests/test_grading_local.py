@@ -313,14 +313,14 @@ def graded_by_two_workers(
 ) -> dict[str, tuple[events.TaskResult | None, str]]:
     """student -> (result, problem), as a pool of two local workers gave them,
     each student once."""
-    given: list[tuple[str, events.TaskResult | None, str]] = []
+    reported: list[tuple[str, events.TaskResult | None, str]] = []
     workers = dispatch.LocalWorkers(2)
     try:
-        workers.run(bundle, tasks, lambda t, got, why: given.append((t.student, got, why)))
+        workers.run(bundle, tasks, lambda t, got, why: reported.append((t.student, got, why)))
     finally:
         workers.close()
-    assert sorted(student for student, _, _ in given) == sorted(t.student for t in tasks)
-    return {student: (got, why) for student, got, why in given}
+    assert sorted(student for student, _, _ in reported) == sorted(t.student for t in tasks)
+    return {student: (got, why) for student, got, why in reported}
 
 
 def assert_full_marks(outcome: dict, students: list[str]) -> None:
